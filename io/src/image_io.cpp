@@ -1,0 +1,1 @@
+#include <seg/io/image_io.h>

@@ -1,0 +1,25 @@
+#pragma once
+// Random affine augmentation as the notebook does it: theta = I + scale * randn, per sample.
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+namespace seg {
+
+// B x 2 x 3 affine matrices I + scale * N(0,1), drawn from `gen` (CPU generator; the result
+// is moved to `device`), so the same seed gives the same matrices on CPU and CUDA.
+at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
+                               const at::Device& device);
+
+// Applies theta (B x 2 x 3) to images (B x C x H x W float, bilinear) and labels
+// (B x H x W integer, nearest; the output stays in the input's dtype and label set),
+// with align_corners=false as in the notebook's defaults. Out-of-image pixels become 0.
+std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
+                                               const at::Tensor& theta);
+
+// random_affine_theta + apply_affine.
+std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const at::Tensor& labels,
+                                                double scale, at::Generator& gen);
+
+}  // namespace seg

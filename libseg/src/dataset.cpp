@@ -1,0 +1,296 @@
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+
+namespace seg {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---- ClassTable ---------------------------------------------------------------------------
+
+int ClassTable::max_value() const {
+  int m = 0;
+  for (const auto& e : entries) m = std::max(m, e.second);
+  return m;
+}
+
+std::string ClassTable::name_of(int value) const {
+  for (const auto& e : entries)
+    if (e.second == value) return e.first;
+  return "label_" + std::to_string(value);
+}
+
+bool ClassTable::contains(int value) const {
+  return std::any_of(entries.begin(), entries.end(), [&](const auto& e) { return e.second == value; });
+}
+
+ClassTable ClassTable::numbered(int num_classes) {
+  ClassTable table;
+  for (int v = 0; v < num_classes; ++v)
+    table.entries.emplace_back(v == 0 ? "background" : "label_" + std::to_string(v), v);
+  return table;
+}
+
+// ---- DatasetSpec --------------------------------------------------------------------------
+
+namespace {
+std::string replace_case(const std::string& pattern, const std::string& c) {
+  std::string out = pattern;
+  const std::string key = "{case}";
+  for (size_t pos = out.find(key); pos != std::string::npos; pos = out.find(key, pos + c.size()))
+    out.replace(pos, key.size(), c);
+  return out;
+}
+}  // namespace
+
+DatasetSpec DatasetSpec::read(const fs::path& path) {
+  const std::string text = read_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(path.string(), std::string("malformed JSON: ") + e.what());
+  }
+  auto fail = [&](const std::string& why) { throw Error(path.string(), why); };
+  if (!j.is_object()) fail("expected a JSON object at the top level");
+  DatasetSpec spec;
+  try {
+    spec.name = j.value("name", path.parent_path().filename().string());
+    spec.description = j.value("description", "");
+    if (j.contains("size")) {
+      if (!j["size"].is_array() || j["size"].size() != 2) fail("\"size\" must be [height, width]");
+      spec.size = j["size"].get<std::vector<int64_t>>();
+      if (spec.size[0] <= 0 || spec.size[1] <= 0) fail("\"size\" must be positive");
+    }
+    if (!j.contains("images") || !j["images"].is_string()) fail("missing \"images\" pattern (e.g. \"images/{case}.png\")");
+    spec.images_pattern = j["images"].get<std::string>();
+    if (spec.images_pattern.find("{case}") == std::string::npos) fail("\"images\" pattern has no {case}");
+    if (j.contains("labels") && !j["labels"].is_null()) {
+      if (!j["labels"].is_string()) fail("\"labels\" must be a pattern string");
+      spec.labels_pattern = j["labels"].get<std::string>();
+      if (spec.labels_pattern.find("{case}") == std::string::npos) fail("\"labels\" pattern has no {case}");
+    }
+    if (!j.contains("classes") || !j["classes"].is_object() || j["classes"].empty())
+      fail("missing \"classes\" object ({\"background\": 0, ...})");
+    std::set<int> values;
+    for (auto it = j["classes"].begin(); it != j["classes"].end(); ++it) {
+      if (!it.value().is_number_integer()) fail("class \"" + it.key() + "\" must have an integer value");
+      int v = it.value().get<int>();
+      if (v < 0 || v > 255) fail("class \"" + it.key() + "\" has value " + std::to_string(v) + " outside 0..255");
+      if (!values.insert(v).second) fail("two classes share the value " + std::to_string(v));
+      spec.classes.entries.emplace_back(it.key(), v);
+    }
+    std::sort(spec.classes.entries.begin(), spec.classes.entries.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::set<std::string> seen;
+    if (j.contains("split")) {
+      if (!j["split"].is_object()) fail("\"split\" must map split names to case lists");
+      for (auto it = j["split"].begin(); it != j["split"].end(); ++it) {
+        if (!it.value().is_array()) fail("split \"" + it.key() + "\" must be a list of case IDs");
+        auto cases = it.value().get<std::vector<std::string>>();
+        std::set<std::string> in_split;
+        for (const auto& c : cases) {
+          if (c.empty()) fail("split \"" + it.key() + "\" has an empty case ID");
+          if (!in_split.insert(c).second) fail("case " + c + " is listed twice in split \"" + it.key() + "\"");
+          if (seen.insert(c).second) spec.cases.push_back(c);
+        }
+        spec.splits[it.key()] = std::move(cases);
+      }
+    }
+    if (j.contains("cases")) {
+      for (const auto& c : j["cases"].get<std::vector<std::string>>())
+        if (seen.insert(c).second) spec.cases.push_back(c);
+    }
+    if (spec.cases.empty()) fail("lists no cases (\"split\" or \"cases\")");
+  } catch (const json::exception& e) {
+    fail(std::string("unexpected value: ") + e.what());
+  }
+  return spec;
+}
+
+std::string DatasetSpec::to_json() const {
+  json j = json::object();
+  j["name"] = name;
+  if (!description.empty()) j["description"] = description;
+  if (!size.empty()) j["size"] = size;
+  j["images"] = images_pattern;
+  if (!labels_pattern.empty()) j["labels"] = labels_pattern;
+  json classes_json = json::object();
+  for (const auto& [n, v] : classes.entries) classes_json[n] = v;
+  j["classes"] = classes_json;
+  json split_json = json::object();
+  for (const auto& [n, cs] : splits) split_json[n] = cs;
+  j["split"] = split_json;
+  std::set<std::string> in_split;
+  for (const auto& [n, cs] : splits) in_split.insert(cs.begin(), cs.end());
+  std::vector<std::string> extra;
+  for (const auto& c : cases)
+    if (!in_split.count(c)) extra.push_back(c);
+  if (!extra.empty()) j["cases"] = extra;
+  return j.dump(1) + "\n";
+}
+
+fs::path DatasetSpec::image_path(const fs::path& root, const std::string& c) const {
+  return root / replace_case(images_pattern, c);
+}
+fs::path DatasetSpec::label_path(const fs::path& root, const std::string& c) const {
+  return root / replace_case(labels_pattern, c);
+}
+
+// ---- Dataset ------------------------------------------------------------------------------
+
+std::vector<int64_t> Dataset::split_indices(const std::string& split) const {
+  auto it = splits.find(split);
+  if (it == splits.end()) {
+    std::string known;
+    for (const auto& [n, cs] : splits) known += (known.empty() ? "" : ", ") + n;
+    throw Error(source, "has no split \"" + split + "\" (it has: " + (known.empty() ? "none" : known) + ")");
+  }
+  std::map<std::string, int64_t> row;
+  for (int64_t i = 0; i < size(); ++i) row[cases[static_cast<size_t>(i)]] = i;
+  std::vector<int64_t> rows;
+  for (const auto& c : it->second) {
+    auto r = row.find(c);
+    if (r == row.end()) throw Error(source, "split \"" + split + "\" names case " + c + ", which the data set lacks");
+    rows.push_back(r->second);
+  }
+  return rows;
+}
+
+Dataset Dataset::subset(const std::string& split) const {
+  const auto rows = split_indices(split);
+  auto index = torch::tensor(rows, torch::kLong);
+  Dataset out;
+  out.name = name;
+  out.source = source;
+  out.classes = classes;
+  out.images = images.index_select(0, index);
+  if (labels.defined()) out.labels = labels.index_select(0, index);
+  for (auto r : rows) out.cases.push_back(cases[static_cast<size_t>(r)]);
+  out.splits[split] = out.cases;
+  return out;
+}
+
+void Dataset::validate() const {
+  if (!images.defined() || images.dim() != 3)
+    throw Error(source, "images must be an N x H x W tensor");
+  if (images.size(0) != size())
+    throw Error(source, std::to_string(images.size(0)) + " images but " + std::to_string(size()) + " case IDs");
+  if (labels.defined()) {
+    if (labels.sizes() != images.sizes())
+      throw Error(source, "label maps and images differ in shape");
+    if (labels.scalar_type() != torch::kByte) throw Error(source, "label maps must be uint8");
+    auto present = std::get<0>(at::_unique(labels.flatten()));
+    for (int64_t i = 0; i < present.numel(); ++i) {
+      int v = present[i].item<int>();
+      if (!classes.contains(v))
+        throw Error(source, "label value " + std::to_string(v) + " is not in the class table");
+    }
+  }
+  std::set<std::string> unique(cases.begin(), cases.end());
+  if (unique.size() != cases.size()) throw Error(source, "case IDs are not unique");
+}
+
+// ---- Tensor pack --------------------------------------------------------------------------
+
+namespace {
+constexpr const char* kPackFormat = "segsuite-pack-1";
+
+c10::List<std::string> to_list(const std::vector<std::string>& v) {
+  c10::List<std::string> list;
+  for (const auto& s : v) list.push_back(s);
+  return list;
+}
+
+std::vector<std::string> strings_of(const c10::IValue& value, const std::string& key, const fs::path& path) {
+  if (!value.isList()) throw Error(path.string(), "tensor pack entry \"" + key + "\" is not a list");
+  std::vector<std::string> out;
+  for (const auto& item : value.toListRef()) {
+    if (!item.isString()) throw Error(path.string(), "tensor pack entry \"" + key + "\" holds a non-string");
+    out.push_back(item.toStringRef());
+  }
+  return out;
+}
+}  // namespace
+
+bool is_tensor_pack(const fs::path& path) {
+  const auto ext = path.extension().string();
+  return ext == ".pth" || ext == ".pt";
+}
+
+void save_tensor_pack(const Dataset& data, const fs::path& path) {
+  data.validate();
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  dict.insert("format", std::string(kPackFormat));
+  dict.insert("name", data.name);
+  dict.insert("images", data.images.contiguous());
+  if (data.labels.defined()) dict.insert("labels", data.labels.contiguous());
+  dict.insert("cases", to_list(data.cases));
+  std::vector<std::string> names;
+  std::vector<int64_t> values;
+  for (const auto& [n, v] : data.classes.entries) {
+    names.push_back(n);
+    values.push_back(v);
+  }
+  dict.insert("class_names", to_list(names));
+  dict.insert("class_values", c10::List<int64_t>(values));
+  std::vector<std::string> split_names;
+  for (const auto& [n, cs] : data.splits) {
+    split_names.push_back(n);
+    dict.insert("split_" + n, to_list(cs));
+  }
+  dict.insert("split_names", to_list(split_names));
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+Dataset load_tensor_pack(const fs::path& path) {
+  const std::string bytes = read_file(path);
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    throw Error(path.string(), "not a readable tensor pack (" + why.substr(0, why.find('\n')) + ")");
+  }
+  if (!value.isGenericDict()) throw Error(path.string(), "not a tensor pack: expected a dict");
+  auto dict = value.toGenericDict();
+  auto get = [&](const std::string& key) -> c10::IValue {
+    auto it = dict.find(key);
+    if (it == dict.end()) throw Error(path.string(), "tensor pack lacks \"" + key + "\"");
+    return it->value();
+  };
+  if (!dict.contains("format") || !get("format").isString() || get("format").toStringRef() != kPackFormat)
+    throw Error(path.string(), std::string("not a tensor pack of format ") + kPackFormat +
+                                   " (convert notebook files with seg-convert --notebook)");
+  Dataset data;
+  data.source = path.string();
+  data.name = get("name").isString() ? get("name").toStringRef() : path.stem().string();
+  if (!get("images").isTensor()) throw Error(path.string(), "\"images\" is not a tensor");
+  data.images = get("images").toTensor();
+  if (dict.contains("labels")) {
+    if (!get("labels").isTensor()) throw Error(path.string(), "\"labels\" is not a tensor");
+    data.labels = get("labels").toTensor();
+  }
+  data.cases = strings_of(get("cases"), "cases", path);
+  auto names = strings_of(get("class_names"), "class_names", path);
+  auto values_iv = get("class_values");
+  if (!values_iv.isIntList() && !values_iv.isList()) throw Error(path.string(), "\"class_values\" is not a list");
+  std::vector<int64_t> values;
+  for (const auto& v : values_iv.toListRef()) values.push_back(v.toInt());
+  if (names.size() != values.size()) throw Error(path.string(), "class_names and class_values differ in length");
+  for (size_t i = 0; i < names.size(); ++i) data.classes.entries.emplace_back(names[i], static_cast<int>(values[i]));
+  for (const auto& n : strings_of(get("split_names"), "split_names", path))
+    data.splits[n] = strings_of(get("split_" + n), "split_" + n, path);
+  data.validate();
+  return data;
+}
+
+}  // namespace seg

@@ -1,0 +1,70 @@
+#include "common.h"
+
+#include <seg/error.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+namespace seg::tools {
+
+int run_tool(const std::string& tool, std::ostream& err, const std::function<int()>& body) {
+  const std::string prefix = "seg-" + tool + ": error: ";
+  try {
+    return body();
+  } catch (const seg::UsageError& e) {
+    err << prefix << e.what() << "\n";
+    return kUsage;
+  } catch (const CLI::ParseError& e) {
+    err << prefix << e.what() << " (see --help)\n";
+    return kUsage;
+  } catch (const seg::Error& e) {
+    err << prefix << e.what() << "\n";
+    return kBadInput;
+  } catch (const c10::Error& e) {
+    // LibTorch's messages carry a C++ backtrace; the first line is what a user needs.
+    std::string message = e.what_without_backtrace();
+    message = message.substr(0, message.find('\n'));
+    err << prefix << message << "\n";
+    return kBadInput;
+  } catch (const std::exception& e) {
+    err << prefix << e.what() << "\n";
+    return kBadInput;
+  }
+}
+
+bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& out) {
+  // CLI11 consumes a vector from the back.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return false;
+  } catch (const CLI::CallForAllHelp&) {
+    out << app.help("", CLI::AppFormatMode::All);
+    return false;
+  } catch (const CLI::CallForVersion& e) {
+    out << e.what() << "\n";
+    return false;
+  } catch (const CLI::ParseError& e) {
+    throw seg::UsageError(std::string(e.what()) + " (see " + app.get_name() + " --help)");
+  }
+  return true;
+}
+
+void set_threads(int requested) {
+  int threads = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+  if (threads < 1) threads = 1;
+  torch::set_num_threads(threads);
+}
+
+bool is_terminal(const std::ostream& stream) {
+  if (&stream == &std::cout) return isatty(STDOUT_FILENO) != 0;
+  if (&stream == &std::cerr) return isatty(STDERR_FILENO) != 0;
+  return false;
+}
+
+}  // namespace seg::tools

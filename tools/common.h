@@ -1,0 +1,29 @@
+#pragma once
+// What every tool shares: exit codes, one-line errors, CLI11 parsing of an argument vector.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace seg::tools {
+
+enum ExitCode { kOk = 0, kBadInput = 1, kUsage = 2 };
+
+// Runs `body` and turns what it throws into "seg-<tool>: error: <message>" on err and
+// the exit code: seg::Error -> 1, seg::UsageError / CLI::ParseError -> 2, anything else -> 1.
+int run_tool(const std::string& tool, std::ostream& err, const std::function<int()>& body);
+
+// Parses args (in order, without the program name) into app. Returns true when the tool
+// should go on; false after --help or --version was printed to out (exit 0).
+// Parse errors throw seg::UsageError with CLI11's message and a hint to --help.
+bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& out);
+
+// Threads for LibTorch's intra-op pool: `requested` if > 0, else the machine's cores.
+void set_threads(int requested);
+
+// True when `stream` is std::cout or std::cerr attached to a terminal (for progress lines).
+bool is_terminal(const std::ostream& stream);
+
+}  // namespace seg::tools

@@ -1,0 +1,1 @@
+#include <seg/viz/overlay.h>

@@ -1,0 +1,50 @@
+#pragma once
+// A trained model in one file: network, weights and everything inference needs.
+#include <seg/dataset.h>
+#include <seg/models.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace seg {
+
+// How raw pixel values become network input.
+//   dataset: (x - mean) / std with mean and std of the training images (the notebook's
+//            z-normalisation, computed on our split);
+//   image:   per image, clip to its 0.5..99.5 percentiles, then (x - mean) / std of that image
+//            (robust to other scanners' exposure and bit depth).
+struct Normalization {
+  std::string mode = "dataset";
+  double mean = 0.0;
+  double std = 1.0;
+};
+
+struct ModelInfo {
+  NetworkSpec network;
+  ClassTable classes;                 // channel k of the output is classes.entries[k]
+  std::vector<int64_t> input_size;    // [H, W] the network was trained at
+  Normalization normalization;
+  std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
+};
+
+struct Model {
+  ModelInfo info;
+  SegNet net;
+};
+
+// A file Python's torch.load reads: {"format": "segsuite-model-1", "metadata": <JSON text>,
+// "state_dict": {name: tensor}}. Weights are saved as float32 on the CPU.
+void save_model(const Model& model, const std::filesystem::path& path);
+
+// Reads our model file, or a run folder holding model.pth. Throws seg::Error naming the file.
+Model load_model(const std::filesystem::path& path_or_run);
+
+// Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the
+// "state_dict" of our model file into `net`; every parameter must match in name and shape.
+void load_state_dict(torch::nn::Module& net, const std::filesystem::path& path);
+
+std::string model_info_to_json(const ModelInfo& info);
+ModelInfo model_info_from_json(const std::string& json_text, const std::string& source);
+
+}  // namespace seg

@@ -1,0 +1,80 @@
+#pragma once
+// Training a network on a data set, the notebook's recipe by default, with checkpoints and
+// resume.
+#include <seg/dataset.h>
+#include <seg/model_file.h>
+#include <seg/weights.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace seg {
+
+struct TrainOptions {
+  std::string architecture = "fcn";
+  int64_t epochs = 50;
+  int64_t batch = 3;              // shuffled every epoch; the last partial batch is dropped
+  double lr = 1e-3;               // Adam
+  uint64_t seed = 42;
+  WeightMode weight_mode = WeightMode::power;
+  double weight_power = 0.35;     // class weights from the train split's label counts
+  double augment_scale = 0.1;     // theta = I + scale * randn; 0 switches augmentation off
+  int64_t val_every = 5;          // validate after every k-th epoch (and after the last); 0: never
+  std::string train_split = "train";
+  std::string val_split = "test"; // empty or absent from the data: no validation
+  std::string normalization = "dataset";  // "dataset" (z-score of the train split) or "image"
+  std::string device = "auto";
+  bool deterministic = false;     // LibTorch's deterministic algorithms (CUDA needs it for repeatability)
+
+  std::string to_json() const;
+  static TrainOptions from_json(const std::string& text, const std::string& source);
+};
+
+struct EpochLog {
+  int64_t epoch = 0;               // 1-based
+  double loss = 0.0;               // mean training loss over the epoch's steps
+  double seconds = 0.0;            // wall time of the epoch's training steps and validation
+  std::vector<double> val_dice;    // per label 1..C-1, empty when not validated this epoch
+  double mean_dice() const;
+};
+
+struct StepProgress {
+  int64_t epoch, epochs, step, steps;
+  double loss;                     // running mean over the epoch so far
+  double images_per_second;
+  double seconds_left;             // estimate for the whole run
+};
+
+// Callbacks for a terminal or a log; the defaults do nothing.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual void on_start(const std::string& device, int64_t trainable_parameters, int64_t train_cases,
+                        int64_t val_cases, int64_t first_epoch) {}
+  virtual void on_step(const StepProgress& progress) {}  // at most a few times a second
+  virtual void on_epoch(const EpochLog& record, const std::vector<EpochLog>& history) {}
+};
+
+struct TrainResult {
+  Model model;
+  std::vector<EpochLog> history;
+};
+
+// Trains on data's train split, validates on its val split, and writes into run_dir:
+// model.pth (the model file; also after every validation, so an interrupted run leaves the
+// best-so-far usable), checkpoint.pt (weights, Adam state, epoch, RNG state, log; written
+// after every epoch), log.csv. Every file is written atomically.
+// With resume = true the options come from run_dir's checkpoint and training continues
+// after its last finished epoch (`options` then only sets epochs, to extend a run).
+TrainResult train_network(const Dataset& data, const TrainOptions& options,
+                          const std::filesystem::path& run_dir, TrainObserver* observer = nullptr,
+                          bool resume = false);
+
+// The options a run folder was started with (from its checkpoint); seg::Error if none.
+TrainOptions read_run_options(const std::filesystem::path& run_dir);
+
+// log.csv text: epoch,loss,seconds,dice_<class>...,mean_dice (empty cells when not validated).
+std::string format_log_csv(const std::vector<EpochLog>& history, const ClassTable& classes);
+
+}  // namespace seg

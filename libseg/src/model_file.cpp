@@ -1,0 +1,154 @@
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/model_file.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+namespace seg {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+constexpr const char* kModelFormat = "segsuite-model-1";
+
+c10::impl::GenericDict state_dict_of(const torch::nn::Module& net) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& item : net.named_parameters(true))
+    dict.insert(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
+  for (const auto& item : net.named_buffers(true))
+    dict.insert(item.key(), item.value().detach().to(torch::kCPU).contiguous());
+  return dict;
+}
+
+c10::IValue read_pickle(const fs::path& path) {
+  const std::string bytes = read_file(path);
+  try {
+    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    throw Error(path.string(), "not a readable model file (" + why.substr(0, why.find('\n')) + ")");
+  }
+}
+
+void copy_state(torch::nn::Module& net, const c10::impl::GenericDict& dict, const fs::path& path) {
+  torch::NoGradGuard no_grad;
+  size_t matched = 0;
+  auto assign = [&](const std::string& name, at::Tensor& target) {
+    auto it = dict.find(name);
+    if (it == dict.end()) throw Error(path.string(), "has no weights for \"" + name + "\" (another network?)");
+    if (!it->value().isTensor()) throw Error(path.string(), "entry \"" + name + "\" is not a tensor");
+    const auto source = it->value().toTensor();
+    if (source.sizes() != target.sizes()) {
+      std::ostringstream why;
+      why << "weights \"" << name << "\" have shape " << source.sizes() << " but the network expects "
+          << target.sizes() << " (a model for another network or number of classes?)";
+      throw Error(path.string(), why.str());
+    }
+    target.copy_(source);
+    ++matched;
+  };
+  for (auto& item : net.named_parameters(true)) assign(item.key(), item.value());
+  for (auto& item : net.named_buffers(true)) assign(item.key(), item.value());
+  if (matched != dict.size())
+    throw Error(path.string(), "holds " + std::to_string(dict.size()) + " tensors, the network " +
+                                   std::to_string(matched) + ": not the same architecture");
+}
+}  // namespace
+
+std::string model_info_to_json(const ModelInfo& info) {
+  json j;
+  j["architecture"] = info.network.architecture;
+  j["in_channels"] = info.network.in_channels;
+  j["num_classes"] = info.network.num_classes;
+  json classes = json::array();
+  for (const auto& [name, value] : info.classes.entries) classes.push_back({{"name", name}, {"value", value}});
+  j["classes"] = classes;
+  j["input_size"] = info.input_size;
+  j["normalization"] = {{"mode", info.normalization.mode},
+                        {"mean", info.normalization.mean},
+                        {"std", info.normalization.std}};
+  j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
+  return j.dump(1);
+}
+
+ModelInfo model_info_from_json(const std::string& text, const std::string& source) {
+  ModelInfo info;
+  try {
+    const json j = json::parse(text);
+    info.network.architecture = j.at("architecture").get<std::string>();
+    info.network.in_channels = j.at("in_channels").get<int64_t>();
+    info.network.num_classes = j.at("num_classes").get<int64_t>();
+    for (const auto& c : j.at("classes"))
+      info.classes.entries.emplace_back(c.at("name").get<std::string>(), c.at("value").get<int>());
+    info.input_size = j.at("input_size").get<std::vector<int64_t>>();
+    const auto& n = j.at("normalization");
+    info.normalization.mode = n.at("mode").get<std::string>();
+    info.normalization.mean = n.at("mean").get<double>();
+    info.normalization.std = n.at("std").get<double>();
+    info.provenance_json = j.value("provenance", json::object()).dump();
+  } catch (const json::exception& e) {
+    throw Error(source, std::string("model metadata is malformed: ") + e.what());
+  }
+  if (info.classes.size() != info.network.num_classes)
+    throw Error(source, "model metadata lists " + std::to_string(info.classes.size()) + " classes for " +
+                            std::to_string(info.network.num_classes) + " output channels");
+  if (info.input_size.size() != 2 || info.input_size[0] <= 0 || info.input_size[1] <= 0)
+    throw Error(source, "model metadata has no valid input_size [H, W]");
+  if (info.normalization.mode != "dataset" && info.normalization.mode != "image")
+    throw Error(source, "unknown normalization mode \"" + info.normalization.mode + "\"");
+  if (!(info.normalization.std > 0)) throw Error(source, "normalization std must be positive");
+  return info;
+}
+
+void save_model(const Model& model, const fs::path& path) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  dict.insert("format", std::string(kModelFormat));
+  dict.insert("metadata", model_info_to_json(model.info));
+  dict.insert("state_dict", state_dict_of(*model.net));
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+Model load_model(const fs::path& path_or_run) {
+  fs::path path = path_or_run;
+  if (fs::is_directory(path)) {
+    path = path / "model.pth";
+    if (!fs::exists(path))
+      throw Error(path_or_run.string(), "is a folder without model.pth (not a finished training run?)");
+  }
+  const c10::IValue value = read_pickle(path);
+  if (!value.isGenericDict()) throw Error(path.string(), "not a segsuite model file (expected a dict)");
+  const auto dict = value.toGenericDict();
+  auto format = dict.find("format");
+  if (format == dict.end() || !format->value().isString() || format->value().toStringRef() != kModelFormat)
+    throw Error(path.string(), std::string("not a segsuite model file (no format \"") + kModelFormat +
+                                   "\"; a plain state_dict loads with seg-train --init-weights)");
+  auto metadata = dict.find("metadata");
+  auto weights = dict.find("state_dict");
+  if (metadata == dict.end() || !metadata->value().isString() || weights == dict.end() ||
+      !weights->value().isGenericDict())
+    throw Error(path.string(), "model file lacks its metadata or state_dict");
+  Model model;
+  model.info = model_info_from_json(metadata->value().toStringRef(), path.string());
+  try {
+    model.net = make_network(model.info.network);
+  } catch (const UsageError& e) {
+    throw Error(path.string(), e.what());
+  }
+  copy_state(*model.net, weights->value().toGenericDict(), path);
+  model.net->eval();
+  return model;
+}
+
+void load_state_dict(torch::nn::Module& net, const fs::path& path) {
+  const c10::IValue value = read_pickle(path);
+  if (!value.isGenericDict()) throw Error(path.string(), "not a state_dict (expected a dict of tensors)");
+  auto dict = value.toGenericDict();
+  auto inner = dict.find("state_dict");
+  if (inner != dict.end() && inner->value().isGenericDict()) dict = inner->value().toGenericDict();
+  copy_state(net, dict, path);
+}
+
+}  // namespace seg

@@ -1,0 +1,135 @@
+// The notebook's three networks. Parameter names follow the notebook's PyTorch modules
+// (an nn.Sequential of conv groups; the LightUNet's encoder_block1 ... classifier), so a
+// Python state_dict of the same network loads, and ours loads in Python.
+#include <seg/error.h>
+#include <seg/models.h>
+
+#include <torch/torch.h>
+
+#include <sstream>
+
+namespace seg {
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+namespace {
+
+// Conv3x3 (padding 1) + InstanceNorm (no affine parameters, as PyTorch's default) + LeakyReLU(0.01).
+nn::Sequential conv_group(int64_t in, int64_t out, int64_t stride) {
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)),
+                        nn::InstanceNorm2d(nn::InstanceNorm2dOptions(out)),
+                        nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.01)));
+}
+
+// Four conv groups (strides 2, 2, 1, 1) and a 3x3 classifier: logits at 1/4 resolution.
+class FullyConvImpl : public SegNetImpl {
+ public:
+  FullyConvImpl(const NetworkSpec& spec, std::array<int64_t, 4> widths) {
+    const std::array<int64_t, 4> strides{2, 2, 1, 1};
+    int64_t in = spec.in_channels;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      groups_.push_back(register_module(std::to_string(i), conv_group(in, widths[i], strides[i])));
+      in = widths[i];
+    }
+    classifier_ = register_module("4", nn::Conv2d(nn::Conv2dOptions(in, spec.num_classes, 3).padding(1)));
+  }
+  at::Tensor forward(const at::Tensor& input) override {
+    at::Tensor x = input;
+    for (auto& group : groups_) x = group->forward(x);
+    return classifier_->forward(x);
+  }
+
+ private:
+  std::vector<nn::Sequential> groups_;
+  nn::Conv2d classifier_{nullptr};
+};
+
+// Encoder 64 (stride 1), 128, 256, 512 (stride 2); decoder 256, 128, 64 on bilinear x2
+// upsampling concatenated with the skip; 1x1 classifier at full resolution.
+class LightUNetImpl : public SegNetImpl {
+ public:
+  explicit LightUNetImpl(const NetworkSpec& spec) {
+    encoder1_ = register_module("encoder_block1", conv_group(spec.in_channels, 64, 1));
+    encoder2_ = register_module("encoder_block2", conv_group(64, 128, 2));
+    encoder3_ = register_module("encoder_block3", conv_group(128, 256, 2));
+    encoder4_ = register_module("encoder_block4", conv_group(256, 512, 2));
+    decoder4_ = register_module("decoder_block4", conv_group(512 + 256, 256, 1));
+    decoder3_ = register_module("decoder_block3", conv_group(256 + 128, 128, 1));
+    decoder2_ = register_module("decoder_block2", conv_group(128 + 64, 64, 1));
+    classifier_ = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(64, spec.num_classes, 1)));
+  }
+  at::Tensor forward(const at::Tensor& input) override {
+    auto x1 = encoder1_->forward(input);
+    auto x2 = encoder2_->forward(x1);
+    auto x3 = encoder3_->forward(x2);
+    auto x4 = encoder4_->forward(x3);
+    auto x = decoder4_->forward(upscale_concat(x3, x4));
+    x = decoder3_->forward(upscale_concat(x2, x));
+    x = decoder2_->forward(upscale_concat(x1, x));
+    return classifier_->forward(x);
+  }
+
+ private:
+  static at::Tensor upscale_concat(const at::Tensor& skip, const at::Tensor& coarse) {
+    // Upsample to the skip's size (x2 for even sizes; also right for odd input sizes).
+    auto up = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                         .size(std::vector<int64_t>{skip.size(2), skip.size(3)})
+                                         .mode(torch::kBilinear)
+                                         .align_corners(false));
+    return torch::cat({up, skip}, 1);
+  }
+  nn::Sequential encoder1_{nullptr}, encoder2_{nullptr}, encoder3_{nullptr}, encoder4_{nullptr};
+  nn::Sequential decoder4_{nullptr}, decoder3_{nullptr}, decoder2_{nullptr};
+  nn::Conv2d classifier_{nullptr};
+};
+
+}  // namespace
+
+const std::vector<RegisteredNetwork>& network_registry() {
+  static const std::vector<RegisteredNetwork> registry = {
+      {"fcn", "fully convolutional, 16/32/64/64 channels, logits at 1/4 (notebook; 63,686 parameters)",
+       [](const NetworkSpec& s) -> SegNet { return std::make_shared<FullyConvImpl>(s, std::array<int64_t, 4>{16, 32, 64, 64}); }},
+      {"fcn-wide", "fully convolutional, 64/128/256/256 channels (notebook; 973,574 parameters)",
+       [](const NetworkSpec& s) -> SegNet { return std::make_shared<FullyConvImpl>(s, std::array<int64_t, 4>{64, 128, 256, 256}); }},
+      {"light-unet", "light U-Net, 64..512 channels, one conv per level (notebook; 3,873,094 parameters)",
+       [](const NetworkSpec& s) -> SegNet { return std::make_shared<LightUNetImpl>(s); }},
+  };
+  return registry;
+}
+
+std::vector<std::string> network_names() {
+  std::vector<std::string> names;
+  for (const auto& n : network_registry()) names.push_back(n.name);
+  return names;
+}
+
+SegNet make_network(const NetworkSpec& spec) {
+  for (const auto& n : network_registry())
+    if (n.name == spec.architecture) return n.make(spec);
+  std::string known;
+  for (const auto& n : network_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown network \"" + spec.architecture + "\" (known: " + known + ")");
+}
+
+int64_t count_trainable_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters())
+    if (p.requires_grad()) total += p.numel();
+  return total;
+}
+
+std::string describe_network(const torch::nn::Module& module) {
+  std::ostringstream out;
+  for (const auto& item : module.named_modules("", /*include_self=*/false)) {
+    if (!item.value()->children().empty()) continue;
+    int64_t params = 0;
+    for (const auto& p : item.value()->parameters(false)) params += p.numel();
+    std::ostringstream line;
+    item.value()->pretty_print(line);
+    out << "  " << item.key() << "  " << line.str() << "  params=" << params << "\n";
+  }
+  out << "trainable parameters: " << count_trainable_parameters(module) << "\n";
+  return out.str();
+}
+
+}  // namespace seg

@@ -1,0 +1,356 @@
+#include <seg/augment.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/metrics.h>
+#include <seg/predict.h>
+#include <seg/train.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <optional>
+#include <sstream>
+
+namespace seg {
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+const char* weight_mode_name(WeightMode m) {
+  switch (m) {
+    case WeightMode::power: return "power";
+    case WeightMode::inverse: return "inverse";
+    case WeightMode::none: return "none";
+  }
+  return "power";
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Label values -> channel indices 0..C-1 (the identity for 0..C-1 class tables).
+at::Tensor labels_to_channels(const at::Tensor& labels, const ClassTable& classes) {
+  std::vector<int64_t> lut(256, 0);
+  for (size_t k = 0; k < classes.entries.size(); ++k) lut[static_cast<size_t>(classes.entries[k].second)] = static_cast<int64_t>(k);
+  return torch::tensor(lut, torch::kLong).index_select(0, labels.to(torch::kLong).flatten()).view(labels.sizes());
+}
+
+// Everything the training loop keeps on the device, made once.
+struct DeviceData {
+  at::Tensor images;  // N x 1 x H x W float, normalised
+  at::Tensor labels;  // N x H x W long, channel indices
+};
+
+DeviceData to_device(const Dataset& part, const Normalization& norm, const ClassTable& classes, const at::Device& device) {
+  DeviceData d;
+  d.images = normalize_images(part.images, norm).to(device);
+  d.labels = labels_to_channels(part.labels, classes).to(device);
+  return d;
+}
+
+// Mean Dice per label (1..C-1) over the cases, as the notebook's validation: batched, no autograd.
+std::vector<double> validate(SegNetImpl& net, const DeviceData& val, int64_t num_classes) {
+  torch::NoGradGuard no_grad;
+  net.eval();
+  const int64_t n = val.images.size(0), chunk = 16;
+  at::Tensor sum = torch::zeros({num_classes - 1}, torch::TensorOptions().dtype(torch::kFloat).device(val.images.device()));
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t len = std::min(chunk, n - start);
+    auto x = val.images.narrow(0, start, len);
+    auto y = val.labels.narrow(0, start, len);
+    auto logits = upsample_logits(net.forward(x), y.size(1), y.size(2));
+    sum += dice_per_case(logits.argmax(1), y, num_classes).sum(0);
+  }
+  net.train();
+  auto mean = (sum / static_cast<double>(n)).to(torch::kCPU, torch::kDouble);
+  return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+}
+
+std::string history_to_json(const std::vector<EpochLog>& history) {
+  json j = json::array();
+  for (const auto& r : history)
+    j.push_back({{"epoch", r.epoch}, {"loss", r.loss}, {"seconds", r.seconds}, {"val_dice", r.val_dice}});
+  return j.dump();
+}
+
+std::vector<EpochLog> history_from_json(const std::string& text) {
+  std::vector<EpochLog> history;
+  for (const auto& e : json::parse(text)) {
+    EpochLog r;
+    r.epoch = e.at("epoch").get<int64_t>();
+    r.loss = e.at("loss").get<double>();
+    r.seconds = e.at("seconds").get<double>();
+    r.val_dice = e.at("val_dice").get<std::vector<double>>();
+    history.push_back(r);
+  }
+  return history;
+}
+
+struct Checkpoint {
+  int64_t epoch = 0;
+  std::string options_json, info_json, history_json;
+};
+
+void save_checkpoint(const fs::path& path, SegNetImpl& net, torch::optim::Optimizer& optimizer,
+                     at::Generator& gen, const Checkpoint& meta) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  net.save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("epoch", c10::IValue(meta.epoch));
+  archive.write("rng_state", gen.get_state());
+  archive.write("options", c10::IValue(meta.options_json));
+  archive.write("model_info", c10::IValue(meta.info_json));
+  archive.write("history", c10::IValue(meta.history_json));
+  write_atomically(path, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+}
+
+Checkpoint read_checkpoint_meta(torch::serialize::InputArchive& archive) {
+  Checkpoint meta;
+  c10::IValue v;
+  archive.read("epoch", v);
+  meta.epoch = v.toInt();
+  archive.read("options", v);
+  meta.options_json = v.toStringRef();
+  archive.read("model_info", v);
+  meta.info_json = v.toStringRef();
+  archive.read("history", v);
+  meta.history_json = v.toStringRef();
+  return meta;
+}
+
+torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
+  if (!fs::exists(path)) throw Error(path.string(), "no checkpoint to resume from (was the run started?)");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    throw Error(path.string(), "unreadable checkpoint (" + why.substr(0, why.find('\n')) + ")");
+  }
+  return archive;
+}
+}  // namespace
+
+double EpochLog::mean_dice() const {
+  if (val_dice.empty()) return std::nan("");
+  double s = 0;
+  for (double d : val_dice) s += d;
+  return s / static_cast<double>(val_dice.size());
+}
+
+std::string TrainOptions::to_json() const {
+  json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
+            {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
+            {"augment_scale", augment_scale}, {"val_every", val_every}, {"train_split", train_split},
+            {"val_split", val_split}, {"normalization", normalization}, {"device", device},
+            {"deterministic", deterministic}};
+  return j.dump();
+}
+
+TrainOptions TrainOptions::from_json(const std::string& text, const std::string& source) {
+  TrainOptions o;
+  try {
+    const json j = json::parse(text);
+    o.architecture = j.at("architecture").get<std::string>();
+    o.epochs = j.at("epochs").get<int64_t>();
+    o.batch = j.at("batch").get<int64_t>();
+    o.lr = j.at("lr").get<double>();
+    o.seed = j.at("seed").get<uint64_t>();
+    o.weight_mode = parse_weight_mode(j.at("weight_mode").get<std::string>());
+    o.weight_power = j.at("weight_power").get<double>();
+    o.augment_scale = j.at("augment_scale").get<double>();
+    o.val_every = j.at("val_every").get<int64_t>();
+    o.train_split = j.at("train_split").get<std::string>();
+    o.val_split = j.at("val_split").get<std::string>();
+    o.normalization = j.at("normalization").get<std::string>();
+    o.device = j.at("device").get<std::string>();
+    o.deterministic = j.at("deterministic").get<bool>();
+  } catch (const json::exception& e) {
+    throw Error(source, std::string("training options are malformed: ") + e.what());
+  }
+  return o;
+}
+
+std::string format_log_csv(const std::vector<EpochLog>& history, const ClassTable& classes) {
+  std::ostringstream out;
+  out << "epoch,loss,seconds";
+  for (size_t k = 1; k < classes.entries.size(); ++k) out << ",dice_" << classes.entries[k].first;
+  out << ",mean_dice\n" << std::setprecision(6);
+  for (const auto& r : history) {
+    out << r.epoch << "," << r.loss << "," << r.seconds;
+    for (size_t k = 1; k < classes.entries.size(); ++k) {
+      out << ",";
+      if (!r.val_dice.empty()) out << r.val_dice[k - 1];
+    }
+    out << ",";
+    if (!r.val_dice.empty()) out << r.mean_dice();
+    out << "\n";
+  }
+  return out.str();
+}
+
+TrainOptions read_run_options(const fs::path& run_dir) {
+  auto archive = open_checkpoint(run_dir / "checkpoint.pt");
+  return TrainOptions::from_json(read_checkpoint_meta(archive).options_json, (run_dir / "checkpoint.pt").string());
+}
+
+TrainResult train_network(const Dataset& data, const TrainOptions& requested, const fs::path& run_dir,
+                          TrainObserver* observer, bool resume) {
+  TrainObserver silent;
+  TrainObserver& watch = observer ? *observer : silent;
+  const fs::path checkpoint_path = run_dir / "checkpoint.pt";
+
+  TrainOptions options = requested;
+  Checkpoint meta;
+  std::optional<torch::serialize::InputArchive> resume_archive;
+  if (resume) {
+    resume_archive = open_checkpoint(checkpoint_path);
+    meta = read_checkpoint_meta(*resume_archive);
+    options = TrainOptions::from_json(meta.options_json, checkpoint_path.string());
+    options.epochs = std::max(requested.epochs, options.epochs);
+  }
+  if (options.batch < 1) throw UsageError("--batch must be at least 1");
+  if (options.epochs < 1) throw UsageError("--epochs must be at least 1");
+  if (options.normalization != "dataset" && options.normalization != "image")
+    throw UsageError("--normalize must be \"dataset\" or \"image\"");
+  if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
+  if (options.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
+
+  const Dataset train = data.subset(options.train_split);
+  const bool has_val = !options.val_split.empty() && data.splits.count(options.val_split) && options.val_every > 0;
+  const int64_t steps = train.size() / options.batch;
+  if (steps < 1)
+    throw Error(data.source, "split \"" + options.train_split + "\" has " + std::to_string(train.size()) +
+                                 " cases, fewer than one batch of " + std::to_string(options.batch));
+  const at::Device device = parse_device(options.device);
+
+  // The model's description: what inference needs.
+  ModelInfo info;
+  if (resume) {
+    info = model_info_from_json(meta.info_json, checkpoint_path.string());
+  } else {
+    info.network = {options.architecture, 1, data.classes.size()};
+    info.classes = data.classes;
+    info.input_size = {train.images.size(1), train.images.size(2)};
+    info.normalization.mode = options.normalization;
+    if (options.normalization == "dataset") {
+      auto pixels = train.images.to(torch::kDouble);
+      info.normalization.mean = pixels.mean().item<double>();
+      info.normalization.std = pixels.std().item<double>();
+      if (!(info.normalization.std > 0)) throw Error(data.source, "the training images are constant; nothing to learn");
+    }
+  }
+  if (info.classes.entries != data.classes.entries)
+    throw Error(data.source, "its class table differs from the run's; resume on the same data");
+
+  torch::manual_seed(options.seed);  // initial weights
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  SegNet net = make_network(info.network);
+  net->to(device);
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.lr));
+  std::vector<EpochLog> history;
+  int64_t first_epoch = 1;
+  if (resume) {
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    resume_archive->read("model", model_archive);
+    resume_archive->read("optimizer", optimizer_archive);
+    net->load(model_archive);
+    net->to(device);
+    optimizer.load(optimizer_archive);
+    at::Tensor rng;
+    resume_archive->read("rng_state", rng);
+    gen.set_state(rng);
+    history = history_from_json(meta.history_json);
+    first_epoch = meta.epoch + 1;
+  }
+  net->train();
+
+  const auto weights = class_weights(label_counts(labels_to_channels(train.labels, info.classes), info.classes.size()),
+                                     options.weight_mode, options.weight_power)
+                           .to(device);
+  const DeviceData train_data = to_device(train, info.normalization, info.classes, device);
+  DeviceData val_data;
+  int64_t val_cases = 0;
+  if (has_val) {
+    const Dataset val = data.subset(options.val_split);
+    val_data = to_device(val, info.normalization, info.classes, device);
+    val_cases = val.size();
+  }
+  watch.on_start(device.str(), count_trainable_parameters(*net), train.size(), val_cases, first_epoch);
+
+  const auto cross_entropy = F::CrossEntropyFuncOptions().weight(weights);
+  const auto run_start = Clock::now();
+  int64_t steps_done_this_run = 0;
+  Model model{info, net};
+  auto write_model = [&](const std::vector<EpochLog>& hist) {
+    json provenance = {{"dataset", data.name}, {"source", data.source}, {"train_split", options.train_split},
+                       {"train_cases", train.size()}, {"options", json::parse(options.to_json())},
+                       {"epochs_done", hist.empty() ? 0 : hist.back().epoch}, {"device", device.str()}};
+    for (auto it = hist.rbegin(); it != hist.rend(); ++it)
+      if (!it->val_dice.empty()) {
+        provenance["val_split"] = options.val_split;
+        provenance["val_epoch"] = it->epoch;
+        provenance["val_dice"] = it->val_dice;
+        provenance["val_mean_dice"] = it->mean_dice();
+        break;
+      }
+    model.info.provenance_json = provenance.dump();
+    save_model(model, run_dir / "model.pth");
+  };
+
+  for (int64_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    auto last_report = epoch_start;
+    const auto order = torch::randperm(train.size(), gen, torch::kLong).to(device);
+    at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    for (int64_t step = 0; step < steps; ++step) {
+      const auto index = order.narrow(0, step * options.batch, options.batch);
+      at::Tensor x = train_data.images.index_select(0, index);
+      at::Tensor y = train_data.labels.index_select(0, index);
+      if (options.augment_scale > 0) std::tie(x, y) = random_affine(x, y, options.augment_scale, gen);
+      optimizer.zero_grad();
+      auto logits = upsample_logits(net->forward(x), y.size(1), y.size(2));
+      auto loss = F::cross_entropy(logits, y, cross_entropy);
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.detach();
+      ++steps_done_this_run;
+      if (seconds_since(last_report) > 0.25 || step + 1 == steps) {
+        last_report = Clock::now();
+        const double elapsed = seconds_since(run_start);
+        const double per_step = elapsed / static_cast<double>(steps_done_this_run);
+        const double steps_left = static_cast<double>((options.epochs - epoch) * steps + (steps - step - 1));
+        watch.on_step({epoch, options.epochs, step + 1, steps, loss_sum.item<double>() / static_cast<double>(step + 1),
+                       static_cast<double>(options.batch) / per_step, per_step * steps_left});
+      }
+    }
+    EpochLog record;
+    record.epoch = epoch;
+    record.loss = loss_sum.item<double>() / static_cast<double>(steps);  // one device read an epoch
+    const bool validate_now = has_val && (epoch % options.val_every == 0 || epoch == options.epochs);
+    if (validate_now) record.val_dice = validate(*net, val_data, info.classes.size());
+    record.seconds = seconds_since(epoch_start);
+    history.push_back(record);
+
+    write_file_atomically(run_dir / "log.csv", format_log_csv(history, info.classes));
+    if (validate_now || epoch == options.epochs) write_model(history);
+    save_checkpoint(checkpoint_path, *net, optimizer, gen,
+                    {epoch, options.to_json(), model_info_to_json(info), history_to_json(history)});
+    watch.on_epoch(record, history);
+  }
+  if (first_epoch > options.epochs) write_model(history);  // nothing left to train: refresh the model file
+  net->eval();
+  return {model, history};
+}
+
+}  // namespace seg

@@ -1,0 +1,138 @@
+#include <seg/error.h>
+#include <seg/model_file.h>
+#include <seg/models.h>
+#include <seg/predict.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "test_support.h"
+
+using seg::testing::ScratchDir;
+
+// The notebook states these counts; they pin down every layer's shape.
+TEST(Networks, TrainableParameterCountsMatchTheNotebook) {
+  EXPECT_EQ(seg::count_trainable_parameters(*seg::make_network({"fcn", 1, 6})), 63686);
+  EXPECT_EQ(seg::count_trainable_parameters(*seg::make_network({"fcn-wide", 1, 6})), 973574);
+  EXPECT_EQ(seg::count_trainable_parameters(*seg::make_network({"light-unet", 1, 6})), 3873094);
+}
+
+TEST(Networks, OutputResolution) {
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 1, 64, 48});
+  EXPECT_EQ(seg::make_network({"fcn", 1, 6})->forward(x).sizes(), (std::vector<int64_t>{2, 6, 16, 12}));
+  EXPECT_EQ(seg::make_network({"light-unet", 1, 4})->forward(x).sizes(), (std::vector<int64_t>{2, 4, 64, 48}));
+}
+
+TEST(Networks, UnknownNameListsTheKnownOnes) {
+  try {
+    seg::make_network({"resnet-9000", 1, 6});
+    FAIL();
+  } catch (const seg::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("light-unet"), std::string::npos);
+  }
+}
+
+TEST(Networks, ParameterNamesFollowThePyTorchModules) {
+  auto fcn = seg::make_network({"fcn", 1, 6});
+  auto names = fcn->named_parameters().keys();
+  EXPECT_EQ(names.front(), "0.0.weight");
+  EXPECT_EQ(names.back(), "4.bias");
+  auto unet = seg::make_network({"light-unet", 1, 6});
+  EXPECT_EQ(unet->named_parameters().keys().front(), "encoder_block1.0.weight");
+  EXPECT_EQ(unet->named_parameters().keys().back(), "classifier.bias");
+}
+
+static seg::Model small_model() {
+  torch::manual_seed(3);
+  seg::Model m;
+  m.info.network = {"fcn", 1, 3};
+  m.info.classes = seg::ClassTable::numbered(3);
+  m.info.input_size = {32, 32};
+  m.info.normalization = {"dataset", 100.0, 20.0};
+  m.info.provenance_json = R"({"epochs_done": 7})";
+  m.net = seg::make_network(m.info.network);
+  m.net->eval();
+  return m;
+}
+
+TEST(ModelFile, RoundTripCarriesWeightsAndMetadata) {
+  ScratchDir tmp;
+  auto m = small_model();
+  seg::save_model(m, tmp / "model.pth");
+  auto back = seg::load_model(tmp.path());  // a run folder works as well as the file
+  EXPECT_EQ(back.info.network.architecture, "fcn");
+  EXPECT_EQ(back.info.classes.entries, m.info.classes.entries);
+  EXPECT_EQ(back.info.input_size, m.info.input_size);
+  EXPECT_DOUBLE_EQ(back.info.normalization.std, 20.0);
+  EXPECT_NE(back.info.provenance_json.find("epochs_done"), std::string::npos);
+  auto raw = torch::rand({2, 40, 24}) * 255;
+  auto a = seg::predict_logits(m, raw, torch::kCPU);
+  auto b = seg::predict_logits(back, raw, torch::kCPU);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 40, 24}));  // back on the input's own grid
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+TEST(ModelFile, RejectsAModelForAnotherNetwork) {
+  ScratchDir tmp;
+  auto m = small_model();
+  seg::save_model(m, tmp / "model.pth");
+  auto other = seg::make_network({"fcn", 1, 6});  // six classes, not three
+  EXPECT_THROW(seg::load_state_dict(*other, tmp / "model.pth"), seg::Error);
+  std::ofstream(tmp / "junk.pth") << "not a model";
+  EXPECT_THROW(seg::load_model(tmp / "junk.pth"), seg::Error);
+  EXPECT_THROW(seg::load_model(tmp.path() / "missing.pth"), seg::Error);
+}
+
+TEST(Predict, LabelsUseTheClassValues) {
+  // Channel k means the k-th class of the table, whose value need not be k.
+  seg::ClassTable classes{{{"background", 0}, {"lung", 10}, {"heart", 20}}};
+  auto logits = torch::zeros({1, 3, 1, 3});
+  logits[0][0][0][0] = 1;
+  logits[0][1][0][1] = 1;
+  logits[0][2][0][2] = 1;
+  auto labels = seg::logits_to_labels(logits, classes);
+  EXPECT_EQ(labels[0][0][0].item<int>(), 0);
+  EXPECT_EQ(labels[0][0][1].item<int>(), 10);
+  EXPECT_EQ(labels[0][0][2].item<int>(), 20);
+}
+
+TEST(Predict, ImageNormalizationIgnoresScaleAndOutliers) {
+  auto image = torch::rand({1, 64, 64}) * 1000;
+  auto scaled = image * 16 + 7;                // another bit depth and offset
+  scaled[0][0][0] = 1e9;                        // burnt-in marker
+  seg::Normalization per_image{"image", 0, 1};
+  auto a = seg::normalize_images(image, per_image);
+  auto b = seg::normalize_images(scaled, per_image);
+  EXPECT_LT((a - b).abs().flatten().slice(0, 1).max().item<double>(), 1e-3);
+  EXPECT_NEAR(a.mean().item<double>(), 0.0, 1e-4);
+}
+
+// Python's torch.load reads our model file (interchange with PyTorch).
+TEST(ModelFile, PythonTorchLoadReadsIt) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with torch not available: skipped";
+  ScratchDir tmp;
+  seg::save_model(small_model(), tmp / "model.pth");
+  const std::string script =
+      "import torch, json, sys\n"
+      "m = torch.load(sys.argv[1])\n"
+      "meta = json.loads(m['metadata'])\n"
+      "assert meta['architecture'] == 'fcn' and meta['num_classes'] == 3\n"
+      "net = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, stride=s, padding=1), torch.nn.InstanceNorm2d(o), torch.nn.LeakyReLU())"
+      " for i, o, s in [(1,16,2),(16,32,2),(32,64,1),(64,64,1)]], torch.nn.Conv2d(64, 3, 3, padding=1))\n"
+      "net.load_state_dict(m['state_dict'])\n"
+      "torch.save(dict(net.state_dict()), sys.argv[2])\n";
+  std::ofstream(tmp / "check.py") << script;
+  const std::string cmd = "/usr/bin/python3 " + (tmp / "check.py").string() + " " + (tmp / "model.pth").string() +
+                          " " + (tmp / "state.pth").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  // And the state_dict Python wrote loads back into our network.
+  auto net = seg::make_network({"fcn", 1, 3});
+  seg::load_state_dict(*net, tmp / "state.pth");
+  auto original = small_model();
+  EXPECT_TRUE(torch::equal(net->named_parameters()["4.weight"], original.net->named_parameters()["4.weight"]));
+}

@@ -1,0 +1,126 @@
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/train.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+using seg::testing::ScratchDir;
+
+namespace {
+
+// Discs (label 1) and squares (label 2), brighter than a noisy background: learnable in a
+// few steps by the smallest network.
+seg::Dataset shapes_dataset(int64_t n = 12, int64_t size = 32) {
+  torch::manual_seed(11);
+  seg::Dataset d;
+  d.name = "shapes";
+  d.source = "generated";
+  d.classes = {{{"background", 0}, {"disc", 1}, {"square", 2}}};
+  auto images = torch::zeros({n, size, size}, torch::kFloat);
+  auto labels = torch::zeros({n, size, size}, torch::kByte);
+  auto yy = torch::arange(size).view({size, 1}).expand({size, size});
+  auto xx = torch::arange(size).view({1, size}).expand({size, size});
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t cy = 8 + (i * 5) % 12, cx = 8 + (i * 3) % 10;
+    auto disc = ((yy - cy) * (yy - cy) + (xx - cx) * (xx - cx)) < 25;
+    auto square = (yy >= 20) & (yy < 28) & (xx >= 20 - i % 4) & (xx < 28 - i % 4);
+    labels[i].masked_fill_(disc, 1);
+    labels[i].masked_fill_(square, 2);
+    images[i] = 60 + 40 * torch::randn({size, size});
+    images[i].masked_fill_(disc, 200);
+    images[i].masked_fill_(square, 140);
+  }
+  d.images = images.clamp(0, 255).to(torch::kByte);
+  d.labels = labels;
+  for (int64_t i = 0; i < n; ++i) d.cases.push_back("case" + std::to_string(i));
+  d.splits["train"] = std::vector<std::string>(d.cases.begin(), d.cases.begin() + n - 3);
+  d.splits["test"] = std::vector<std::string>(d.cases.end() - 3, d.cases.end());
+  return d;
+}
+
+seg::TrainOptions quick_options(int64_t epochs) {
+  seg::TrainOptions o;
+  o.architecture = "fcn";
+  o.epochs = epochs;
+  o.batch = 3;
+  o.lr = 1e-2;
+  o.seed = 7;
+  o.device = "cpu";
+  o.val_every = 2;
+  return o;
+}
+
+std::vector<at::Tensor> weights_of(const seg::Model& m) {
+  std::vector<at::Tensor> w;
+  for (const auto& p : m.net->parameters()) w.push_back(p.detach().clone());
+  return w;
+}
+
+}  // namespace
+
+class TrainTest : public ::testing::Test {
+ protected:
+  void SetUp() override { torch::set_num_threads(1); }
+};
+
+TEST_F(TrainTest, LossFallsAndTheRunFolderHoldsEverything) {
+  ScratchDir run;
+  auto result = seg::train_network(shapes_dataset(), quick_options(12), run.path());
+  ASSERT_EQ(result.history.size(), 12u);
+  EXPECT_LT(result.history.back().loss, 0.6 * result.history.front().loss);
+  EXPECT_GT(result.history.back().mean_dice(), 0.5);
+  EXPECT_EQ(seg::testing::list_files(run.path()), (std::vector<std::string>{"checkpoint.pt", "log.csv", "model.pth"}));
+  const auto csv = seg::read_file(run / "log.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "epoch,loss,seconds,dice_disc,dice_square,mean_dice");
+  auto model = seg::load_model(run.path());
+  EXPECT_NE(model.info.provenance_json.find("\"val_mean_dice\""), std::string::npos);
+  EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{32, 32}));
+}
+
+TEST_F(TrainTest, ResumedRunReachesTheSameWeights) {
+  ScratchDir whole, split;
+  const auto data = shapes_dataset();
+  auto uninterrupted = seg::train_network(data, quick_options(4), whole.path());
+  seg::train_network(data, quick_options(2), split.path());
+  auto resumed = seg::train_network(data, quick_options(4), split.path(), nullptr, /*resume=*/true);
+  ASSERT_EQ(resumed.history.size(), 4u);
+  const auto a = weights_of(uninterrupted.model), b = weights_of(resumed.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  EXPECT_DOUBLE_EQ(uninterrupted.history.back().loss, resumed.history.back().loss);
+}
+
+TEST_F(TrainTest, SameSeedSameWeightsOtherSeedOthers) {
+  ScratchDir a, b, c;
+  const auto data = shapes_dataset();
+  auto o = quick_options(2);
+  auto run1 = seg::train_network(data, o, a.path());
+  auto run2 = seg::train_network(data, o, b.path());
+  auto first = weights_of(run1.model), second = weights_of(run2.model);
+  o.seed = 8;
+  auto third = weights_of(seg::train_network(data, o, c.path()).model);
+  EXPECT_TRUE(torch::equal(first[0], second[0]));
+  EXPECT_TRUE(torch::equal(first.back(), second.back()));
+  EXPECT_FALSE(torch::equal(first[0], third[0]));
+  for (size_t e = 0; e < run1.history.size(); ++e) {
+    EXPECT_EQ(run1.history[e].loss, run2.history[e].loss);  // bit-identical, not merely close
+    EXPECT_EQ(run1.history[e].val_dice, run2.history[e].val_dice);
+  }
+}
+
+TEST_F(TrainTest, TooFewCasesForOneBatchIsAnError) {
+  ScratchDir run;
+  auto o = quick_options(1);
+  o.batch = 64;
+  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::Error);
+  EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
+}
+
+TEST_F(TrainTest, ResumeWithoutCheckpointIsAnError) {
+  ScratchDir run;
+  EXPECT_THROW(seg::train_network(shapes_dataset(), quick_options(1), run.path(), nullptr, true), seg::Error);
+}

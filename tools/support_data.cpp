@@ -1,0 +1,43 @@
+#include "support_data.h"
+
+#include <seg/error.h>
+
+#if SEG_WITH_IMAGE_IO
+#include <seg/io/dataset_io.h>
+#endif
+
+namespace seg::tools {
+
+Dataset load_data(const std::string& path, const DataRequest& request) {
+#if SEG_WITH_IMAGE_IO
+  seg::io::LoadOptions options;
+  options.size = request.size;
+  options.require_labels = request.require_labels;
+  return seg::io::load_dataset(path, options);
+#else
+  if (!is_tensor_pack(path))
+    throw Error(path, "this build has no image IO (SEG_WITH_IMAGE_IO=OFF): give a tensor pack (.pth) made by seg-convert");
+  if (request.size) throw UsageError("--size needs the image IO build; resample when making the tensor pack");
+  return load_tensor_pack(path);
+#endif
+}
+
+std::pair<int64_t, int64_t> parse_size(const std::string& text) {
+  try {
+    size_t used = 0;
+    const auto x = text.find('x');
+    if (x == std::string::npos) {
+      const int64_t n = std::stoll(text, &used);
+      if (used == text.size() && n > 0) return {n, n};
+    } else {
+      const int64_t h = std::stoll(text.substr(0, x), &used);
+      size_t used_w = 0;
+      const int64_t w = std::stoll(text.substr(x + 1), &used_w);
+      if (used == x && used_w == text.size() - x - 1 && h > 0 && w > 0) return {h, w};
+    }
+  } catch (const std::exception&) {
+  }
+  throw UsageError("--size " + text + ": expected N or HxW with positive integers (e.g. 256 or 512x384)");
+}
+
+}  // namespace seg::tools

@@ -1,0 +1,25 @@
+#pragma once
+// Loading a data set for a tool: a folder with dataset.json (needs the image layer) or a
+// tensor pack (works in every build).
+#include <seg/dataset.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace seg::tools {
+
+struct DataRequest {
+  std::optional<std::pair<int64_t, int64_t>> size;  // resample every case to H x W
+  bool require_labels = true;
+};
+
+// Throws seg::Error naming the path when it cannot be read, and explains when a folder is
+// given to a build without image IO.
+Dataset load_data(const std::string& path, const DataRequest& request = {});
+
+// "256" -> (256, 256); "256x192" -> (256, 192) as H x W; seg::UsageError otherwise.
+std::pair<int64_t, int64_t> parse_size(const std::string& text);
+
+}  // namespace seg::tools

@@ -1,15 +1,183 @@
-// seg-segment: not implemented yet.
+// seg-segment: apply a trained model to images and write label maps (PNG or NIfTI),
+// overlays and probabilities.
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/io/dataset_io.h>
+#include <seg/io/image_io.h>
+#include <seg/model_file.h>
+#include <seg/predict.h>
+#include <seg/viz/overlay.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <optional>
+
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
+namespace fs = std::filesystem;
+
+namespace {
+
+// One image to segment: a file, or a row of a data set already in memory.
+struct InputItem {
+  std::string case_id;
+  fs::path path;                    // empty for rows of a tensor pack
+  std::optional<Image> in_memory;
+};
+
+void add_path(std::vector<InputItem>& items, const fs::path& path) {
+  if (fs::is_directory(path)) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(path))
+      if (entry.is_regular_file() && seg::io::is_image_path(entry.path())) files.push_back(entry.path());
+    if (files.empty()) throw Error(path.string(), "folder holds no image files this tool reads");
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) items.push_back({seg::io::case_id_of(f), f, std::nullopt});
+    return;
+  }
+  if (!fs::exists(path)) throw Error(path.string(), "no such file");
+  items.push_back({seg::io::case_id_of(path), path, std::nullopt});
+}
+
+std::vector<InputItem> data_set_items(const std::string& data_path, const std::string& split) {
+  std::vector<InputItem> items;
+  const fs::path root = fs::is_directory(data_path) ? fs::path(data_path) : fs::path(data_path).parent_path();
+  if (!is_tensor_pack(data_path)) {
+    // A folder: segment the image files themselves, so their geometry is kept.
+    const auto spec = DatasetSpec::read(fs::is_directory(data_path) ? root / "dataset.json" : fs::path(data_path));
+    auto it = spec.splits.find(split);
+    if (it == spec.splits.end()) throw Error(data_path, "has no split \"" + split + "\"");
+    for (const auto& c : it->second) items.push_back({c, spec.image_path(root, c), std::nullopt});
+    return items;
+  }
+  const Dataset data = load_data(data_path, {std::nullopt, false}).subset(split);
+  for (int64_t i = 0; i < data.size(); ++i) {
+    Image image;
+    image.pixels = data.images[i];
+    image.pixel_type = data.images.scalar_type() == torch::kByte ? "uint8" : "float32";
+    items.push_back({data.cases[static_cast<size_t>(i)], {}, image});
+  }
+  return items;
+}
+
+Image read_input(const InputItem& item, bool to_gray) {
+  if (item.in_memory) return *item.in_memory;
+  return seg::io::read_image(item.path, {to_gray});
+}
+
+}  // namespace
 
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
-    CLI::App app{"seg-segment (not implemented yet)", "seg-segment"};
+    CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
+    std::string model_path, out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
+    std::vector<std::string> inputs;
+    int threads = 0;
+    int64_t batch = 8;
+    bool overlay = false, probabilities = false, to_gray = false;
+    app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
+    app.add_option("--model", model_path, "model file or training run folder")->required();
+    app.add_option("-o,--out", out_dir, "output folder")->required();
+    app.add_option("--data", data_path, "segment a data set's split instead (folder or tensor pack)");
+    app.add_option("--split", split, "split of --data")->capture_default_str();
+    app.add_option("--list", list_file, "a file with one input path per line");
+    app.add_option("--format", format, "label map format: png, nii or nii.gz")->capture_default_str();
+    app.add_flag("--overlay", overlay, "also write OUT/overlays/<case>.png");
+    app.add_flag("--probabilities", probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
+    app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
+    app.add_option("--batch", batch, "images per forward pass")->capture_default_str();
+    app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     if (!parse(app, args, out)) return kOk;
-    err << "seg-segment: not implemented yet\n";
-    return kUsage;
+    if (format != "png" && format != "nii" && format != "nii.gz")
+      throw UsageError("--format " + format + ": use png, nii or nii.gz");
+    if (batch < 1) throw UsageError("--batch must be at least 1");
+    set_threads(threads);
+    const at::Device device = parse_device(device_name);
+
+    // Gather and check every input before writing anything.
+    std::vector<InputItem> items;
+    if (!data_path.empty()) items = data_set_items(data_path, split);
+    for (const auto& input : inputs) {
+      if (input == "-") {
+        for (std::string line; std::getline(std::cin, line);)
+          if (!line.empty()) add_path(items, line);
+      } else {
+        add_path(items, input);
+      }
+    }
+    if (!list_file.empty()) {
+      std::istringstream lines(read_file(list_file));
+      for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) add_path(items, line);
+    }
+    if (items.empty()) throw UsageError("nothing to segment: give image files, folders, -, --list or --data");
+    std::map<std::string, std::string> seen;
+    for (const auto& item : items) {
+      auto [it, fresh] = seen.emplace(item.case_id, item.path.string());
+      if (!fresh)
+        throw Error(item.path.string(), "has the same case ID \"" + item.case_id + "\" as " + it->second +
+                                            "; outputs would collide (rename one)");
+    }
+
+    Model model = load_model(model_path);
+    model.net->to(device);
+    ensure_writable_dir(out_dir);
+    if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
+    if (probabilities) ensure_writable_dir(fs::path(out_dir) / "probabilities");
+
+    const bool terminal = is_terminal(err);
+    const auto start = std::chrono::steady_clock::now();
+    size_t done = 0;
+    for (size_t first = 0; first < items.size();) {
+      // A batch: consecutive images of one size.
+      std::vector<Image> images{read_input(items[first], to_gray)};
+      size_t end = first + 1;
+      while (end < items.size() && static_cast<int64_t>(images.size()) < batch) {
+        Image next = read_input(items[end], to_gray);
+        if (next.pixels.sizes() != images.front().pixels.sizes()) break;
+        images.push_back(std::move(next));
+        ++end;
+      }
+      std::vector<at::Tensor> pixels;
+      for (const auto& image : images) {
+        if (image.channels() != 1)
+          throw Error(items[first].path.string(), "is a colour image; pass --gray to convert it to grey");
+        pixels.push_back(image.pixels.to(torch::kFloat));
+      }
+      const auto logits = predict_logits(model, torch::stack(pixels), device);
+      const auto labels = logits_to_labels(logits, model.info.classes).cpu();
+      const auto probs = probabilities ? torch::softmax(logits, 1).cpu() : at::Tensor();
+      for (size_t i = 0; i < images.size(); ++i) {
+        const auto& item = items[first + i];
+        Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};
+        seg::io::write_label_map(fs::path(out_dir) / (item.case_id + "." + format), label_map);
+        if (overlay)
+          seg::viz::write_png(fs::path(out_dir) / "overlays" / (item.case_id + ".png"),
+                              seg::viz::render_overlay(images[i], label_map.pixels, model.info.classes, 0.45, item.case_id));
+        if (probabilities)
+          for (int64_t k = 0; k < probs.size(1); ++k) {
+            Image p{probs[static_cast<int64_t>(i)][k].contiguous(), images[i].geometry, "float32"};
+            seg::io::write_image(fs::path(out_dir) / "probabilities" /
+                                     (item.case_id + "_" + model.info.classes.entries[static_cast<size_t>(k)].first + ".nii.gz"),
+                                 p);
+          }
+      }
+      done += images.size();
+      first = end;
+      if (terminal) err << "\rsegmented " << done << "/" << items.size() << std::flush;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (terminal) err << "\r\033[K";
+    out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " ("
+        << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s)\n";
+    return kOk;
   });
 }
 

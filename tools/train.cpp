@@ -1,15 +1,172 @@
-// seg-train: not implemented yet.
+// seg-train: train a network on a data set, the notebook's recipe by default.
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/models.h>
+#include <seg/train.h>
+#include <torch/torch.h>
+
+#if SEG_WITH_IMAGE_IO
+#include <seg/viz/overlay.h>
+#endif
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string duration_text(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
+  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  else out << s << "s";
+  return out.str();
+}
+
+// Progress on a terminal (one rewritten line), and a line per epoch for logs and validation.
+class ConsoleObserver : public TrainObserver {
+ public:
+  ConsoleObserver(std::ostream& out, bool terminal, const ClassTable& classes, fs::path run_dir)
+      : out_(out), terminal_(terminal), classes_(classes), run_dir_(std::move(run_dir)) {}
+
+  void on_start(const std::string& device, int64_t params, int64_t train_cases, int64_t val_cases,
+                int64_t first_epoch) override {
+    out_ << "training on " << device << " (" << torch::get_num_threads() << " threads): " << params
+         << " trainable parameters, " << train_cases << " training cases, " << val_cases << " validation cases"
+         << (first_epoch > 1 ? ", resuming at epoch " + std::to_string(first_epoch) : std::string()) << "\n";
+  }
+
+  void on_step(const StepProgress& p) override {
+    if (!terminal_) return;
+    std::ostringstream line;
+    line << std::fixed << "\repoch " << p.epoch << "/" << p.epochs << "  step " << p.step << "/" << p.steps
+         << "  loss " << std::setprecision(4) << p.loss << "  " << std::setprecision(1) << p.images_per_second
+         << " img/s  " << duration_text(p.seconds_left) << " left   ";
+    out_ << line.str() << std::flush;
+  }
+
+  void on_epoch(const EpochLog& r, const std::vector<EpochLog>& history) override {
+    if (terminal_) out_ << "\r\033[K";
+    out_ << std::fixed << "epoch " << r.epoch << ": loss " << std::setprecision(4) << r.loss << " ("
+         << std::setprecision(1) << r.seconds << " s)";
+    if (!r.val_dice.empty()) {
+      out_ << "  Dice";
+      for (size_t k = 0; k < r.val_dice.size(); ++k)
+        out_ << " " << classes_.entries[k + 1].first << " " << std::setprecision(3) << r.val_dice[k];
+      out_ << "  mean " << std::setprecision(4) << r.mean_dice();
+    }
+    out_ << "\n" << std::flush;
+    write_curves(history);
+  }
+
+ private:
+  // loss.png: training loss and validation mean Dice against the epoch.
+  void write_curves(const std::vector<EpochLog>& history) {
+#if SEG_WITH_IMAGE_IO
+    seg::viz::Series loss{"training loss", {}, {}}, dice{"validation mean Dice", {}, {}};
+    for (const auto& r : history) {
+      loss.x.push_back(static_cast<double>(r.epoch));
+      loss.y.push_back(r.loss);
+      if (!r.val_dice.empty()) {
+        dice.x.push_back(static_cast<double>(r.epoch));
+        dice.y.push_back(r.mean_dice());
+      }
+    }
+    std::vector<seg::viz::Series> series{loss};
+    if (!dice.x.empty()) series.push_back(dice);
+    seg::viz::write_png(run_dir_ / "loss.png", seg::viz::line_plot(series, "seg-train: " + run_dir_.filename().string(), "epoch", "loss / Dice"));
+#else
+    (void)history;
+#endif
+  }
+
+  std::ostream& out_;
+  bool terminal_;
+  ClassTable classes_;
+  fs::path run_dir_;
+};
+
+}  // namespace
 
 int train(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("train", err, [&]() -> int {
-    CLI::App app{"seg-train (not implemented yet)", "seg-train"};
+    CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
+    TrainOptions o;
+    std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
+    int threads = 0;
+    bool dry_run = false;
+    std::string networks;
+    for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
+    app.add_option("--data", data_path, "data set folder (with dataset.json) or tensor pack (.pth)");
+    app.add_option("--model", o.architecture, "network:" + networks)->capture_default_str();
+    app.add_option("--out", run_dir, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png");
+    app.add_option("--resume", resume_dir, "continue the run in this folder from its last checkpoint");
+    auto* epochs_option = app.add_option("--epochs", o.epochs, "epochs (with --resume: extend the run to this many)")->capture_default_str();
+    app.add_option("--batch", o.batch, "images per step")->capture_default_str();
+    app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
+    app.add_option("--seed", o.seed, "seed of the weights, shuffling and augmentation")->capture_default_str();
+    app.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
+    app.add_option("--weights", weight_mode, "class weights: power, inverse or none")->capture_default_str();
+    app.add_option("--weights-power", o.weight_power, "p in count^-p")->capture_default_str();
+    app.add_option("--augment-scale", o.augment_scale, "affine augmentation: theta = I + scale*randn (0: off)")->capture_default_str();
+    app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
+    app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
+    app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
+    app.add_option("--normalize", o.normalization, "intensity normalisation: dataset (z-score of the train split) or image (per image, percentile-clipped)")->capture_default_str();
+    app.add_option("--size", size_text, "resample the data set to N or HxW before training");
+    app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms");
+    app.add_flag("--dry-run", dry_run, "print the network's layers and trainable parameter count, train nothing");
     if (!parse(app, args, out)) return kOk;
-    err << "seg-train: not implemented yet\n";
-    return kUsage;
+    set_threads(threads);
+    o.weight_mode = parse_weight_mode(weight_mode);
+
+    if (dry_run) {
+      auto net = make_network({o.architecture, 1, 6});
+      out << o.architecture << " (1 input channel, 6 classes):\n" << describe_network(*net);
+      return kOk;
+    }
+    const bool resume = !resume_dir.empty();
+    if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
+    if (resume) run_dir = resume_dir;
+    if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
+    if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read
+    if (!resume && fs::exists(fs::path(run_dir) / "checkpoint.pt"))
+      throw Error(run_dir, "already holds a training run; use --resume " + run_dir + " or another --out");
+    // run.json remembers where the data came from, so --resume needs no --data.
+    const fs::path run_json = fs::path(run_dir) / "run.json";
+    if (resume) {
+      if (epochs_option->count() == 0) o.epochs = 0;  // keep the run's own epoch count
+      if (!fs::exists(run_json)) throw Error(run_json.string(), "missing: not a seg-train run folder");
+      const auto saved = nlohmann::json::parse(read_file(run_json), nullptr, false);
+      if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
+      if (data_path.empty()) data_path = saved["data"].get<std::string>();
+      if (size_text.empty()) size_text = saved.value("size", "");
+    }
+    if (data_path.empty()) throw UsageError("--data DIR is required");
+
+    DataRequest request;
+    if (!size_text.empty()) request.size = parse_size(size_text);
+    const Dataset data = load_data(data_path, request);
+    ensure_writable_dir(run_dir);
+    if (!resume) {
+      nlohmann::json description = {{"data", fs::absolute(data_path).string()}, {"size", size_text}, {"arguments", args}};
+      write_file_atomically(run_json, description.dump(1) + "\n");
+    }
+    ConsoleObserver console(out, is_terminal(out), data.classes, run_dir);
+    const auto result = train_network(data, o, run_dir, &console, resume);
+    out << "model written to " << (fs::path(run_dir) / "model.pth").string() << "\n";
+    return kOk;
   });
 }
 

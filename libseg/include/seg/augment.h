@@ -3,9 +3,14 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <utility>
 
 namespace seg {
+
+// The one random source of a run: a CPU generator seeded with `seed`. Draws are made on the
+// CPU and moved to the device, so a seed gives the same numbers on CPU and CUDA.
+at::Generator make_seeded_generator(uint64_t seed);
 
 // B x 2 x 3 affine matrices I + scale * N(0,1), drawn from `gen` (CPU generator; the result
 // is moved to `device`), so the same seed gives the same matrices on CPU and CUDA.
@@ -15,10 +20,12 @@ at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
 // Applies theta (B x 2 x 3) to images (B x C x H x W float, bilinear) and labels
 // (B x H x W integer, nearest; the output stays in the input's dtype and label set),
 // with align_corners=false as in the notebook's defaults. Out-of-image pixels become 0.
+// theta maps output coordinates to input coordinates, both normalised to [-1, 1]
+// (F.affine_grid's convention). labels may be undefined (images only).
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
                                                const at::Tensor& theta);
 
-// random_affine_theta + apply_affine.
+// random_affine_theta (on the images' device) + apply_affine.
 std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const at::Tensor& labels,
                                                 double scale, at::Generator& gen);
 

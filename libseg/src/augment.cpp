@@ -1,0 +1,71 @@
+#include <seg/augment.h>
+#include <seg/error.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+namespace seg {
+namespace {
+// at::grid_sampler's interpolation and padding codes.
+constexpr int64_t kBilinear = 0, kNearest = 1, kZerosPadding = 0;
+constexpr bool kAlignCorners = false;  // F.affine_grid / F.grid_sample defaults
+}  // namespace
+
+at::Generator make_seeded_generator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
+                               const at::Device& device) {
+  if (batch < 0) throw Error("random_affine_theta", "negative batch size");
+  if (gen.device().type() != at::kCPU)
+    throw Error("random_affine_theta", "needs a CPU generator (draws are made on the CPU)");
+  auto noise = at::randn({batch, 2, 3}, gen, at::TensorOptions().dtype(at::kFloat));
+  auto identity = at::eye(2, 3, at::TensorOptions().dtype(at::kFloat)).unsqueeze(0);
+  return (identity + scale * noise).to(device);
+}
+
+std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
+                                               const at::Tensor& theta) {
+  if (!images.defined() || images.dim() != 4)
+    throw Error("apply_affine", "images must be B x C x H x W");
+  if (!at::isFloatingType(images.scalar_type()))
+    throw Error("apply_affine", "images must be floating point (convert before augmenting)");
+  const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
+  if (theta.dim() != 3 || theta.size(0) != batch || theta.size(1) != 2 || theta.size(2) != 3)
+    throw Error("apply_affine", "theta must be " + std::to_string(batch) + " x 2 x 3, got " +
+                                    c10::str(theta.sizes()));
+  if (labels.defined() &&
+      (labels.dim() != 3 || labels.size(0) != batch || labels.size(1) != height ||
+       labels.size(2) != width))
+    throw Error("apply_affine", "labels must be B x H x W matching the images, got " +
+                                    c10::str(labels.sizes()));
+  if (labels.defined() && at::isFloatingType(labels.scalar_type()))
+    throw Error("apply_affine", "labels must be an integer tensor");
+  // Sampling positions in double precision: in float, the identity lands up to 1e-5 pixel
+  // off the pixel centres and blurs the image by that much; in double it returns the input.
+  auto grid = at::affine_grid_generator(theta.to(images.device(), at::kDouble), images.sizes(),
+                                        kAlignCorners);
+  auto warped_images = at::grid_sampler(images.to(at::kDouble), grid, kBilinear, kZerosPadding,
+                                        kAlignCorners)
+                           .to(images.scalar_type());
+  at::Tensor warped_labels;
+  if (labels.defined()) {
+    // Nearest sampling copies values, so float holds every label (< 2^24) exactly.
+    auto as_float = labels.unsqueeze(1).to(grid.scalar_type());
+    warped_labels = at::grid_sampler(as_float, grid, kNearest, kZerosPadding, kAlignCorners)
+                        .squeeze(1)
+                        .to(labels.scalar_type());
+  }
+  return {warped_images, warped_labels};
+}
+
+std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const at::Tensor& labels,
+                                                double scale, at::Generator& gen) {
+  if (!images.defined() || images.dim() != 4)
+    throw Error("random_affine", "images must be B x C x H x W");
+  auto theta = random_affine_theta(images.size(0), scale, gen, images.device());
+  return apply_affine(images, labels, theta);
+}
+
+}  // namespace seg

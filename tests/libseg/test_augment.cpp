@@ -1,0 +1,126 @@
+#include <seg/augment.h>
+#include <seg/error.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+at::Tensor identity_theta(int64_t batch) {
+  return torch::eye(2, 3).unsqueeze(0).repeat({batch, 1, 1});
+}
+
+// Images with structure (so a warp changes them) and labels 0..5 in blocks.
+std::pair<at::Tensor, at::Tensor> sample_batch(int64_t batch, int64_t h, int64_t w) {
+  auto ys = torch::arange(h, torch::kFloat).view({1, 1, h, 1});
+  auto xs = torch::arange(w, torch::kFloat).view({1, 1, 1, w});
+  auto images = (torch::sin(ys * 0.3) * torch::cos(xs * 0.2) * 100 + 128).repeat({batch, 1, 1, 1});
+  images = images + torch::arange(batch, torch::kFloat).view({batch, 1, 1, 1});
+  auto labels = ((ys / 8).floor() + (xs / 8).floor()).remainder(6).to(torch::kByte).squeeze(1).repeat({batch, 1, 1});
+  return {images, labels};
+}
+
+}  // namespace
+
+TEST(Augment, IdentityTransformReturnsTheInputExactly) {
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {37, 53}}) {
+    auto [images, labels] = sample_batch(3, h, w);
+    auto [out_images, out_labels] = seg::apply_affine(images, labels, identity_theta(3));
+    EXPECT_TRUE(torch::equal(out_images, images)) << h << "x" << w << " max diff "
+        << (out_images - images).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(out_labels, labels)) << h << "x" << w;
+    EXPECT_EQ(out_labels.scalar_type(), torch::kByte);
+  }
+}
+
+TEST(Augment, TranslationMovesByWholePixelsInTheNotebookConvention) {
+  // With align_corners=false one pixel is 2/W in normalised units; theta maps output to input
+  // coordinates, so tx = +3 pixels makes output column j show input column j + 3.
+  auto [images, labels] = sample_batch(1, 16, 20);
+  auto theta = identity_theta(1);
+  theta[0][0][2] = 3 * 2.0 / 20;
+  auto [out_images, out_labels] = seg::apply_affine(images, labels, theta);
+  EXPECT_TRUE(torch::equal(out_labels.slice(2, 0, 17), labels.slice(2, 3, 20)));
+  EXPECT_TRUE(out_labels.slice(2, 17, 20).eq(0).all().item<bool>());  // outside: background
+  EXPECT_TRUE(torch::allclose(out_images.slice(3, 0, 17), images.slice(3, 3, 20), 0, 1e-3));
+  EXPECT_TRUE(out_images.slice(3, 17, 20).eq(0).all().item<bool>());
+}
+
+TEST(Augment, LabelsStayIntegerAndWithinTheClassSet) {
+  auto gen = seg::make_seeded_generator(7);
+  for (auto dtype : {torch::kByte, torch::kLong}) {
+    auto [images, labels] = sample_batch(4, 64, 48);
+    labels = labels.to(dtype);
+    auto [out_images, out_labels] = seg::random_affine(images, labels, 0.3, gen);
+    EXPECT_EQ(out_labels.scalar_type(), dtype);
+    EXPECT_EQ(out_labels.sizes(), labels.sizes());
+    EXPECT_EQ(out_images.sizes(), images.sizes());
+    EXPECT_EQ(out_images.scalar_type(), torch::kFloat);
+    auto values = std::get<0>(at::_unique(out_labels));
+    EXPECT_TRUE(values.ge(0).logical_and(values.le(5)).all().item<bool>()) << values;
+    EXPECT_FALSE(torch::equal(out_labels, labels));  // a scale of 0.3 moves things
+  }
+}
+
+TEST(Augment, ThetaIsIdentityPlusScaledNormalNoise) {
+  auto gen = seg::make_seeded_generator(1);
+  auto theta = seg::random_affine_theta(20000, 0.1, gen, torch::kCPU);
+  ASSERT_EQ(theta.sizes(), (c10::IntArrayRef{20000, 2, 3}));
+  auto noise = theta - torch::eye(2, 3).unsqueeze(0);
+  EXPECT_NEAR(noise.mean().item<double>(), 0.0, 0.002);
+  EXPECT_NEAR(noise.std().item<double>(), 0.1, 0.002);
+  auto gen0 = seg::make_seeded_generator(1);
+  EXPECT_TRUE(torch::equal(seg::random_affine_theta(3, 0.0, gen0, torch::kCPU), identity_theta(3)));
+}
+
+TEST(Augment, SameSeedSameOutputDifferentSeedsDiffer) {
+  auto [images, labels] = sample_batch(3, 32, 32);
+  auto run = [&](uint64_t seed) {
+    auto gen = seg::make_seeded_generator(seed);
+    return seg::random_affine(images, labels, 0.1, gen);
+  };
+  auto a = run(42), b = run(42), c = run(43);
+  EXPECT_TRUE(torch::equal(a.first, b.first));
+  EXPECT_TRUE(torch::equal(a.second, b.second));
+  EXPECT_FALSE(torch::equal(a.first, c.first));
+  // One generator advances: two draws in a row differ, and each sample gets its own theta.
+  auto gen = seg::make_seeded_generator(42);
+  auto t1 = seg::random_affine_theta(2, 0.1, gen, torch::kCPU);
+  auto t2 = seg::random_affine_theta(2, 0.1, gen, torch::kCPU);
+  EXPECT_FALSE(torch::equal(t1, t2));
+  EXPECT_FALSE(torch::equal(t1[0], t1[1]));
+}
+
+TEST(Augment, RejectsMismatchedShapes) {
+  auto [images, labels] = sample_batch(2, 16, 16);
+  EXPECT_THROW(seg::apply_affine(images, labels, identity_theta(3)), seg::Error);
+  EXPECT_THROW(seg::apply_affine(images, labels.slice(1, 0, 8), identity_theta(2)), seg::Error);
+  EXPECT_THROW(seg::apply_affine(images.squeeze(1), labels, identity_theta(2)), seg::Error);
+  EXPECT_THROW(seg::apply_affine(images, labels.to(torch::kFloat), identity_theta(2)), seg::Error);
+  auto [only_images, no_labels] = seg::apply_affine(images, at::Tensor(), identity_theta(2));
+  EXPECT_FALSE(no_labels.defined());
+  EXPECT_TRUE(torch::equal(only_images, images));
+}
+
+TEST(Augment, CpuAndCudaAgree) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: CPU/CUDA agreement not checked";
+  auto [images, labels] = sample_batch(4, 128, 96);
+  auto gen_cpu = seg::make_seeded_generator(5), gen_gpu = seg::make_seeded_generator(5);
+  auto theta_cpu = seg::random_affine_theta(4, 0.1, gen_cpu, torch::kCPU);
+  auto theta_gpu = seg::random_affine_theta(4, 0.1, gen_gpu, torch::kCUDA);
+  EXPECT_TRUE(theta_gpu.is_cuda());
+  EXPECT_TRUE(torch::equal(theta_gpu.cpu(), theta_cpu));
+  auto [img_cpu, lab_cpu] = seg::apply_affine(images, labels, theta_cpu);
+  auto [img_gpu, lab_gpu] = seg::apply_affine(images.cuda(), labels.cuda(), theta_gpu);
+  EXPECT_TRUE(img_gpu.is_cuda());
+  EXPECT_TRUE(torch::allclose(img_gpu.cpu(), img_cpu, 1e-4, 1e-2));
+  // Nearest sampling may round a coordinate that sits within float error of a pixel edge
+  // differently on the two devices; anything beyond a handful of pixels is a real difference.
+  const auto differing = lab_gpu.cpu().ne(lab_cpu).sum().item<int64_t>();
+  EXPECT_LE(differing, 4) << "of " << lab_cpu.numel();
+  // random_affine on CUDA tensors with a CPU generator gives the same as on the CPU.
+  auto gen_a = seg::make_seeded_generator(9), gen_b = seg::make_seeded_generator(9);
+  auto on_cpu = seg::random_affine(images, labels, 0.1, gen_a);
+  auto on_gpu = seg::random_affine(images.cuda(), labels.cuda(), 0.1, gen_b);
+  EXPECT_TRUE(torch::allclose(on_gpu.first.cpu(), on_cpu.first, 1e-4, 1e-2));
+}

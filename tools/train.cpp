@@ -102,6 +102,11 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("train", err, [&]() -> int {
     CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
     TrainOptions o;
+    // A network's own recipe sets the defaults; options on the command line still win.
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--model") o.architecture = args[i + 1];
+      else if (args[i].rfind("--model=", 0) == 0) o.architecture = args[i].substr(8);
+    apply_recipe_defaults(o.architecture, o);
     std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
     int threads = 0;
     bool dry_run = false;
@@ -125,6 +130,10 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
     app.add_option("--normalize", o.normalization, "intensity normalisation: dataset (z-score of the train split) or image (per image, percentile-clipped)")->capture_default_str();
     app.add_option("--size", size_text, "resample the data set to N or HxW before training");
+    app.add_option("--loss", o.loss, "ce (weighted cross-entropy) or ce+dice")->capture_default_str();
+    app.add_option("--optimizer", o.optimizer, "adam or adamw")->capture_default_str();
+    app.add_option("--weight-decay", o.weight_decay, "weight decay")->capture_default_str();
+    app.add_option("--schedule", o.schedule, "learning rate: constant, onecycle or poly")->capture_default_str();
     app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms");
     app.add_flag("--dry-run", dry_run, "print the network's layers and trainable parameter count, train nothing");
     if (!parse(app, args, out)) return kOk;

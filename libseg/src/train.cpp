@@ -73,6 +73,16 @@ std::vector<double> validate(SegNetImpl& net, const DeviceData& val, int64_t num
   return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
 }
 
+// 1 - mean over the classes of the soft Dice, pooled over the batch (nnU-Net's batch Dice).
+at::Tensor soft_dice_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  const auto probs = torch::softmax(logits, 1);
+  const auto onehot = F::one_hot(labels, logits.size(1)).permute({0, 3, 1, 2}).to(probs.scalar_type());
+  const std::vector<int64_t> dims{0, 2, 3};
+  const auto intersection = (probs * onehot).sum(dims);
+  const auto total = probs.sum(dims) + onehot.sum(dims);
+  return 1 - ((2 * intersection + 1e-5) / (total + 1e-5)).mean();
+}
+
 std::string history_to_json(const std::vector<EpochLog>& history) {
   json j = json::array();
   for (const auto& r : history)
@@ -153,7 +163,8 @@ std::string TrainOptions::to_json() const {
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
             {"augment_scale", augment_scale}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
-            {"deterministic", deterministic}};
+            {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
+            {"weight_decay", weight_decay}, {"schedule", schedule}};
   return j.dump();
 }
 
@@ -175,6 +186,10 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.normalization = j.at("normalization").get<std::string>();
     o.device = j.at("device").get<std::string>();
     o.deterministic = j.at("deterministic").get<bool>();
+    o.loss = j.value("loss", o.loss);
+    o.optimizer = j.value("optimizer", o.optimizer);
+    o.weight_decay = j.value("weight_decay", o.weight_decay);
+    o.schedule = j.value("schedule", o.schedule);
   } catch (const json::exception& e) {
     throw Error(source, std::string("training options are malformed: ") + e.what());
   }
@@ -197,6 +212,32 @@ std::string format_log_csv(const std::vector<EpochLog>& history, const ClassTabl
     out << "\n";
   }
   return out.str();
+}
+
+void apply_recipe_defaults(const std::string& architecture, TrainOptions& o) {
+  if (architecture == "fast") {
+    // Measured on the 2-core CPU against the notebook's recipe (bench/results.md).
+    o.batch = 4;
+    o.lr = 4e-3;
+    o.loss = "ce+dice";
+    o.optimizer = "adamw";
+    o.weight_decay = 1e-4;
+    o.schedule = "onecycle";
+    o.epochs = 12;
+    o.val_every = 4;
+  }
+}
+
+double scheduled_lr(const std::string& schedule, double base_lr, int64_t step, int64_t total_steps) {
+  const double t = total_steps > 1 ? static_cast<double>(step) / static_cast<double>(total_steps - 1) : 1.0;
+  if (schedule == "onecycle") {
+    const double warm = 0.3, start = base_lr / 25.0, end = base_lr / 1e4;
+    const double pi = 3.14159265358979323846;
+    if (t < warm) return start + (base_lr - start) * 0.5 * (1 - std::cos(pi * t / warm));
+    return end + (base_lr - end) * 0.5 * (1 + std::cos(pi * (t - warm) / (1 - warm)));
+  }
+  if (schedule == "poly") return base_lr * std::pow(1.0 - std::min(t, 1.0), 0.9);
+  return base_lr;
 }
 
 TrainOptions read_run_options(const fs::path& run_dir) {
@@ -223,6 +264,10 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.epochs < 1) throw UsageError("--epochs must be at least 1");
   if (options.normalization != "dataset" && options.normalization != "image")
     throw UsageError("--normalize must be \"dataset\" or \"image\"");
+  if (options.loss != "ce" && options.loss != "ce+dice") throw UsageError("--loss must be \"ce\" or \"ce+dice\"");
+  if (options.optimizer != "adam" && options.optimizer != "adamw") throw UsageError("--optimizer must be \"adam\" or \"adamw\"");
+  if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
+    throw UsageError("--schedule must be constant, onecycle or poly");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (options.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
 
@@ -257,7 +302,20 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   SegNet net = make_network(info.network);
   net->to(device);
-  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.lr));
+  std::unique_ptr<torch::optim::Optimizer> optimizer_holder;
+  if (options.optimizer == "adamw")
+    optimizer_holder = std::make_unique<torch::optim::AdamW>(
+        net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+  else
+    optimizer_holder = std::make_unique<torch::optim::Adam>(
+        net->parameters(), torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
+  torch::optim::Optimizer& optimizer = *optimizer_holder;
+  auto set_lr = [&](double lr) {
+    for (auto& group : optimizer.param_groups()) {
+      if (options.optimizer == "adamw") static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      else static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    }
+  };
   std::vector<EpochLog> history;
   int64_t first_epoch = 1;
   if (resume) {
@@ -318,9 +376,12 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       at::Tensor x = train_data.images.index_select(0, index);
       at::Tensor y = train_data.labels.index_select(0, index);
       if (options.augment_scale > 0) std::tie(x, y) = random_affine(x, y, options.augment_scale, gen);
+      if (options.schedule != "constant")
+        set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
       optimizer.zero_grad();
       auto logits = upsample_logits(net->forward(x), y.size(1), y.size(2));
       auto loss = F::cross_entropy(logits, y, cross_entropy);
+      if (options.loss == "ce+dice") loss = loss + soft_dice_loss(logits, y);
       loss.backward();
       optimizer.step();
       loss_sum += loss.detach();

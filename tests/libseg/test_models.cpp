@@ -136,3 +136,12 @@ TEST(ModelFile, PythonTorchLoadReadsIt) {
   auto original = small_model();
   EXPECT_TRUE(torch::equal(net->named_parameters()["4.weight"], original.net->named_parameters()["4.weight"]));
 }
+
+TEST(Networks, FastPresetIsSmallAndPredictsAtHalfResolution) {
+  auto net = seg::make_network({"fast", 1, 6});
+  const auto params = seg::count_trainable_parameters(*net);
+  EXPECT_GT(params, 400000);
+  EXPECT_LT(params, 500000);
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(net->forward(torch::randn({1, 1, 64, 64})).sizes(), (std::vector<int64_t>{1, 6, 32, 32}));
+}

@@ -54,6 +54,15 @@ seg::TrainOptions quick_options(int64_t epochs) {
   return o;
 }
 
+// Stops a run after an epoch's checkpoint, as a kill between epochs would.
+struct Interrupt : seg::TrainObserver {
+  int64_t after;
+  explicit Interrupt(int64_t epoch) : after(epoch) {}
+  void on_epoch(const seg::EpochLog& r, const std::vector<seg::EpochLog>&) override {
+    if (r.epoch == after) throw std::runtime_error("interrupted");
+  }
+};
+
 std::vector<at::Tensor> weights_of(const seg::Model& m) {
   std::vector<at::Tensor> w;
   for (const auto& p : m.net->parameters()) w.push_back(p.detach().clone());
@@ -85,7 +94,8 @@ TEST_F(TrainTest, ResumedRunReachesTheSameWeights) {
   ScratchDir whole, split;
   const auto data = shapes_dataset();
   auto uninterrupted = seg::train_network(data, quick_options(4), whole.path());
-  seg::train_network(data, quick_options(2), split.path());
+  Interrupt stop(2);
+  EXPECT_THROW(seg::train_network(data, quick_options(4), split.path(), &stop), std::runtime_error);
   auto resumed = seg::train_network(data, quick_options(4), split.path(), nullptr, /*resume=*/true);
   ASSERT_EQ(resumed.history.size(), 4u);
   const auto a = weights_of(uninterrupted.model), b = weights_of(resumed.model);
@@ -123,4 +133,33 @@ TEST_F(TrainTest, TooFewCasesForOneBatchIsAnError) {
 TEST_F(TrainTest, ResumeWithoutCheckpointIsAnError) {
   ScratchDir run;
   EXPECT_THROW(seg::train_network(shapes_dataset(), quick_options(1), run.path(), nullptr, true), seg::Error);
+}
+
+TEST(Schedule, OneCycleWarmsUpThenAnneals) {
+  const double base = 1e-2;
+  EXPECT_NEAR(seg::scheduled_lr("onecycle", base, 0, 101), base / 25, 1e-12);
+  EXPECT_NEAR(seg::scheduled_lr("onecycle", base, 30, 101), base, 1e-9);  // the peak at 30 %
+  EXPECT_NEAR(seg::scheduled_lr("onecycle", base, 100, 101), base / 1e4, 1e-12);
+  EXPECT_LT(seg::scheduled_lr("onecycle", base, 60, 101), seg::scheduled_lr("onecycle", base, 40, 101));
+  EXPECT_DOUBLE_EQ(seg::scheduled_lr("constant", base, 50, 101), base);
+  EXPECT_NEAR(seg::scheduled_lr("poly", base, 100, 101), 0.0, 1e-12);
+}
+
+TEST_F(TrainTest, FastRecipeLearnsAndResumesExactly) {
+  ScratchDir whole, split;
+  const auto data = shapes_dataset();
+  auto o = quick_options(4);
+  o.architecture = "fast";
+  seg::apply_recipe_defaults("fast", o);
+  o.epochs = 4;
+  o.batch = 3;
+  o.device = "cpu";
+  auto uninterrupted = seg::train_network(data, o, whole.path());
+  EXPECT_LT(uninterrupted.history.back().loss, uninterrupted.history.front().loss);
+  Interrupt stop(2);
+  EXPECT_THROW(seg::train_network(data, o, split.path(), &stop), std::runtime_error);
+  auto resumed = seg::train_network(data, o, split.path(), nullptr, true);
+  // The schedule and AdamW state continue where they stopped.
+  const auto a = weights_of(uninterrupted.model), b = weights_of(resumed.model);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }

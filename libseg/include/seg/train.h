@@ -26,6 +26,10 @@ struct TrainOptions {
   std::string normalization = "dataset";  // "dataset" (z-score of the train split) or "image"
   std::string device = "auto";
   bool deterministic = false;     // LibTorch's deterministic algorithms (CUDA needs it for repeatability)
+  std::string loss = "ce";        // "ce" (weighted cross-entropy) or "ce+dice" (plus soft Dice over the classes)
+  std::string optimizer = "adam"; // "adam" or "adamw"
+  double weight_decay = 0.0;
+  std::string schedule = "constant";  // "constant", "onecycle" (warm-up 30 %, cosine down) or "poly" (0.9)
 
   std::string to_json() const;
   static TrainOptions from_json(const std::string& text, const std::string& source);
@@ -45,6 +49,13 @@ struct StepProgress {
   double images_per_second;
   double seconds_left;             // estimate for the whole run
 };
+
+// A network's recommended recipe: the options `--model NAME` sets before the user's own.
+// Networks without one keep the notebook's recipe.
+void apply_recipe_defaults(const std::string& architecture, TrainOptions& options);
+
+// Learning rate at `step` of `total_steps` for the schedule (step counted from 0).
+double scheduled_lr(const std::string& schedule, double base_lr, int64_t step, int64_t total_steps);
 
 // Callbacks for a terminal or a log; the defaults do nothing.
 class TrainObserver {

@@ -52,9 +52,10 @@ std::string replace_case(const std::string& pattern, const std::string& c) {
 
 DatasetSpec DatasetSpec::read(const fs::path& path) {
   const std::string text = read_file(path);
-  json j;
+  // ordered_json: the splits keep the file's order, so the cases do too (train before test).
+  nlohmann::ordered_json j;
   try {
-    j = json::parse(text);
+    j = nlohmann::ordered_json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(path.string(), std::string("malformed JSON: ") + e.what());
   }
@@ -116,17 +117,31 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
 }
 
 std::string DatasetSpec::to_json() const {
-  json j = json::object();
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
   j["name"] = name;
   if (!description.empty()) j["description"] = description;
   if (!size.empty()) j["size"] = size;
   j["images"] = images_pattern;
   if (!labels_pattern.empty()) j["labels"] = labels_pattern;
-  json classes_json = json::object();
+  nlohmann::ordered_json classes_json = nlohmann::ordered_json::object();
   for (const auto& [n, v] : classes.entries) classes_json[n] = v;
   j["classes"] = classes_json;
-  json split_json = json::object();
-  for (const auto& [n, cs] : splits) split_json[n] = cs;
+  // Splits in the order of their first case, so that reading the file gives the cases back
+  // in this order.
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < cases.size(); ++i) position.emplace(cases[i], i);
+  auto first_position = [&](const std::vector<std::string>& cs) {
+    size_t first = cases.size();
+    for (const auto& c : cs)
+      if (auto it = position.find(c); it != position.end()) first = std::min(first, it->second);
+    return first;
+  };
+  std::vector<std::pair<size_t, std::string>> split_order;
+  for (const auto& [n, cs] : splits) split_order.emplace_back(first_position(cs), n);
+  std::stable_sort(split_order.begin(), split_order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  nlohmann::ordered_json split_json = nlohmann::ordered_json::object();
+  for (const auto& [first, n] : split_order) split_json[n] = splits.at(n);
   j["split"] = split_json;
   std::set<std::string> in_split;
   for (const auto& [n, cs] : splits) in_split.insert(cs.begin(), cs.end());

@@ -1,0 +1,40 @@
+#pragma once
+// Helpers shared by the io sources (never installed: it includes OpenCV).
+#include <seg/image.h>
+
+#include <opencv2/core.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace seg::io::detail {
+
+// ".png", ".nii.gz", ".nhdr", ... in lower case; "" when the name has none.
+std::string full_extension(const std::filesystem::path& path);
+
+enum class FileKind { opencv, itk, unknown };
+// Which library reads (or writes) a file with this extension.
+FileKind kind_of_extension(const std::string& extension);
+
+// seg::write_atomically, but the temporary file keeps the target's extension, because
+// OpenCV and ITK choose the format by extension.
+void write_atomically_keeping_extension(
+    const std::filesystem::path& target,
+    const std::function<void(const std::filesystem::path& tmp)>& write);
+
+// A single-channel H x W tensor as a cv::Mat (copy) and back. Tensor types: kByte, kShort,
+// kInt, kFloat, kDouble; Mat depths: 8U, 16U, 16S, 32S, 32F, 64F.
+cv::Mat mat_of(const at::Tensor& pixels);
+at::Tensor tensor_of(const cv::Mat& mat);
+
+// ITK reading/writing (itk_io.cpp).
+Image read_with_itk(const std::filesystem::path& path, bool to_gray);
+void write_with_itk(const std::filesystem::path& path, const Image& image);
+// Throws seg::Error when a NIfTI or MetaImage file holds less pixel data than its header
+// promises (ITK would read it without complaint).
+void check_not_truncated(const std::filesystem::path& path);
+// A palette PNG's indices (not its colours), or an undefined tensor if it has no palette.
+at::Tensor read_png_palette_indices(const std::filesystem::path& path);
+
+}  // namespace seg::io::detail

@@ -1,0 +1,299 @@
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/io/image_io.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "python_support.h"
+#include "test_support.h"
+
+using seg::Image;
+using seg::testing::list_files;
+using seg::testing::ScratchDir;
+namespace io = seg::io;
+
+namespace {
+
+Image make_image(at::Tensor pixels, const std::string& pixel_type) {
+  Image image;
+  image.pixels = pixels.contiguous();
+  image.pixel_type = pixel_type;
+  return image;
+}
+
+Image random_labels(int64_t h, int64_t w, int max_value = 5) {
+  return make_image(torch::randint(0, max_value + 1, {h, w}, torch::kByte), "uint8");
+}
+
+// The message of the seg::Error that `f` throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const seg::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A minimal NIfTI-1 file (uint8, qform/sform unset) with nz slices, written by hand so the
+// tests need no ITK.
+void write_nifti_volume(const std::filesystem::path& path, int nx, int ny, int nz) {
+  char header[352] = {};
+  auto put_i32 = [&](int offset, int32_t v) { std::memcpy(header + offset, &v, 4); };
+  auto put_i16 = [&](int offset, int16_t v) { std::memcpy(header + offset, &v, 2); };
+  auto put_f32 = [&](int offset, float v) { std::memcpy(header + offset, &v, 4); };
+  put_i32(0, 348);
+  put_i16(40, 3);
+  put_i16(42, static_cast<int16_t>(nx));
+  put_i16(44, static_cast<int16_t>(ny));
+  put_i16(46, static_cast<int16_t>(nz));
+  for (int d = 4; d < 8; ++d) put_i16(40 + 2 * d, 1);
+  put_i16(70, 2);  // DT_UNSIGNED_CHAR
+  put_i16(72, 8);
+  for (int d = 0; d < 4; ++d) put_f32(76 + 4 * d, 1.0f);
+  put_f32(108, 352.0f);
+  std::memcpy(header + 344, "n+1\0", 4);
+  std::ofstream out(path, std::ios::binary);
+  out.write(header, sizeof header);
+  for (int i = 0; i < nx * ny * nz; ++i) out.put(static_cast<char>(i % 200));
+}
+
+}  // namespace
+
+TEST(ImageIo, Png8BitRoundTripIsExactAndHasNoSpacing) {
+  ScratchDir tmp;
+  auto image = make_image(torch::randint(0, 256, {17, 23}, torch::kByte), "uint8");
+  io::write_image(tmp / "a.png", image);
+  auto back = io::read_image(tmp / "a.png");
+  EXPECT_EQ(back.pixels.scalar_type(), torch::kByte);
+  EXPECT_EQ(back.pixel_type, "uint8");
+  EXPECT_TRUE(torch::equal(back.pixels, image.pixels));
+  EXPECT_FALSE(back.geometry.has_spacing);
+  EXPECT_EQ(list_files(tmp.path()), std::vector<std::string>{"a.png"});  // no temporary left
+}
+
+TEST(ImageIo, Png16BitKeepsFullRange) {
+  ScratchDir tmp;
+  auto pixels = torch::randint(0, 65536, {9, 11}, torch::kInt);
+  pixels[0][0] = 65535;
+  io::write_image(tmp / "a.png", make_image(pixels, "uint16"));
+  auto back = io::read_image(tmp / "a.png");
+  EXPECT_EQ(back.pixel_type, "uint16");
+  EXPECT_EQ(back.pixels.scalar_type(), torch::kInt);
+  EXPECT_TRUE(torch::equal(back.pixels, pixels));
+}
+
+TEST(ImageIo, TiffAndBmpRoundTrip) {
+  ScratchDir tmp;
+  auto wide = torch::randint(0, 65536, {8, 5}, torch::kInt);
+  io::write_image(tmp / "a.tif", make_image(wide, "uint16"));
+  EXPECT_TRUE(torch::equal(io::read_image(tmp / "a.tif").pixels, wide));
+  auto narrow = torch::randint(0, 256, {8, 5}, torch::kByte);
+  io::write_image(tmp / "a.bmp", make_image(narrow, "uint8"));
+  EXPECT_TRUE(torch::equal(io::read_image(tmp / "a.bmp").pixels, narrow));
+}
+
+TEST(ImageIo, NiftiKeepsPixelTypeAndGeometry) {
+  ScratchDir tmp;
+  for (const auto& [type, name] : {std::pair{torch::kShort, "int16"}, std::pair{torch::kFloat, "float"}}) {
+    auto image = make_image(torch::randint(-1000, 1000, {12, 7}, type), name);
+    const double angle = 0.3;
+    image.geometry.spacing = {0.5, 0.75};
+    image.geometry.origin = {10.0, -3.0};
+    image.geometry.direction = {std::cos(angle), -std::sin(angle), std::sin(angle), std::cos(angle)};
+    image.geometry.has_spacing = true;
+    for (const std::string file : {"a.nii.gz", "a.nii", "a.nrrd", "a.mha"}) {
+      SCOPED_TRACE(file + " " + name);
+      io::write_image(tmp / file, image);
+      auto back = io::read_image(tmp / file);
+      EXPECT_EQ(back.pixels.scalar_type(), type);
+      EXPECT_TRUE(torch::equal(back.pixels, image.pixels)) << back.pixels.slice(0, 0, 2) << image.pixels.slice(0, 0, 2);
+      EXPECT_TRUE(back.geometry.has_spacing);
+      for (int i = 0; i < 2; ++i) {
+        EXPECT_NEAR(back.geometry.spacing[static_cast<size_t>(i)], image.geometry.spacing[static_cast<size_t>(i)], 1e-5);
+        EXPECT_NEAR(back.geometry.origin[static_cast<size_t>(i)], image.geometry.origin[static_cast<size_t>(i)], 1e-4);
+      }
+      for (int i = 0; i < 4; ++i)
+        EXPECT_NEAR(back.geometry.direction[static_cast<size_t>(i)], image.geometry.direction[static_cast<size_t>(i)], 1e-5);
+    }
+  }
+  EXPECT_EQ(list_files(tmp.path()).size(), 4u);  // no temporaries left behind
+}
+
+TEST(ImageIo, Uint16StaysUint16ThroughNifti) {
+  ScratchDir tmp;
+  auto pixels = torch::randint(0, 65536, {6, 6}, torch::kInt);
+  io::write_image(tmp / "a.nii.gz", make_image(pixels, "uint16"));
+  auto back = io::read_image(tmp / "a.nii.gz");
+  EXPECT_EQ(back.pixel_type, "uint16");
+  EXPECT_TRUE(torch::equal(back.pixels, pixels));
+}
+
+TEST(ImageIo, LabelMapPngToNiftiToPngIsExact) {
+  ScratchDir tmp;
+  auto labels = random_labels(31, 29);
+  io::write_label_map(tmp / "l.png", labels);
+  auto from_png = io::read_label_map(tmp / "l.png");
+  io::write_label_map(tmp / "l.nii.gz", from_png);
+  auto from_nifti = io::read_label_map(tmp / "l.nii.gz");
+  io::write_label_map(tmp / "l2.png", from_nifti);
+  auto back = io::read_label_map(tmp / "l2.png");
+  EXPECT_TRUE(torch::equal(from_nifti.pixels, labels.pixels));
+  EXPECT_TRUE(torch::equal(back.pixels, labels.pixels));
+}
+
+TEST(ImageIo, NiftiToPngToNiftiKeepsThePixelGridButNotSpacing) {
+  ScratchDir tmp;
+  auto image = make_image(torch::randint(0, 256, {10, 14}, torch::kByte), "uint8");
+  image.geometry.spacing = {0.35, 0.35};
+  image.geometry.has_spacing = true;
+  io::write_image(tmp / "a.nii.gz", image);
+  auto png_path = tmp / "a.png";
+  io::write_image(png_path, io::read_image(tmp / "a.nii.gz"));
+  auto from_png = io::read_image(png_path);
+  EXPECT_FALSE(from_png.geometry.has_spacing);  // PNG has no physical spacing
+  io::write_image(tmp / "b.nii.gz", from_png);
+  auto back = io::read_image(tmp / "b.nii.gz");
+  EXPECT_TRUE(torch::equal(back.pixels, image.pixels));
+  EXPECT_DOUBLE_EQ(back.geometry.spacing[0], 1.0);
+}
+
+TEST(ImageIo, ColourIsRejectedUnlessGrayIsAsked) {
+  SEG_REQUIRE_PYTHON("PIL, numpy");
+  ScratchDir tmp;
+  ASSERT_TRUE(seg::testing::run_python(R"(
+from PIL import Image
+import numpy as np
+rgb = np.zeros((4, 5, 3), np.uint8); rgb[..., 0] = 200; rgb[..., 1] = 100; rgb[..., 2] = 10
+Image.fromarray(rgb, 'RGB').save(')" + (tmp / "colour.png").string() + R"(')
+grey = np.full((4, 5, 3), 77, np.uint8)
+Image.fromarray(grey, 'RGB').save(')" + (tmp / "grey_rgb.png").string() + R"(')
+)", tmp.path()));
+  const auto message = error_of([&] { io::read_image(tmp / "colour.png"); });
+  EXPECT_TRUE(contains(message, "colour.png")) << message;
+  EXPECT_TRUE(contains(message, "--gray")) << message;
+  io::ReadOptions to_gray;
+  to_gray.to_gray = true;
+  auto grey = io::read_image(tmp / "colour.png", to_gray);
+  ASSERT_EQ(grey.pixels.dim(), 2);
+  // OpenCV's luminance: 0.299 R + 0.587 G + 0.114 B = 119.6 -> 120
+  EXPECT_EQ(grey.pixels[0][0].item<int>(), 120);
+  // An RGB file whose channels agree is grey already.
+  auto same = io::read_image(tmp / "grey_rgb.png");
+  EXPECT_EQ(same.pixels.dim(), 2);
+  EXPECT_EQ(same.pixels[3][4].item<int>(), 77);
+}
+
+TEST(ImageIo, PalettePngLabelMapGivesIndices) {
+  SEG_REQUIRE_PYTHON("PIL, numpy");
+  ScratchDir tmp;
+  ASSERT_TRUE(seg::testing::run_python(R"(
+from PIL import Image
+import numpy as np
+a = (np.arange(6 * 7) % 4).astype(np.uint8).reshape(6, 7)
+im = Image.fromarray(a, 'P'); im.putpalette([0,0,0, 255,0,0, 0,255,0, 0,0,255]); im.save(')" +
+                                           (tmp / "p.png").string() + R"(')
+)", tmp.path()));
+  auto labels = io::read_label_map(tmp / "p.png");
+  auto expected = (torch::arange(42) % 4).reshape({6, 7}).to(torch::kByte);
+  EXPECT_TRUE(torch::equal(labels.pixels, expected));
+}
+
+TEST(ImageIo, LabelMapsMustBeSmallIntegers) {
+  ScratchDir tmp;
+  io::write_image(tmp / "big.png", make_image(torch::full({3, 3}, 300, torch::kInt), "uint16"));
+  auto message = error_of([&] { io::read_label_map(tmp / "big.png"); });
+  EXPECT_TRUE(contains(message, "big.png") && contains(message, "300")) << message;
+  io::write_image(tmp / "frac.nii.gz", make_image(torch::full({3, 3}, 1.5f), "float"));
+  message = error_of([&] { io::read_label_map(tmp / "frac.nii.gz"); });
+  EXPECT_TRUE(contains(message, "frac.nii.gz") && contains(message, "non-integer")) << message;
+  io::write_image(tmp / "int.nii.gz", make_image(torch::full({3, 3}, 4, torch::kShort), "int16"));
+  auto ok = io::read_label_map(tmp / "int.nii.gz");
+  EXPECT_EQ(ok.pixels.scalar_type(), torch::kByte);
+  EXPECT_EQ(ok.pixels.sum().item<int>(), 36);
+}
+
+TEST(ImageIo, BadFilesNameThePathAndTheFix) {
+  ScratchDir tmp;
+  auto message = error_of([&] { io::read_image(tmp / "missing.png"); });
+  EXPECT_TRUE(contains(message, "missing.png: no such file")) << message;
+  std::filesystem::create_directories(tmp / "folder.png");
+  message = error_of([&] { io::read_image(tmp / "folder.png"); });
+  EXPECT_TRUE(contains(message, "is a folder")) << message;
+  seg::write_file_atomically(tmp / "a.xyz", "abc");
+  message = error_of([&] { io::read_image(tmp / "a.xyz"); });
+  EXPECT_TRUE(contains(message, "a.xyz: unsupported file type")) << message;
+
+  io::write_image(tmp / "good.png", make_image(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
+  io::write_image(tmp / "good.nii.gz", make_image(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
+  for (const std::string name : {"good.png", "good.nii.gz"}) {
+    const auto bytes = seg::read_file(tmp / name);
+    const std::string cut = "cut_" + name;
+    seg::write_file_atomically(tmp / cut, bytes.substr(0, bytes.size() / 2));
+    message = error_of([&] { io::read_image(tmp / cut); });
+    EXPECT_TRUE(contains(message, cut)) << name << ": " << message;
+    seg::write_file_atomically(tmp / ("junk_" + name), "this is not an image at all");
+    message = error_of([&] { io::read_image(tmp / ("junk_" + name)); });
+    EXPECT_TRUE(contains(message, "junk_" + name)) << message;
+  }
+}
+
+TEST(ImageIo, OneSliceVolumesAreImagesButStacksAreNot) {
+  ScratchDir tmp;
+  write_nifti_volume(tmp / "one.nii", 5, 4, 1);
+  auto image = io::read_image(tmp / "one.nii");
+  EXPECT_EQ(image.height(), 4);
+  EXPECT_EQ(image.width(), 5);
+  EXPECT_EQ(image.pixels[1][2].item<int>(), 7);  // row 1, column 2 = element 1 * 5 + 2
+  write_nifti_volume(tmp / "three.nii", 5, 4, 3);
+  const auto message = error_of([&] { io::read_image(tmp / "three.nii"); });
+  EXPECT_TRUE(contains(message, "three.nii") && contains(message, "3 slices")) << message;
+}
+
+TEST(ImageIo, FailedWriteLeavesNothing) {
+  ScratchDir tmp;
+  auto floats = make_image(torch::rand({4, 4}), "float32");
+  const auto message = error_of([&] { io::write_image(tmp / "f.png", floats); });
+  EXPECT_TRUE(contains(message, "f.png") && contains(message, ".nii.gz")) << message;
+  EXPECT_THROW(io::write_image(tmp / "neg.png", make_image(torch::full({2, 2}, -5, torch::kShort), "int16")), seg::Error);
+  EXPECT_THROW(io::write_image(tmp / "a.dcm", make_image(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
+  EXPECT_THROW(io::write_image(tmp / "nodir" / "a.png", make_image(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
+  EXPECT_TRUE(list_files(tmp.path()).empty());
+}
+
+TEST(ImageIo, ResizeAveragesImagesAndPicksCentresForLabels) {
+  auto image = make_image(torch::arange(16, torch::kFloat).reshape({4, 4}), "float32");
+  image.geometry.spacing = {0.5, 0.5};
+  image.geometry.has_spacing = true;
+  auto small = io::resize_image(image, 2, 2);
+  // Area average of each 2x2 block: (0+1+4+5)/4 = 2.5 ...
+  EXPECT_TRUE(torch::allclose(small.pixels, torch::tensor({{2.5f, 4.5f}, {10.5f, 12.5f}})));
+  EXPECT_DOUBLE_EQ(small.geometry.spacing[0], 1.0);
+  EXPECT_DOUBLE_EQ(small.geometry.origin[0], 0.25);  // centre of the first 2x2 block
+  auto large = io::resize_image(make_image(torch::tensor({{0, 100}}, torch::kByte), "uint8"), 1, 4);
+  EXPECT_EQ(large.pixels[0][0].item<int>(), 0);
+  EXPECT_EQ(large.pixels[0][3].item<int>(), 100);
+  EXPECT_GT(large.pixels[0][1].item<int>(), 0);  // bilinear in between
+
+  auto labels = make_image(torch::arange(64, torch::kByte).reshape({8, 8}), "uint8");
+  auto picked = io::resize_label_map(labels, 2, 2);
+  // Factor 4: mask[2::4, 2::4] -> elements (2,2), (2,6), (6,2), (6,6).
+  EXPECT_TRUE(torch::equal(picked.pixels, torch::tensor({{18, 22}, {50, 54}}, torch::kByte)));
+}
+
+TEST(ImageIo, CaseIdsAndExtensions) {
+  EXPECT_EQ(io::case_id_of("/x/JPCLN001.nii.gz"), "JPCLN001");
+  EXPECT_EQ(io::case_id_of("JPCLN001.png"), "JPCLN001");
+  EXPECT_EQ(io::case_id_of("a.b.PNG"), "a.b");
+  EXPECT_TRUE(io::is_image_path("a.NII.GZ"));
+  EXPECT_TRUE(io::is_image_path("a.dcm"));
+  EXPECT_FALSE(io::is_image_path("a.txt"));
+  EXPECT_FALSE(io::is_image_path("dataset.json"));
+}

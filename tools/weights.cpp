@@ -1,15 +1,103 @@
-// seg-weights: not implemented yet.
+// seg-weights: class weights for the cross-entropy loss from the label frequencies of a data
+// set's split (the notebook: count^-0.35 over the train split, divided by the mean).
+// Built in every configuration: a tensor pack needs no image IO.
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/weights.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <iomanip>
+#include <sstream>
+
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
 
 int weights(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("weights", err, [&]() -> int {
-    CLI::App app{"seg-weights (not implemented yet)", "seg-weights"};
+    CLI::App app{
+        "Class weights for the cross-entropy loss from the pixel count of each label over a\n"
+        "data set's split: power: count^-p / mean (the notebook: p = 0.35); inverse: the same\n"
+        "with p = 1; none: all 1. A label with no pixels gets weight 0. Weights are listed by\n"
+        "label value 0..max, as nn.CrossEntropyLoss(weight=...) takes them.",
+        "seg-weights"};
+    std::string data_path, split = "train", mode_name = "power", json_path;
+    double power = 0.35;
+    int threads = 0;
+    app.add_option("--data", data_path, "data set: folder with dataset.json, or a tensor pack (.pth)")->required();
+    app.add_option("--split", split, "the split whose labels are counted, or \"all\"")->capture_default_str();
+    app.add_option("--mode", mode_name, "power, inverse or none")->capture_default_str();
+    app.add_option("--power", power, "p in count^-p (mode power)")->capture_default_str();
+    auto* json_option =
+        app.add_option("--json", json_path, "JSON to stdout alone (bare --json), or to FILE")->expected(0, 1);
+    app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
     if (!parse(app, args, out)) return kOk;
-    err << "seg-weights: not implemented yet\n";
-    return kUsage;
+    set_threads(threads);
+    const WeightMode mode = parse_weight_mode(mode_name);
+    if (mode == WeightMode::power && !(power > 0))
+      throw UsageError("--power " + std::to_string(power) + ": must be positive (0.35 is the notebook's)");
+
+    Dataset data = load_data(data_path);
+    if (!data.labels.defined()) throw Error(data_path, "the data set has no label maps to count");
+    if (split != "all") {
+      if (!data.splits.count(split)) {
+        std::string names;
+        for (const auto& [n, cs] : data.splits) names += (names.empty() ? "" : ", ") + n;
+        throw Error(data_path, "has no split \"" + split + "\" (it has: " + (names.empty() ? "none" : names) +
+                                   "); choose one with --split, or --split all");
+      }
+      data = data.subset(split);
+    }
+    const int64_t num_classes = data.classes.max_value() + 1;
+    const auto counts = label_counts(data.labels, num_classes);
+    const auto w = class_weights(counts, mode, power);
+
+    const bool want_json = json_option->count() > 0;
+    const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
+    if (want_json) {
+      nlohmann::json j;
+      j["data"] = data_path;
+      j["split"] = split;
+      j["cases"] = data.size();
+      j["mode"] = mode_name;
+      if (mode == WeightMode::power) j["power"] = power;
+      j["classes"] = nlohmann::json::array();
+      j["counts"] = nlohmann::json::array();
+      j["weights"] = nlohmann::json::array();
+      for (int64_t v = 0; v < num_classes; ++v) {
+        j["classes"].push_back(data.classes.name_of(static_cast<int>(v)));
+        j["counts"].push_back(counts[v].item<int64_t>());
+        j["weights"].push_back(w[v].item<double>());
+      }
+      const std::string text = j.dump(2) + "\n";
+      if (json_to_stdout) out << text;
+      else write_file_atomically(json_path, text);
+      if (json_to_stdout) return kOk;
+    }
+
+    out << "class weights (" << mode_name;
+    if (mode == WeightMode::power) out << ", p = " << power;
+    out << ") from " << data.size() << " case(s) of split " << split << " of " << data_path << "\n";
+    size_t name_width = 5;
+    for (int64_t v = 0; v < num_classes; ++v)
+      name_width = std::max(name_width, data.classes.name_of(static_cast<int>(v)).size());
+    out << std::left << std::setw(7) << "value" << std::setw(static_cast<int>(name_width + 2)) << "class"
+        << std::right << std::setw(12) << "pixels" << std::setw(10) << "weight" << "\n";
+    std::ostringstream list;
+    list << std::fixed << std::setprecision(4);
+    for (int64_t v = 0; v < num_classes; ++v) {
+      out << std::left << std::setw(7) << v << std::setw(static_cast<int>(name_width + 2))
+          << data.classes.name_of(static_cast<int>(v)) << std::right << std::setw(12) << counts[v].item<int64_t>()
+          << std::setw(10) << std::fixed << std::setprecision(4) << w[v].item<double>() << "\n";
+      list << (v ? ", " : "") << w[v].item<double>();
+    }
+    out << "weights: [" << list.str() << "]\n";
+    return kOk;
   });
 }
 

@@ -1,0 +1,126 @@
+// seg-augment in-process: files written, labels in the class set, seeds, identity.
+#include <seg/dataset.h>
+#include <seg/fs.h>
+#include <seg/io/image_io.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+#include "tool_run.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using seg::testing::run_tool_in_process;
+using seg::testing::ScratchDir;
+
+namespace {
+
+auto augment(const seg::tools::Args& args) { return run_tool_in_process(seg::tools::augment, args); }
+
+// One 48 x 40 case with a gradient image and three labelled blocks.
+fs::path one_case_pack(const ScratchDir& tmp) {
+  seg::Dataset d;
+  d.name = "blocks";
+  d.source = "memory";
+  auto ys = torch::arange(48).view({48, 1}), xs = torch::arange(40).view({1, 40});
+  d.images = (ys * 3 + xs * 2).clamp_max(255).to(torch::kByte).unsqueeze(0);
+  d.labels = torch::zeros({1, 48, 40}, torch::kByte);
+  d.labels[0].slice(0, 5, 20).slice(1, 5, 18).fill_(1);
+  d.labels[0].slice(0, 25, 40).slice(1, 5, 18).fill_(2);
+  d.labels[0].slice(0, 10, 35).slice(1, 24, 34).fill_(3);
+  d.cases = {"blk"};
+  d.classes = seg::ClassTable::numbered(4);
+  d.splits["train"] = {"blk"};
+  const auto path = tmp / "blocks.pth";
+  seg::save_tensor_pack(d, path);
+  return path;
+}
+
+at::Tensor read_pixels(const fs::path& p) { return seg::io::read_image(p).pixels; }
+
+}  // namespace
+
+class AugmentTool : public ::testing::Test {
+ protected:
+  void SetUp() override { torch::set_num_threads(1); }
+};
+
+TEST_F(AugmentTool, WritesPairsMontageAndRecord) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  const auto out = tmp / "aug";
+  auto r = augment({"--data", pack, "--case", "blk", "--count", "3", "--seed", "5", "-o", out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("seed 5"), std::string::npos) << r.out;
+  EXPECT_EQ(seg::testing::list_files(out),
+            (std::vector<std::string>{"augment.json", "images/blk_aug01.png", "images/blk_aug02.png",
+                                      "images/blk_aug03.png", "labels/blk_aug01.png", "labels/blk_aug02.png",
+                                      "labels/blk_aug03.png", "montage.png"}));
+  for (int k = 1; k <= 3; ++k) {
+    auto labels = seg::io::read_label_map(out / ("labels/blk_aug0" + std::to_string(k) + ".png")).pixels;
+    ASSERT_EQ(labels.sizes(), (c10::IntArrayRef{48, 40}));
+    EXPECT_LE(labels.max().item<int>(), 3);
+    EXPECT_EQ(read_pixels(out / ("images/blk_aug0" + std::to_string(k) + ".png")).sizes(), labels.sizes());
+  }
+  auto record = json::parse(seg::read_file(out / "augment.json"));
+  EXPECT_EQ(record["seed"].get<int>(), 5);
+  ASSERT_EQ(record["samples"].size(), 3u);
+  const auto theta = record["samples"][0]["theta"];
+  EXPECT_NEAR(theta[0][0].get<double>(), 1.0, 0.5);  // I + 0.1 * randn
+  EXPECT_NEAR(theta[1][2].get<double>(), 0.0, 0.5);
+  // The montage holds the original and three samples: wider than one tile.
+  EXPECT_GT(seg::io::read_image(out / "montage.png", {/*to_gray=*/true}).pixels.size(1), 40 * 2);
+}
+
+TEST_F(AugmentTool, SameSeedSameFilesDifferentSeedDifferent) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  auto run = [&](const std::string& seed, const std::string& dir) {
+    auto r = augment({"--data", pack, "--case", "blk", "--count", "2", "--seed", seed, "-o", (tmp / dir).string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return std::make_pair(read_pixels(tmp / dir / "images/blk_aug02.png"),
+                          read_pixels(tmp / dir / "labels/blk_aug02.png"));
+  };
+  auto a = run("11", "a"), b = run("11", "b"), c = run("12", "c");
+  EXPECT_TRUE(torch::equal(a.first, b.first));
+  EXPECT_TRUE(torch::equal(a.second, b.second));
+  EXPECT_FALSE(torch::equal(a.first, c.first));
+}
+
+TEST_F(AugmentTool, ScaleZeroIsTheIdentity) {
+  ScratchDir tmp;
+  const auto pack_path = one_case_pack(tmp);
+  auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "1", "--scale", "0", "-o",
+                    (tmp / "id").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto pack = seg::load_tensor_pack(pack_path);
+  EXPECT_TRUE(torch::equal(read_pixels(tmp / "id/images/blk_aug01.png"), pack.images[0]));
+  EXPECT_TRUE(torch::equal(read_pixels(tmp / "id/labels/blk_aug01.png"), pack.labels[0]));
+}
+
+TEST_F(AugmentTool, RealCaseFromTheDataSetFolder) {
+  SEG_REQUIRE_JSRT(dir);
+  ScratchDir tmp;
+  auto r = augment({"--data", dir.string(), "--case", "JPCLN001", "--count", "2", "--seed", "1", "-o",
+                    (tmp / "out").string(), "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto labels = seg::io::read_label_map(tmp / "out/labels/JPCLN001_aug01.png").pixels;
+  EXPECT_EQ(labels.sizes(), (c10::IntArrayRef{256, 256}));
+  EXPECT_LE(labels.max().item<int>(), 5);
+  EXPECT_GT(labels.eq(3).sum().item<int64_t>(), 1000);  // the heart survives a small warp
+}
+
+TEST_F(AugmentTool, ErrorsAndUsage) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  auto missing = augment({"--data", pack, "--case", "nope", "-o", (tmp / "o").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("has no case nope"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(tmp / "o"));
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk"}).code, 2);  // no -o
+  EXPECT_EQ(augment({"--data", pack, "-o", (tmp / "o").string()}).code, 2);  // no --case
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--count", "0", "-o", (tmp / "o").string()}).code, 2);
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--device", "tpu", "-o", (tmp / "o").string()}).code, 2);
+}

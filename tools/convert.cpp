@@ -1,15 +1,255 @@
-// seg-convert: not implemented yet.
+// seg-convert: images and label maps between formats, whole data sets between a folder and a
+// tensor pack, the course notebook's .pth files and the JSRT distribution into a data set.
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/io/dataset_io.h>
+#include <seg/io/image_io.h>
+
+#include <ATen/ATen.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <set>
+
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
+namespace fs = std::filesystem;
+
+namespace {
+
+// An output folder that appears whole or not at all: everything is written into a hidden
+// folder beside it, which is renamed into place at the end and removed on failure.
+class StagedFolder {
+ public:
+  StagedFolder(const fs::path& target, bool overwrite) : target_(target) {
+    if (fs::exists(target_)) {
+      if (!fs::is_directory(target_)) throw Error(target_.string(), "exists and is not a folder; choose another output");
+      if (!fs::is_empty(target_) && !overwrite)
+        throw Error(target_.string(), "exists and is not empty; choose a new folder or pass --overwrite");
+    }
+    const fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
+    ensure_writable_dir(parent);
+    staging_ = parent / ("." + target_.filename().string() + ".tmp." + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    ensure_writable_dir(staging_);
+  }
+  ~StagedFolder() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(staging_, ec);
+  }
+  StagedFolder(const StagedFolder&) = delete;
+  StagedFolder& operator=(const StagedFolder&) = delete;
+
+  const fs::path& path() const { return staging_; }
+  void commit() {
+    if (fs::exists(target_)) fs::remove_all(target_);
+    fs::rename(staging_, target_);
+    committed_ = true;
+  }
+
+ private:
+  fs::path target_, staging_;
+  bool committed_ = false;
+};
+
+bool is_dataset_input(const fs::path& path) {
+  if (fs::is_directory(path)) return fs::exists(path / "dataset.json");
+  return is_tensor_pack(path) || path.extension() == ".json";
+}
+
+std::string shape_text(int64_t height, int64_t width) { return std::to_string(height) + "x" + std::to_string(width); }
+
+std::string extension_of_format(const std::string& format) {
+  if (format == "png" || format == "nii" || format == "nii.gz" || format == "nrrd" || format == "mha" ||
+      format == "tif")
+    return "." + format;
+  throw UsageError("--format " + format + ": expected png, nii, nii.gz, nrrd, mha or tif");
+}
+
+struct Options {
+  std::vector<std::string> inputs;
+  std::string output;
+  bool labels = false;
+  bool gray = false;
+  std::optional<std::pair<int64_t, int64_t>> size;
+  std::string format = "png";
+  bool overwrite = false;
+  bool to_notebook = false;
+  std::string name;
+};
+
+// A data set goes to a tensor pack (OUT.pth), the notebook's two files (--to-notebook: a
+// folder with JSRT_img0_lms.pth and jsrt_seg_masks.pth) or a data set folder.
+void write_dataset(Dataset data, const Options& options, std::ostream& out) {
+  if (!options.name.empty()) data.name = options.name;
+  const fs::path target = options.output;
+  const std::string summary = std::to_string(data.size()) + " cases of " +
+                              shape_text(data.images.size(1), data.images.size(2)) + ", " +
+                              std::to_string(data.classes.size()) + " classes";
+  if (options.to_notebook) {
+    StagedFolder folder(target, options.overwrite);
+    io::export_notebook_files(data, folder.path() / "JSRT_img0_lms.pth", folder.path() / "jsrt_seg_masks.pth");
+    folder.commit();
+    out << "wrote " << (target / "JSRT_img0_lms.pth").string() << " and " << (target / "jsrt_seg_masks.pth").string()
+        << ": " << summary << "\n";
+    return;
+  }
+  if (is_tensor_pack(target)) {
+    if (fs::exists(target) && !options.overwrite)
+      throw Error(target.string(), "exists; choose another name or pass --overwrite");
+    save_tensor_pack(data, target);
+    out << "wrote tensor pack " << target.string() << ": " << summary << "\n";
+    return;
+  }
+  StagedFolder folder(target, options.overwrite);
+  io::write_dataset_folder(data, folder.path());
+  folder.commit();
+  out << "wrote data set folder " << target.string() << ": " << summary << "\n";
+}
+
+// Every case resampled: images by area/bilinear, labels by nearest neighbour.
+Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
+  std::vector<at::Tensor> images, labels;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    Image image, label;
+    image.pixels = data.images[i];
+    images.push_back(io::resize_image(image, size.first, size.second).pixels);
+    if (data.labels.defined()) {
+      label.pixels = data.labels[i];
+      labels.push_back(io::resize_label_map(label, size.first, size.second).pixels);
+    }
+  }
+  data.images = at::stack(images);
+  if (data.labels.defined()) data.labels = at::stack(labels);
+  return data;
+}
+
+// One image or label map in, one out.
+void convert_file(const fs::path& input, const fs::path& output, const Options& options) {
+  if (options.labels) {
+    Image labels = io::read_label_map(input);
+    if (options.size) labels = io::resize_label_map(labels, options.size->first, options.size->second);
+    io::write_label_map(output, labels);
+  } else {
+    io::ReadOptions read_options;
+    read_options.to_gray = options.gray;
+    Image image = io::read_image(input, read_options);
+    if (options.size) image = io::resize_image(image, options.size->first, options.size->second);
+    io::write_image(output, image);
+  }
+}
+
+// Images from files and folders (their image files, not recursively), in a stable order.
+std::vector<fs::path> image_files(const std::vector<std::string>& inputs) {
+  std::vector<fs::path> files;
+  for (const auto& input : inputs) {
+    if (!fs::exists(input)) throw Error(input, "no such file or folder; check the path");
+    if (fs::is_directory(input)) {
+      std::vector<fs::path> inside;
+      for (const auto& entry : fs::directory_iterator(input))
+        if (entry.is_regular_file() && io::is_image_path(entry.path())) inside.push_back(entry.path());
+      if (inside.empty()) throw Error(input, "holds no image files (.png, .nii.gz, ...)");
+      std::sort(inside.begin(), inside.end());
+      files.insert(files.end(), inside.begin(), inside.end());
+    } else {
+      files.emplace_back(input);
+    }
+  }
+  return files;
+}
+
+}  // namespace
 
 int convert(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("convert", err, [&]() -> int {
-    CLI::App app{"seg-convert (not implemented yet)", "seg-convert"};
+    CLI::App app{
+        "Converts images, label maps and data sets between formats.\n"
+        "  seg-convert IMAGE -o OUT.nii.gz          one file; the format follows the extension\n"
+        "  seg-convert FILES.../FOLDER -o DIR       many files into DIR (--format png|nii.gz|...)\n"
+        "  seg-convert DATASET -o OUT.pth | DIR     data set folder <-> tensor pack\n"
+        "  seg-convert DATASET --to-notebook -o DIR the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
+        "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR | OUT.pth\n"
+        "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
+        "Outputs are written whole or not at all.",
+        "seg-convert"};
+    Options options;
+    std::string size_text;
+    bool notebook = false, jsrt = false;
+    int64_t train_count = 160, raw_size = 2048;
+    app.add_option("inputs", options.inputs, "input files or folders")->required();
+    app.add_option("-o,--out", options.output, "output file or folder")->required();
+    app.add_flag("--labels", options.labels, "the inputs are label maps (nearest-neighbour resampling, uint8)");
+    app.add_flag("--gray", options.gray, "turn colour images into grey (otherwise colour is an error)");
+    app.add_option("--size", size_text, "resample to N x N or HxW (images: area/bilinear; labels: nearest)");
+    app.add_option("--format", options.format, "file format when writing into a folder: png, nii.gz, nii, nrrd, mha, tif")
+        ->capture_default_str();
+    app.add_flag("--notebook", notebook, "inputs are the notebook's JSRT_img0_lms.pth and jsrt_seg_masks.pth");
+    app.add_flag("--to-notebook", options.to_notebook, "write a data set as the notebook's two .pth files into the folder OUT");
+    app.add_flag("--jsrt", jsrt, "inputs are the JSRT raw .IMG folder and the SCR masks folder");
+    app.add_option("--train-count", train_count, "--notebook: the first N cases form the train split")->capture_default_str();
+    app.add_option("--raw-size", raw_size, "--jsrt: edge of the raw images in pixels")->capture_default_str();
+    app.add_option("--name", options.name, "name of the written data set");
+    app.add_flag("--overwrite", options.overwrite, "replace an existing output");
     if (!parse(app, args, out)) return kOk;
-    err << "seg-convert: not implemented yet\n";
-    return kUsage;
+    if (!size_text.empty()) options.size = parse_size(size_text);
+    if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
+
+    if (notebook || jsrt) {
+      if (options.inputs.size() != 2)
+        throw UsageError(std::string(notebook ? "--notebook needs IMAGES.pth MASKS.pth" : "--jsrt needs RAW_DIR MASKS_DIR") +
+                         ", got " + std::to_string(options.inputs.size()) + " inputs");
+      Dataset data;
+      if (notebook) {
+        data = io::import_notebook_files(options.inputs[0], options.inputs[1], train_count);
+        if (options.size) data = resampled(std::move(data), *options.size);
+      } else {
+        const int64_t size = options.size ? options.size->first : 256;
+        if (options.size && options.size->first != options.size->second)
+          throw UsageError("--jsrt: --size must be square (JSRT images are square)");
+        data = io::import_jsrt(options.inputs[0], options.inputs[1], size, raw_size);
+      }
+      write_dataset(std::move(data), options, out);
+      return kOk;
+    }
+
+    if (options.inputs.size() == 1 && fs::exists(options.inputs[0]) && is_dataset_input(options.inputs[0])) {
+      io::LoadOptions load;
+      load.size = options.size;
+      load.require_labels = false;
+      write_dataset(io::load_dataset(options.inputs[0], load), options, out);
+      return kOk;
+    }
+    if (options.to_notebook) throw UsageError("--to-notebook needs a data set (folder with dataset.json or .pth) as input");
+
+    const auto files = image_files(options.inputs);
+    const fs::path target = options.output;
+    const bool single_file = options.inputs.size() == 1 && !fs::is_directory(options.inputs[0]) && io::is_image_path(target);
+    if (single_file) {
+      if (fs::exists(target) && !options.overwrite)
+        throw Error(target.string(), "exists; choose another name or pass --overwrite");
+      convert_file(files[0], target, options);
+      out << "wrote " << target.string() << "\n";
+      return kOk;
+    }
+    const std::string extension = extension_of_format(options.format);
+    StagedFolder folder(target, options.overwrite);
+    std::set<std::string> seen;
+    for (const auto& file : files) {
+      const std::string id = io::case_id_of(file);
+      if (!seen.insert(id).second)
+        throw Error(file.string(), "has the same name as another input (" + id + "); rename one of them");
+      convert_file(file, folder.path() / (id + extension), options);
+    }
+    folder.commit();
+    out << "wrote " << files.size() << (options.labels ? " label maps" : " images") << " into " << target.string() << "\n";
+    return kOk;
   });
 }
 

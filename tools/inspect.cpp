@@ -1,15 +1,426 @@
-// seg-inspect: not implemented yet.
+// seg-inspect: what a file or data set holds (sizes, types, intensities, labels, splits),
+// with warnings for anything odd, as text or JSON, and an overlay picture of one case.
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/io/image_io.h>
+#include <seg/viz/overlay.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
 #include "common.h"
 #include "tools.h"
 
 namespace seg::tools {
+namespace fs = std::filesystem;
+using nlohmann::ordered_json;
+
+namespace {
+
+// Running intensity statistics over many images.
+struct IntensityStats {
+  double min = INFINITY, max = -INFINITY, sum = 0, sum_of_squares = 0;
+  int64_t count = 0;
+  void add(const at::Tensor& pixels) {
+    const auto values = pixels.to(at::kDouble);
+    min = std::min(min, values.min().item<double>());
+    max = std::max(max, values.max().item<double>());
+    sum += values.sum().item<double>();
+    sum_of_squares += (values * values).sum().item<double>();
+    count += values.numel();
+  }
+  double mean() const { return count ? sum / static_cast<double>(count) : 0; }
+  double std() const {
+    if (!count) return 0;
+    return std::sqrt(std::max(0.0, sum_of_squares / static_cast<double>(count) - mean() * mean()));
+  }
+  ordered_json to_json() const {
+    return {{"min", min}, {"max", max}, {"mean", mean()}, {"std", std()}};
+  }
+};
+
+// Pixel counts per label value 0..255.
+struct LabelHistogram {
+  std::vector<int64_t> counts = std::vector<int64_t>(256, 0);
+  void add(const at::Tensor& labels) {
+    const auto c = at::bincount(labels.flatten().to(at::kLong), {}, 256);
+    for (int v = 0; v < 256; ++v) counts[static_cast<size_t>(v)] += c[v].item<int64_t>();
+  }
+  int64_t total() const {
+    int64_t t = 0;
+    for (auto c : counts) t += c;
+    return t;
+  }
+};
+
+std::string number(double value) {
+  std::ostringstream s;
+  s << std::setprecision(6) << value;
+  return s.str();
+}
+
+std::string shape_text(int64_t height, int64_t width) { return std::to_string(height) + "x" + std::to_string(width); }
+
+// Everything a data set report says.
+struct DatasetReport {
+  std::string name, kind, source;
+  std::vector<std::string> cases;
+  std::vector<std::pair<std::string, int64_t>> splits;  // in the order of their first case
+  ClassTable classes;
+  std::map<std::string, int64_t> sizes;  // "HxW" -> number of cases
+  std::set<std::string> pixel_types;
+  int64_t labelled = 0;
+  IntensityStats intensity;
+  LabelHistogram histogram;
+  std::vector<std::string> warnings;
+};
+
+void order_splits(DatasetReport& report, const std::map<std::string, std::vector<std::string>>& splits) {
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < report.cases.size(); ++i) position.emplace(report.cases[i], i);
+  std::vector<std::tuple<size_t, std::string, int64_t>> ordered;
+  for (const auto& [name, cs] : splits) {
+    size_t first = report.cases.size();
+    for (const auto& c : cs) first = std::min(first, position.count(c) ? position[c] : first);
+    ordered.emplace_back(first, name, static_cast<int64_t>(cs.size()));
+  }
+  std::sort(ordered.begin(), ordered.end());
+  for (const auto& [first, name, n] : ordered) report.splits.emplace_back(name, n);
+
+  std::map<std::string, int> memberships;
+  for (const auto& [name, cs] : splits)
+    for (const auto& c : cs) ++memberships[c];
+  int64_t in_no_split = 0, in_several = 0;
+  for (const auto& c : report.cases) {
+    const int m = memberships.count(c) ? memberships[c] : 0;
+    in_no_split += m == 0;
+    in_several += m > 1;
+  }
+  if (in_no_split) report.warnings.push_back(std::to_string(in_no_split) + " cases are in no split");
+  if (in_several) report.warnings.push_back(std::to_string(in_several) + " cases are in more than one split");
+}
+
+void finish_label_warnings(DatasetReport& report) {
+  for (int v = 0; v < 256; ++v) {
+    const auto n = report.histogram.counts[static_cast<size_t>(v)];
+    if (n > 0 && !report.classes.contains(v))
+      report.warnings.push_back("label value " + std::to_string(v) + " (" + std::to_string(n) +
+                                " pixels) is not in the class table");
+  }
+  if (report.labelled > 0)
+    for (const auto& [name, value] : report.classes.entries)
+      if (report.histogram.counts[static_cast<size_t>(std::clamp(value, 0, 255))] == 0)
+        report.warnings.push_back("class " + name + " (" + std::to_string(value) + ") has no pixels in any label map");
+  if (report.sizes.size() > 1) {
+    std::string list;
+    for (const auto& [size, n] : report.sizes) list += (list.empty() ? "" : ", ") + size + " (" + std::to_string(n) + ")";
+    report.warnings.push_back("image sizes differ: " + list + "; resample with seg-convert --size");
+  }
+}
+
+// A folder is scanned case by case, so a broken case becomes a warning rather than the end.
+DatasetReport scan_folder(const fs::path& json_path) {
+  const DatasetSpec spec = DatasetSpec::read(json_path);
+  const fs::path root = json_path.parent_path();
+  DatasetReport report;
+  report.name = spec.name;
+  report.kind = "data set folder";
+  report.source = root.string();
+  report.cases = spec.cases;
+  report.classes = spec.classes;
+  order_splits(report, spec.splits);
+  std::vector<std::string> missing_labels;
+  for (const auto& c : spec.cases) {
+    const fs::path image_path = spec.image_path(root, c);
+    std::optional<Image> image;
+    try {
+      image = io::read_image(image_path);
+      report.sizes[shape_text(image->height(), image->width())]++;
+      report.pixel_types.insert(image->pixel_type);
+      report.intensity.add(image->pixels);
+      if (!spec.size.empty() && (image->height() != spec.size[0] || image->width() != spec.size[1]))
+        report.warnings.push_back(image_path.string() + " is " + shape_text(image->height(), image->width()) +
+                                  ", not the stated size " + shape_text(spec.size[0], spec.size[1]));
+    } catch (const Error& e) {
+      report.warnings.push_back(e.what());
+    }
+    if (spec.labels_pattern.empty()) continue;
+    const fs::path label_path = spec.label_path(root, c);
+    if (!fs::exists(label_path)) {
+      missing_labels.push_back(c);
+      continue;
+    }
+    try {
+      const Image labels = io::read_label_map(label_path);
+      ++report.labelled;
+      report.histogram.add(labels.pixels);
+      if (image && (labels.height() != image->height() || labels.width() != image->width()))
+        report.warnings.push_back(label_path.string() + " is " + shape_text(labels.height(), labels.width()) +
+                                  " but its image is " + shape_text(image->height(), image->width()));
+    } catch (const Error& e) {
+      report.warnings.push_back(e.what());
+    }
+  }
+  if (spec.labels_pattern.empty()) report.warnings.push_back("the data set has no label maps (no \"labels\" pattern)");
+  if (!missing_labels.empty())
+    report.warnings.push_back(std::to_string(missing_labels.size()) + " cases have no label map (first: " +
+                              missing_labels.front() + ", expected " + spec.label_path(root, missing_labels.front()).string() + ")");
+  finish_label_warnings(report);
+  return report;
+}
+
+DatasetReport scan_pack(const fs::path& path) {
+  const Dataset data = load_tensor_pack(path);
+  DatasetReport report;
+  report.name = data.name;
+  report.kind = "tensor pack";
+  report.source = path.string();
+  report.cases = data.cases;
+  report.classes = data.classes;
+  order_splits(report, data.splits);
+  report.sizes[shape_text(data.images.size(1), data.images.size(2))] = data.size();
+  report.pixel_types.insert(data.images.scalar_type() == at::kByte ? "uint8" : "float32");
+  report.intensity.add(data.images);
+  if (data.labels.defined()) {
+    report.labelled = data.size();
+    report.histogram.add(data.labels);
+  } else {
+    report.warnings.push_back("the tensor pack holds no label maps");
+  }
+  finish_label_warnings(report);
+  return report;
+}
+
+ordered_json histogram_json(const LabelHistogram& histogram, const ClassTable& classes) {
+  ordered_json list = ordered_json::array();
+  const double total = static_cast<double>(std::max<int64_t>(1, histogram.total()));
+  for (int v = 0; v < 256; ++v) {
+    const auto n = histogram.counts[static_cast<size_t>(v)];
+    if (n == 0 && !classes.contains(v)) continue;
+    list.push_back({{"value", v}, {"class", classes.name_of(v)}, {"pixels", n}, {"fraction", static_cast<double>(n) / total}});
+  }
+  return list;
+}
+
+void print_histogram(std::ostream& out, const LabelHistogram& histogram, const ClassTable& classes) {
+  const double total = static_cast<double>(std::max<int64_t>(1, histogram.total()));
+  out << "labels:\n";
+  for (int v = 0; v < 256; ++v) {
+    const auto n = histogram.counts[static_cast<size_t>(v)];
+    if (n == 0 && !classes.contains(v)) continue;
+    out << "  " << std::setw(3) << v << "  " << std::left << std::setw(16) << classes.name_of(v) << std::right
+        << std::setw(12) << n << "  " << std::fixed << std::setprecision(2) << std::setw(6)
+        << 100.0 * static_cast<double>(n) / total << " %" << std::defaultfloat << "\n";
+  }
+}
+
+void print_dataset(std::ostream& out, const DatasetReport& r, bool as_json) {
+  if (as_json) {
+    ordered_json j;
+    j["name"] = r.name;
+    j["kind"] = r.kind;
+    j["source"] = r.source;
+    j["cases"] = r.cases.size();
+    j["labelled_cases"] = r.labelled;
+    j["splits"] = ordered_json::object();
+    for (const auto& [name, n] : r.splits) j["splits"][name] = n;
+    j["classes"] = ordered_json::array();
+    for (const auto& [name, value] : r.classes.entries) j["classes"].push_back({{"name", name}, {"value", value}});
+    j["image_sizes"] = ordered_json::object();
+    for (const auto& [size, n] : r.sizes) j["image_sizes"][size] = n;
+    j["pixel_types"] = r.pixel_types;
+    j["intensity"] = r.intensity.to_json();
+    j["labels"] = histogram_json(r.histogram, r.classes);
+    j["warnings"] = r.warnings;
+    out << j.dump(2) << "\n";
+    return;
+  }
+  out << r.name << " (" << r.kind << " " << r.source << ")\n";
+  out << "cases: " << r.cases.size() << " (" << r.labelled << " with label maps)\n";
+  out << "splits:";
+  for (const auto& [name, n] : r.splits) out << " " << name << " " << n;
+  out << (r.splits.empty() ? " none\n" : "\n");
+  out << "classes: " << r.classes.size() << " (";
+  for (size_t i = 0; i < r.classes.entries.size(); ++i)
+    out << (i ? ", " : "") << r.classes.entries[i].second << " " << r.classes.entries[i].first;
+  out << ")\n";
+  out << "image size:";
+  for (const auto& [size, n] : r.sizes) out << " " << size << " (" << n << " cases)";
+  out << "\npixel type:";
+  for (const auto& t : r.pixel_types) out << " " << t;
+  out << "\nintensity: min " << number(r.intensity.min) << ", max " << number(r.intensity.max) << ", mean "
+      << number(r.intensity.mean()) << ", std " << number(r.intensity.std()) << "\n";
+  if (r.labelled > 0) print_histogram(out, r.histogram, r.classes);
+  if (r.warnings.empty()) out << "warnings: none\n";
+  for (const auto& w : r.warnings) out << "warning: " << w << "\n";
+}
+
+// A lone label map has no class names: 0 is background, the rest label_<v>.
+ClassTable background_only() {
+  ClassTable table;
+  table.entries.emplace_back("background", 0);
+  return table;
+}
+
+void print_image(std::ostream& out, const fs::path& path, const Image& image, bool as_labels, bool as_json) {
+  IntensityStats stats;
+  stats.add(image.pixels);
+  // Integer images with few values are shown as label maps too.
+  std::optional<LabelHistogram> histogram;
+  const bool integer = !image.pixels.is_floating_point();
+  if (as_labels || (integer && stats.min >= 0 && stats.max <= 255 &&
+                    std::get<0>(at::_unique(image.pixels.flatten())).numel() <= 32)) {
+    histogram.emplace();
+    histogram->add(image.pixels);
+  }
+  const auto& g = image.geometry;
+  if (as_json) {
+    ordered_json j;
+    j["file"] = path.string();
+    j["kind"] = as_labels ? "label map" : "image";
+    j["size"] = {image.height(), image.width()};
+    j["channels"] = image.channels();
+    j["pixel_type"] = image.pixel_type;
+    if (g.has_spacing) {
+      j["spacing"] = g.spacing;
+      j["origin"] = g.origin;
+      j["direction"] = g.direction;
+    } else {
+      j["spacing"] = nullptr;
+    }
+    j["intensity"] = stats.to_json();
+    if (histogram) j["labels"] = histogram_json(*histogram, background_only());
+    out << j.dump(2) << "\n";
+    return;
+  }
+  out << path.string() << " (" << (as_labels ? "label map" : "image") << ")\n";
+  out << "size: " << shape_text(image.height(), image.width()) << "\n";
+  out << "pixel type: " << image.pixel_type << "\n";
+  if (g.has_spacing) {
+    out << "spacing: " << number(g.spacing[0]) << " x " << number(g.spacing[1]) << " mm\n";
+    out << "origin: " << number(g.origin[0]) << ", " << number(g.origin[1]) << "\n";
+    out << "direction: " << number(g.direction[0]) << " " << number(g.direction[1]) << " / " << number(g.direction[2])
+        << " " << number(g.direction[3]) << "\n";
+  } else {
+    out << "spacing: none (the format stores no physical spacing)\n";
+  }
+  out << "intensity: min " << number(stats.min) << ", max " << number(stats.max) << ", mean " << number(stats.mean())
+      << ", std " << number(stats.std()) << "\n";
+  if (histogram) print_histogram(out, *histogram, background_only());
+}
+
+struct OverlayRequest {
+  fs::path output;
+  std::string case_id;
+  std::string label_map;
+};
+
+// The image and label map of one case of a data set (default: its first case).
+std::tuple<Image, at::Tensor, ClassTable, std::string> dataset_case(const fs::path& path, const std::string& wanted) {
+  if (fs::is_directory(path) || path.extension() == ".json") {
+    const fs::path json_path = fs::is_directory(path) ? path / "dataset.json" : path;
+    const DatasetSpec spec = DatasetSpec::read(json_path);
+    const std::string c = wanted.empty() ? spec.cases.front() : wanted;
+    if (std::find(spec.cases.begin(), spec.cases.end(), c) == spec.cases.end())
+      throw Error(json_path.string(), "has no case " + c + "; see the case IDs in its \"split\"");
+    if (spec.labels_pattern.empty()) throw Error(json_path.string(), "has no label maps to draw");
+    Image image = io::read_image(spec.image_path(json_path.parent_path(), c));
+    Image labels = io::read_label_map(spec.label_path(json_path.parent_path(), c));
+    return {image, labels.pixels, spec.classes, c};
+  }
+  const Dataset data = load_tensor_pack(path);
+  const std::string c = wanted.empty() ? data.cases.front() : wanted;
+  const auto it = std::find(data.cases.begin(), data.cases.end(), c);
+  if (it == data.cases.end()) throw Error(path.string(), "has no case " + c);
+  if (!data.labels.defined()) throw Error(path.string(), "has no label maps to draw");
+  const auto row = it - data.cases.begin();
+  Image image;
+  image.pixels = data.images[row];
+  return {image, data.labels[row], data.classes, c};
+}
+
+}  // namespace
 
 int inspect(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("inspect", err, [&]() -> int {
-    CLI::App app{"seg-inspect (not implemented yet)", "seg-inspect"};
+    CLI::App app{
+        "Shows what an image, a label map or a data set holds: size, pixel type, spacing,\n"
+        "intensity statistics, label histogram; for a data set (folder with dataset.json or a\n"
+        ".pth tensor pack) also cases, splits and classes, with warnings for anything odd.\n"
+        "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]\n"
+        "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]",
+        "seg-inspect"};
+    std::string path_text;
+    bool as_labels = false, gray = false, as_json = false, strict = false;
+    OverlayRequest overlay;
+    std::string overlay_path;
+    app.add_option("path", path_text, "image, label map, data set folder, dataset.json or tensor pack")->required();
+    app.add_flag("--labels", as_labels, "treat the file as a label map");
+    app.add_flag("--gray", gray, "accept a colour image, converted to grey");
+    app.add_flag("--json", as_json, "machine-readable output");
+    app.add_option("--overlay", overlay_path, "draw the image with its labels into this PNG");
+    app.add_option("--case", overlay.case_id, "--overlay: the case of a data set (default: the first)");
+    app.add_option("--label-map", overlay.label_map, "--overlay: the label map drawn over an image file");
+    app.add_flag("--strict", strict, "exit with 1 when there are warnings");
     if (!parse(app, args, out)) return kOk;
-    err << "seg-inspect: not implemented yet\n";
-    return kUsage;
+    const fs::path path = path_text;
+    if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
+
+    const bool is_dataset = (fs::is_directory(path) && fs::exists(path / "dataset.json")) ||
+                            path.extension() == ".json" || is_tensor_pack(path);
+    if (fs::is_directory(path) && !is_dataset)
+      throw Error(path.string(), "is a folder without dataset.json; give a data set folder or an image file");
+    if (!is_dataset && !overlay.case_id.empty()) throw UsageError("--case applies to data sets only");
+    if (is_dataset && !overlay.label_map.empty()) throw UsageError("--label-map applies to image files only");
+    if (overlay_path.empty() && (!overlay.case_id.empty() || !overlay.label_map.empty()))
+      throw UsageError("--case and --label-map choose what --overlay draws; add --overlay OUT.png");
+
+    size_t warnings = 0;
+    if (is_dataset) {
+      const fs::path json_path = fs::is_directory(path) ? path / "dataset.json" : path;
+      const DatasetReport report = is_tensor_pack(path) ? scan_pack(path) : scan_folder(json_path);
+      print_dataset(out, report, as_json);
+      warnings = report.warnings.size();
+      if (!overlay_path.empty()) {
+        auto [image, labels, classes, c] = dataset_case(path, overlay.case_id);
+        viz::write_png(overlay_path, viz::render_overlay(image, labels, classes, 0.45, report.name + " " + c));
+        if (!as_json) out << "overlay of case " << c << ": " << overlay_path << "\n";
+      }
+    } else {
+      io::ReadOptions read_options;
+      read_options.to_gray = gray;
+      const Image image = as_labels ? io::read_label_map(path) : io::read_image(path, read_options);
+      print_image(out, path, image, as_labels, as_json);
+      if (!overlay_path.empty()) {
+        at::Tensor labels;
+        Image background = image;
+        if (!overlay.label_map.empty()) {
+          labels = io::read_label_map(overlay.label_map).pixels;
+        } else if (as_labels) {
+          labels = image.pixels;  // a label map alone: drawn over black
+          background.pixels = at::zeros_like(image.pixels);
+        } else {
+          throw UsageError("--overlay on an image needs --label-map LABELS (or --labels for a label map alone)");
+        }
+        if (labels.sizes() != background.pixels.sizes())
+          throw Error(overlay.label_map, "is " + shape_text(labels.size(0), labels.size(1)) + " but the image is " +
+                                             shape_text(image.height(), image.width()) + "; resample one with seg-convert --size");
+        const auto classes = ClassTable::numbered(labels.max().item<int>() + 1);
+        viz::write_png(overlay_path, viz::render_overlay(background, labels, classes, 0.45, path.filename().string()));
+        if (!as_json) out << "overlay: " << overlay_path << "\n";
+      }
+    }
+    return strict && warnings > 0 ? kBadInput : kOk;
   });
 }
 

@@ -1,0 +1,221 @@
+// seg-convert, run in-process.
+#include <seg/dataset.h>
+#include <seg/fs.h>
+#include <seg/io/dataset_io.h>
+#include <seg/io/image_io.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "../io/python_support.h"
+#include "test_support.h"
+#include "tools.h"
+
+using seg::testing::list_files;
+using seg::testing::ScratchDir;
+namespace io = seg::io;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run convert(const seg::tools::Args& args) {
+  std::ostringstream out, err;
+  const int code = seg::tools::convert(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+int64_t lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
+
+seg::Dataset small_dataset() {
+  seg::Dataset d;
+  d.name = "small";
+  d.source = "memory";
+  d.images = torch::randint(0, 256, {4, 16, 12}, torch::kByte);
+  d.labels = torch::randint(0, 4, {4, 16, 12}, torch::kByte);
+  d.cases = {"a", "b", "c", "d"};
+  d.classes = seg::ClassTable::numbered(4);
+  d.splits["train"] = {"a", "b", "c"};
+  d.splits["test"] = {"d"};
+  return d;
+}
+
+void expect_same(const seg::Dataset& a, const seg::Dataset& b) {
+  EXPECT_TRUE(torch::equal(a.images, b.images));
+  EXPECT_TRUE(torch::equal(a.labels, b.labels));
+  EXPECT_EQ(a.cases, b.cases);
+  EXPECT_EQ(a.splits, b.splits);
+  EXPECT_EQ(a.classes.entries, b.classes.entries);
+}
+
+}  // namespace
+
+TEST(Convert, LabelMapThroughNiftiAndBackIsExact) {
+  ScratchDir tmp;
+  seg::Image labels;
+  labels.pixels = torch::randint(0, 6, {20, 30}, torch::kByte);
+  io::write_label_map(tmp / "l.png", labels);
+  auto r = convert({"--labels", (tmp / "l.png").string(), "-o", (tmp / "l.nii.gz").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = convert({"--labels", (tmp / "l.nii.gz").string(), "-o", (tmp / "back.png").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(torch::equal(io::read_label_map(tmp / "back.png").pixels, labels.pixels));
+  // Resampled labels stay labels: nearest neighbour, no new values.
+  r = convert({"--labels", (tmp / "l.png").string(), "-o", (tmp / "small.png").string(), "--size", "10x15"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto small = io::read_label_map(tmp / "small.png").pixels;
+  EXPECT_EQ(small.sizes(), (std::vector<int64_t>{10, 15}));
+  EXPECT_TRUE(torch::equal(small, labels.pixels.slice(0, 1, 20, 2).slice(1, 1, 30, 2)));
+}
+
+TEST(Convert, ColourNeedsGrayAndFailureLeavesNothing) {
+  SEG_REQUIRE_PYTHON("PIL, numpy");
+  ScratchDir tmp;
+  ASSERT_TRUE(seg::testing::run_python(R"(
+from PIL import Image
+import numpy as np
+a = np.zeros((6, 5, 3), np.uint8); a[..., 0] = 250
+Image.fromarray(a, 'RGB').save(')" + (tmp / "in" / "colour.png").string() + "')\n",
+                                       (std::filesystem::create_directories(tmp / "in"), tmp.path())));
+  auto r = convert({(tmp / "in" / "colour.png").string(), "-o", (tmp / "out" / "x.nii.gz").string()});
+  std::filesystem::create_directories(tmp / "out");
+  r = convert({(tmp / "in" / "colour.png").string(), "-o", (tmp / "out" / "x.nii.gz").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "seg-convert: error: ") && contains(r.err, "colour.png") && contains(r.err, "--gray")) << r.err;
+  EXPECT_TRUE(list_files(tmp / "out").empty());
+  // Into a folder: nothing of the folder appears either.
+  r = convert({(tmp / "in").string(), "-o", (tmp / "out" / "folder").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out" / "folder"));
+  EXPECT_TRUE(std::filesystem::is_empty(tmp / "out")) << list_files(tmp / "out").size();
+  r = convert({"--gray", (tmp / "in" / "colour.png").string(), "-o", (tmp / "out" / "x.nii.gz").string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(io::read_image(tmp / "out" / "x.nii.gz").pixels[0][0].item<int>(), 75);  // 0.299 * 250
+}
+
+TEST(Convert, DatasetFolderToPackAndBack) {
+  ScratchDir tmp;
+  auto d = small_dataset();
+  io::write_dataset_folder(d, tmp / "set");
+  auto r = convert({(tmp / "set").string(), "-o", (tmp / "set.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "4 cases")) << r.out;
+  expect_same(seg::load_tensor_pack(tmp / "set.pth"), d);
+  r = convert({(tmp / "set.pth").string(), "-o", (tmp / "again").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same(io::load_dataset(tmp / "again"), d);
+  // An existing output is kept unless --overwrite.
+  r = convert({(tmp / "set.pth").string(), "-o", (tmp / "again").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "--overwrite")) << r.err;
+  r = convert({(tmp / "set.pth").string(), "-o", (tmp / "again").string(), "--overwrite", "--size", "8x6"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(io::load_dataset(tmp / "again").images.sizes(), (std::vector<int64_t>{4, 8, 6}));
+}
+
+TEST(Convert, BadDatasetNamesTheFileAndWritesNothing) {
+  ScratchDir tmp;
+  io::write_dataset_folder(small_dataset(), tmp / "set");
+  seg::Image bad;
+  bad.pixels = torch::full({16, 12}, 9, torch::kByte);
+  io::write_label_map(tmp / "set" / "labels" / "c.png", bad);
+  std::filesystem::create_directories(tmp / "out");
+  auto r = convert({(tmp / "set").string(), "-o", (tmp / "out" / "copy").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_TRUE(contains(r.err, (tmp / "set" / "labels" / "c.png").string()) && contains(r.err, "9")) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp / "out"));
+  r = convert({(tmp / "set").string(), "-o", (tmp / "out" / "copy.pth").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(std::filesystem::is_empty(tmp / "out"));
+}
+
+TEST(Convert, FolderOfImagesToNifti) {
+  ScratchDir tmp;
+  std::filesystem::create_directories(tmp / "in");
+  std::vector<at::Tensor> originals;
+  for (const std::string name : {"x1", "x2"}) {
+    seg::Image image;
+    image.pixels = torch::randint(0, 256, {8, 8}, torch::kByte);
+    io::write_image(tmp / "in" / (name + ".png"), image);
+    originals.push_back(image.pixels);
+  }
+  seg::write_file_atomically(tmp / "in" / "notes.txt", "not an image");
+  auto r = convert({(tmp / "in").string(), "-o", (tmp / "out").string(), "--format", "nii.gz"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(list_files(tmp / "out"), (std::vector<std::string>{"x1.nii.gz", "x2.nii.gz"}));
+  EXPECT_TRUE(torch::equal(io::read_image(tmp / "out" / "x2.nii.gz").pixels, originals[1]));
+}
+
+TEST(Convert, UsageErrorsExitWithTwo) {
+  ScratchDir tmp;
+  EXPECT_EQ(convert({"--notebook", "a.pth", "-o", (tmp / "o").string()}).code, 2);
+  EXPECT_EQ(convert({"a.png"}).code, 2);  // no -o
+  EXPECT_EQ(convert({"a.png", "-o", "b.png", "--size", "big"}).code, 2);
+  EXPECT_EQ(convert({"--help"}).code, 0);
+  const auto missing = convert({(tmp / "nothing.png").string(), "-o", (tmp / "b.png").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(contains(missing.err, "nothing.png")) << missing.err;
+}
+
+TEST(Convert, NotebookFilesIntoAPackReproduceTheLabels) {
+  SEG_REQUIRE_PYTHON("torch");
+  ScratchDir tmp;
+  ASSERT_TRUE(seg::testing::run_python(R"(
+import torch
+torch.manual_seed(3)
+imgs = torch.randn(5, 8, 8)
+onehot = (torch.rand(5, 5, 8, 8) > 0.6).float()
+seg = torch.zeros(5, 8, 8).long()
+for channel in range(5):
+    seg[onehot[:, channel] == 1] = channel + 1
+torch.save({'JSRT_img0': imgs}, ')" + (tmp / "img.pth").string() + R"(')
+torch.save(onehot, ')" + (tmp / "masks.pth").string() + R"(')
+torch.save(seg.to(torch.uint8), ')" + (tmp / "expected.pth").string() + R"(')
+)", tmp.path()));
+  auto r = convert({"--notebook", (tmp / "img.pth").string(), (tmp / "masks.pth").string(), "-o",
+                    (tmp / "nb.pth").string(), "--train-count", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto pack = seg::load_tensor_pack(tmp / "nb.pth");
+  const auto bytes = seg::read_file(tmp / "expected.pth");
+  const auto expected = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toTensor();
+  EXPECT_TRUE(torch::equal(pack.labels, expected));
+  EXPECT_EQ(pack.splits.at("train").size(), 3u);
+  // And out again as the notebook's files.
+  r = convert({(tmp / "nb.pth").string(), "--to-notebook", "-o", (tmp / "nb").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(list_files(tmp / "nb"), (std::vector<std::string>{"JSRT_img0_lms.pth", "jsrt_seg_masks.pth"}));
+}
+
+TEST(Convert, JsrtErrorsNameTheMissingFolder) {
+  ScratchDir tmp;
+  std::filesystem::create_directories(tmp / "raw");
+  std::filesystem::create_directories(tmp / "masks");
+  seg::write_file_atomically(tmp / "raw" / "JPCLN001.IMG", std::string(2 * 16 * 16, '\0'));
+  auto r = convert({"--jsrt", (tmp / "raw").string(), (tmp / "masks").string(), "-o", (tmp / "out").string(),
+                    "--raw-size", "16", "--size", "4"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "right lung")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out"));
+}
+
+TEST(Convert, RealJsrtToPackKeepsEveryCase) {
+  SEG_REQUIRE_JSRT(dir);
+  ScratchDir tmp;
+  auto r = convert({dir.string(), "-o", (tmp / "jsrt.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto pack = seg::load_tensor_pack(tmp / "jsrt.pth");
+  EXPECT_EQ(pack.size(), 247);
+  EXPECT_EQ(pack.cases.front(), "JPCLN001");  // the canonical order, train first
+  EXPECT_EQ(pack.splits.at("test").size(), 87u);
+  EXPECT_TRUE(torch::equal(pack.labels[246], io::read_label_map(dir / "labels" / "JPCNN093.png").pixels));
+  EXPECT_TRUE(torch::equal(pack.images[0], io::read_image(dir / "images" / "JPCLN001.png").pixels));
+}

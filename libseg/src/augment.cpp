@@ -9,6 +9,21 @@ namespace {
 // at::grid_sampler's interpolation and padding codes.
 constexpr int64_t kBilinear = 0, kNearest = 1, kZerosPadding = 0;
 constexpr bool kAlignCorners = false;  // F.affine_grid / F.grid_sample defaults
+
+// F.affine_grid(theta, (B, C, H, W), align_corners=False) in double precision, computed by
+// broadcasting (a double batched matmul is several times slower on the CPU):
+// grid[b, i, j] = theta[b] @ (x_j, y_i, 1) with pixel centres x_j = (2j + 1) / W - 1.
+at::Tensor affine_grid_double(const at::Tensor& theta, int64_t height, int64_t width) {
+  const auto t = theta.to(at::kDouble);
+  const auto opts = t.options();
+  const auto xs = ((at::arange(width, opts) * 2 + (1 - width)) / width).view({1, 1, width});
+  const auto ys = ((at::arange(height, opts) * 2 + (1 - height)) / height).view({1, height, 1});
+  auto row = [&](int64_t r) {
+    auto coefficient = [&](int64_t c) { return t.select(1, r).select(1, c).view({-1, 1, 1}); };
+    return coefficient(0) * xs + coefficient(1) * ys + coefficient(2);
+  };
+  return at::stack({row(0), row(1)}, -1);  // B x H x W x 2, (x, y) as grid_sample takes it
+}
 }  // namespace
 
 at::Generator make_seeded_generator(uint64_t seed) {
@@ -44,16 +59,17 @@ std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const a
     throw Error("apply_affine", "labels must be an integer tensor");
   // Sampling positions in double precision: in float, the identity lands up to 1e-5 pixel
   // off the pixel centres and blurs the image by that much; in double it returns the input.
-  auto grid = at::affine_grid_generator(theta.to(images.device(), at::kDouble), images.sizes(),
-                                        kAlignCorners);
+  const auto grid = affine_grid_double(theta.to(images.device()), height, width);
   auto warped_images = at::grid_sampler(images.to(at::kDouble), grid, kBilinear, kZerosPadding,
                                         kAlignCorners)
                            .to(images.scalar_type());
   at::Tensor warped_labels;
   if (labels.defined()) {
-    // Nearest sampling copies values, so float holds every label (< 2^24) exactly.
-    auto as_float = labels.unsqueeze(1).to(grid.scalar_type());
-    warped_labels = at::grid_sampler(as_float, grid, kNearest, kZerosPadding, kAlignCorners)
+    // Nearest sampling copies values, so float holds every label (< 2^24) exactly, and a float
+    // grid is precise enough to pick the nearest pixel.
+    auto as_float = labels.unsqueeze(1).to(at::kFloat);
+    warped_labels = at::grid_sampler(as_float, grid.to(at::kFloat), kNearest, kZerosPadding,
+                                     kAlignCorners)
                         .squeeze(1)
                         .to(labels.scalar_type());
   }

@@ -124,3 +124,18 @@ TEST(Augment, CpuAndCudaAgree) {
   auto on_gpu = seg::random_affine(images.cuda(), labels.cuda(), 0.1, gen_b);
   EXPECT_TRUE(torch::allclose(on_gpu.first.cpu(), on_cpu.first, 1e-4, 1e-2));
 }
+
+TEST(Augment, MatchesTheNotebooksAffineGridAndGridSample) {
+  // The notebook: F.affine_grid(theta, size) and F.grid_sample in float, align_corners=False.
+  auto [images, labels] = sample_batch(3, 40, 56);
+  auto gen = seg::make_seeded_generator(21);
+  auto theta = seg::random_affine_theta(3, 0.1, gen, torch::kCPU);
+  auto grid = at::affine_grid_generator(theta, images.sizes(), false);
+  auto notebook_images = at::grid_sampler(images, grid, 0, 0, false);
+  auto notebook_labels = at::grid_sampler(labels.unsqueeze(1).to(torch::kFloat), grid, 1, 0, false)
+                             .squeeze(1).to(torch::kByte);
+  auto [out_images, out_labels] = seg::apply_affine(images, labels, theta);
+  EXPECT_TRUE(torch::allclose(out_images, notebook_images, 0, 1e-3))
+      << (out_images - notebook_images).abs().max().item<double>();
+  EXPECT_LE(out_labels.ne(notebook_labels).sum().item<int64_t>(), 2);
+}

@@ -20,10 +20,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
+try:
+    from PIL import Image
+except ImportError:  # the GPU machine reads tensor packs only
+    Image = None
 
 
 def load_split(root, split):
+    if root.endswith(".pth"):  # a segsuite tensor pack (seg-convert DATASET -o pack.pth)
+        pack = torch.load(root)
+        row = {c: i for i, c in enumerate(pack["cases"])}
+        idx = torch.tensor([row[c] for c in pack["split_" + split]])
+        return pack["images"][idx].float(), pack["labels"][idx].long()
     spec = json.load(open(os.path.join(root, "dataset.json")))
     cases = spec["split"][split]
     imgs = np.stack([np.asarray(Image.open(os.path.join(root, spec["images"].replace("{case}", c)))) for c in cases])
@@ -109,6 +117,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--train-cases", type=int, default=0, help="use only the first N training cases")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -116,6 +125,8 @@ def main():
     t_load = time.time()
     train_x, train_y = load_split(a.data, "train")
     test_x, test_y = load_split(a.data, "test")
+    if a.train_cases:
+        train_x, train_y = train_x[:a.train_cases], train_y[:a.train_cases]
     mean, std = train_x.mean(), train_x.std()
     train_x = ((train_x - mean) / std).unsqueeze(1).to(dev)
     test_x = ((test_x - mean) / std).unsqueeze(1).to(dev)

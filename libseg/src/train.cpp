@@ -278,6 +278,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     throw Error(data.source, "split \"" + options.train_split + "\" has " + std::to_string(train.size()) +
                                  " cases, fewer than one batch of " + std::to_string(options.batch));
   const at::Device device = parse_device(options.device);
+  // Fixed shapes every step: let cuDNN pick its fastest kernels once (not when asked to be deterministic).
+  if (device.is_cuda() && !options.deterministic) at::globalContext().setBenchmarkCuDNN(true);
 
   // The model's description: what inference needs.
   ModelInfo info;

@@ -125,6 +125,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--weights", weight_mode, "class weights: power, inverse or none")->capture_default_str();
     app.add_option("--weights-power", o.weight_power, "p in count^-p")->capture_default_str();
     app.add_option("--augment-scale", o.augment_scale, "affine augmentation: theta = I + scale*randn (0: off)")->capture_default_str();
+    app.add_option("--augment-intensity", o.augment_intensity, "random gamma/contrast/brightness strength (0: off)")->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
     app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
@@ -168,6 +169,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (!size_text.empty()) request.size = parse_size(size_text);
     const Dataset data = load_data(data_path, request);
     ensure_writable_dir(run_dir);
+    if (resume) remove_stale_temporaries(run_dir);  // what a killed run was writing
     if (!resume) {
       nlohmann::json description = {{"data", fs::absolute(data_path).string()}, {"size", size_text}, {"arguments", args}};
       write_file_atomically(run_json, description.dump(1) + "\n");

@@ -85,3 +85,21 @@ std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const 
 }
 
 }  // namespace seg
+
+namespace seg {
+
+at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen) {
+  if (strength <= 0) return images;
+  const int64_t batch = images.size(0);
+  // Drawn on the CPU from the one generator, so a seed gives the same draws on any device.
+  const auto draws = at::randn({3, batch, 1, 1, 1}, gen, at::kFloat).to(images.device()) * strength;
+  const auto flat = images.flatten(1);
+  const auto low = std::get<0>(flat.min(1)).view({batch, 1, 1, 1});
+  const auto high = std::get<0>(flat.max(1)).view({batch, 1, 1, 1});
+  const auto range = (high - low).clamp_min(1e-6);
+  auto x = ((images - low) / range).clamp(0, 1).pow(draws[0].exp()) * range + low;
+  const auto mean = x.mean({1, 2, 3}, true);
+  return (x - mean) * (1 + draws[1]) + mean + draws[2];
+}
+
+}  // namespace seg

@@ -161,7 +161,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"val_every", val_every}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}};
@@ -180,6 +180,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.weight_mode = parse_weight_mode(j.at("weight_mode").get<std::string>());
     o.weight_power = j.at("weight_power").get<double>();
     o.augment_scale = j.at("augment_scale").get<double>();
+    o.augment_intensity = j.value("augment_intensity", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
     o.train_split = j.at("train_split").get<std::string>();
     o.val_split = j.at("val_split").get<std::string>();
@@ -378,6 +379,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       at::Tensor x = train_data.images.index_select(0, index);
       at::Tensor y = train_data.labels.index_select(0, index);
       if (options.augment_scale > 0) std::tie(x, y) = random_affine(x, y, options.augment_scale, gen);
+      if (options.augment_intensity > 0) x = random_intensity(x, options.augment_intensity, gen);
       if (options.schedule != "constant")
         set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
       optimizer.zero_grad();

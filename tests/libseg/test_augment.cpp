@@ -139,3 +139,15 @@ TEST(Augment, MatchesTheNotebooksAffineGridAndGridSample) {
       << (out_images - notebook_images).abs().max().item<double>();
   EXPECT_LE(out_labels.ne(notebook_labels).sum().item<int64_t>(), 2);
 }
+
+TEST(RandomIntensity, ZeroStrengthIsTheIdentityAndSeedsRepeat) {
+  auto images = torch::randn({3, 1, 16, 16});
+  auto gen = seg::make_seeded_generator(4);
+  EXPECT_TRUE(torch::equal(seg::random_intensity(images, 0.0, gen), images));
+  auto g1 = seg::make_seeded_generator(9), g2 = seg::make_seeded_generator(9);
+  auto a = seg::random_intensity(images, 0.2, g1), b = seg::random_intensity(images, 0.2, g2);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::allclose(a, images));
+  // Per-image monotone: the brightest pixel stays the brightest.
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(a[i].flatten().argmax().item<int64_t>(), images[i].flatten().argmax().item<int64_t>());
+}

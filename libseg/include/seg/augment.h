@@ -30,3 +30,13 @@ std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const 
                                                 double scale, at::Generator& gen);
 
 }  // namespace seg
+
+namespace seg {
+
+// Random exposure and contrast, per sample, for radiographs from other scanners: on
+// normalised images (B x C x H x W float), a gamma curve exp(strength * N(0,1)) applied to
+// each image's own min..max range, then contrast 1 + strength * N(0,1) about the image
+// mean and a brightness shift strength * N(0,1). strength 0 returns the input.
+at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen);
+
+}  // namespace seg

@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
 #include "test_support.h"
 
+using seg::testing::contains;
+using seg::testing::error_of;
 using seg::testing::list_files;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
@@ -26,17 +29,6 @@ seg::Dataset small_dataset(int64_t n = 4, int64_t h = 12, int64_t w = 10) {
   d.splits["test"] = {d.cases.begin() + n / 2, d.cases.end()};
   return d;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const seg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 

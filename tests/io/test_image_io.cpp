@@ -8,10 +8,13 @@
 #include <cstring>
 #include <fstream>
 
+#include "fixtures.h"
 #include "python_support.h"
 #include "test_support.h"
 
 using seg::Image;
+using seg::testing::contains;
+using seg::testing::error_of;
 using seg::testing::list_files;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
@@ -28,19 +31,6 @@ Image make_image(at::Tensor pixels, const std::string& pixel_type) {
 Image random_labels(int64_t h, int64_t w, int max_value = 5) {
   return make_image(torch::randint(0, max_value + 1, {h, w}, torch::kByte), "uint8");
 }
-
-// The message of the seg::Error that `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const seg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A minimal NIfTI-1 file (uint8, qform/sform unset) with nz slices, written by hand so the
 // tests need no ITK.

@@ -10,42 +10,23 @@
 
 #include <sstream>
 
-#include "../io/python_support.h"
+#include "fixtures.h"
+#include "python_support.h"
 #include "test_support.h"
+#include "tool_run.h"
 #include "tools.h"
 
+using seg::testing::contains;
 using seg::testing::list_files;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run convert(const seg::tools::Args& args) {
-  std::ostringstream out, err;
-  const int code = seg::tools::convert(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+auto convert(const seg::tools::Args& args) { return seg::testing::run_tool_in_process(seg::tools::convert, args); }
 int64_t lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
-seg::Dataset small_dataset() {
-  seg::Dataset d;
-  d.name = "small";
-  d.source = "memory";
-  d.images = torch::randint(0, 256, {4, 16, 12}, torch::kByte);
-  d.labels = torch::randint(0, 4, {4, 16, 12}, torch::kByte);
-  d.cases = {"a", "b", "c", "d"};
-  d.classes = seg::ClassTable::numbered(4);
-  d.splits["train"] = {"a", "b", "c"};
-  d.splits["test"] = {"d"};
-  return d;
-}
+seg::Dataset small_dataset() { return seg::testing::random_dataset("small", 4, 16, 12, 4, 3); }
 
 void expect_same(const seg::Dataset& a, const seg::Dataset& b) {
   EXPECT_TRUE(torch::equal(a.images, b.images));

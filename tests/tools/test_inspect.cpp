@@ -10,26 +10,18 @@
 
 #include <sstream>
 
+#include "fixtures.h"
 #include "test_support.h"
+#include "tool_run.h"
 #include "tools.h"
 
+using seg::testing::contains;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run inspect(const seg::tools::Args& args) {
-  std::ostringstream out, err;
-  const int code = seg::tools::inspect(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+auto inspect(const seg::tools::Args& args) { return seg::testing::run_tool_in_process(seg::tools::inspect, args); }
 
 }  // namespace
 

@@ -10,24 +10,14 @@
 #include <sstream>
 
 #include "test_support.h"
+#include "tool_run.h"
 #include "tools.h"
 
 namespace fs = std::filesystem;
+using seg::testing::run_tool_in_process;
 using seg::testing::ScratchDir;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-template <typename Tool>
-Result run(Tool tool, const seg::tools::Args& args) {
-  std::ostringstream out, err;
-  int code = tool(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 // A small data set folder over the real images: 12 training and 3 test cases.
 void make_small_jsrt(const fs::path& real, const fs::path& dir) {
@@ -49,14 +39,14 @@ class TrainSegmentTool : public ::testing::Test {
 };
 
 TEST_F(TrainSegmentTool, DryRunPrintsTheParameterCount) {
-  auto r = run(seg::tools::train, {"--model", "fcn-wide", "--dry-run"});
+  auto r = run_tool_in_process(seg::tools::train, {"--model", "fcn-wide", "--dry-run"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("trainable parameters: 973574"), std::string::npos) << r.out;
 }
 
 TEST_F(TrainSegmentTool, UnknownNetworkIsAUsageError) {
   ScratchDir tmp;
-  auto r = run(seg::tools::train, {"--data", tmp.path().string(), "--model", "nope", "--out", (tmp / "run").string()});
+  auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "nope", "--out", (tmp / "run").string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown network \"nope\""), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp / "run"));
@@ -67,7 +57,7 @@ TEST_F(TrainSegmentTool, TrainSegmentEvaluateOnRealCases) {
   ScratchDir tmp;
   make_small_jsrt(real, tmp.path());
   const auto run_dir = (tmp / "run").string();
-  auto trained = run(seg::tools::train, {"--data", tmp.path().string(), "--model", "fcn", "--epochs", "24", "--val-every",
+  auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fcn", "--epochs", "24", "--val-every",
                                          "8", "--lr", "0.003", "--seed", "1", "--threads", "1", "--out", run_dir});
   ASSERT_EQ(trained.code, 0) << trained.err;
   for (const char* f : {"model.pth", "checkpoint.pt", "log.csv", "loss.png", "run.json"})
@@ -75,12 +65,12 @@ TEST_F(TrainSegmentTool, TrainSegmentEvaluateOnRealCases) {
   EXPECT_NE(trained.out.find("epoch 24: loss"), std::string::npos) << trained.out;
 
   // Resume extends the run from its checkpoint without --data.
-  auto resumed = run(seg::tools::train, {"--resume", run_dir, "--epochs", "25", "--threads", "1"});
+  auto resumed = run_tool_in_process(seg::tools::train, {"--resume", run_dir, "--epochs", "25", "--threads", "1"});
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   EXPECT_NE(resumed.out.find("resuming at epoch 25"), std::string::npos) << resumed.out;
 
   const auto seg_dir = tmp / "seg";
-  auto segmented = run(seg::tools::segment, {"--model", run_dir, "--data", tmp.path().string(), "--split", "test",
+  auto segmented = run_tool_in_process(seg::tools::segment, {"--model", run_dir, "--data", tmp.path().string(), "--split", "test",
                                              "-o", seg_dir.string(), "--overlay", "--threads", "1"});
   ASSERT_EQ(segmented.code, 0) << segmented.err;
   auto files = seg::testing::list_files(seg_dir);
@@ -90,7 +80,7 @@ TEST_F(TrainSegmentTool, TrainSegmentEvaluateOnRealCases) {
   EXPECT_EQ(labels.pixels.sizes(), (std::vector<int64_t>{256, 256}));
   EXPECT_LE(labels.pixels.max().item<int>(), 5);
 
-  auto evaluated = run(seg::tools::evaluate, {seg_dir.string(), "--data", tmp.path().string(), "--split", "test", "--json"});
+  auto evaluated = run_tool_in_process(seg::tools::evaluate, {seg_dir.string(), "--data", tmp.path().string(), "--split", "test", "--json"});
   ASSERT_EQ(evaluated.code, 0) << evaluated.err;
   auto metrics = nlohmann::json::parse(evaluated.out);
   EXPECT_EQ(metrics["cases_evaluated"].get<int>(), 3);
@@ -105,14 +95,14 @@ TEST_F(TrainSegmentTool, ModelFileAloneSegmentsAnyImageSize) {
   SEG_REQUIRE_JSRT(real);
   ScratchDir tmp;
   make_small_jsrt(real, tmp.path());
-  auto trained = run(seg::tools::train, {"--data", tmp.path().string(), "--epochs", "1", "--threads", "1", "--out",
+  auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--epochs", "1", "--threads", "1", "--out",
                                          (tmp / "run").string()});
   ASSERT_EQ(trained.code, 0) << trained.err;
   fs::create_directory(tmp / "elsewhere");
   fs::copy_file(tmp / "run/model.pth", tmp / "elsewhere/only.pth");
   fs::remove_all(tmp / "run");
   // A 512 x 512 radiograph through a model trained at 256: labels come back on its own grid, as NIfTI.
-  auto r = run(seg::tools::segment, {"--model", (tmp / "elsewhere/only.pth").string(),
+  auto r = run_tool_in_process(seg::tools::segment, {"--model", (tmp / "elsewhere/only.pth").string(),
                                      (real / "images512/JPCNN010.png").string(), "-o", (tmp / "out").string(),
                                      "--format", "nii.gz", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -122,13 +112,13 @@ TEST_F(TrainSegmentTool, ModelFileAloneSegmentsAnyImageSize) {
 
 TEST_F(TrainSegmentTool, BadInputsAreOneClearLineAndNoOutput) {
   ScratchDir tmp;
-  auto missing_model = run(seg::tools::segment, {"--model", (tmp / "none.pth").string(), (tmp / "x.png").string(),
+  auto missing_model = run_tool_in_process(seg::tools::segment, {"--model", (tmp / "none.pth").string(), (tmp / "x.png").string(),
                                                  "-o", (tmp / "out").string()});
   EXPECT_EQ(missing_model.code, 1);
   EXPECT_NE(missing_model.err.find("x.png: no such file"), std::string::npos) << missing_model.err;
   EXPECT_FALSE(fs::exists(tmp / "out"));
 
-  auto no_checkpoint = run(seg::tools::train, {"--resume", (tmp / "norun").string()});
+  auto no_checkpoint = run_tool_in_process(seg::tools::train, {"--resume", (tmp / "norun").string()});
   EXPECT_EQ(no_checkpoint.code, 1);
   EXPECT_EQ(std::count(no_checkpoint.err.begin(), no_checkpoint.err.end(), '\n'), 1) << no_checkpoint.err;
   EXPECT_EQ(no_checkpoint.err.rfind("seg-train: error: ", 0), 0u) << no_checkpoint.err;

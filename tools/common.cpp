@@ -50,6 +50,15 @@ bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& ou
     out << e.what() << "\n";
     return false;
   } catch (const CLI::ParseError& e) {
+    // CLI11 reports a missing required option before an unknown one; the unknown one (often
+    // a typo of the option meant) is the more useful news.
+    for (const auto& arg : args) {
+      if (arg == "--") break;
+      if (arg.rfind("--", 0) != 0 || arg.size() < 3) continue;
+      const std::string name = arg.substr(0, arg.find('='));
+      if (name != "--help" && name != "--help-all" && name != "--version" && app.get_option_no_throw(name) == nullptr)
+        throw seg::UsageError("unknown option " + name + " (see " + app.get_name() + " --help)");
+    }
     throw seg::UsageError(std::string(e.what()) + " (see " + app.get_name() + " --help)");
   }
   return true;

@@ -2,6 +2,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/models.h>
+#include <seg/predict.h>
 #include <seg/train.h>
 #include <torch/torch.h>
 
@@ -167,7 +168,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
 
     DataRequest request;
     if (!size_text.empty()) request.size = parse_size(size_text);
+    if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
     const Dataset data = load_data(data_path, request);
+    const bool fresh_dir = !fs::exists(run_dir);
     ensure_writable_dir(run_dir);
     if (resume) remove_stale_temporaries(run_dir);  // what a killed run was writing
     if (!resume) {
@@ -175,7 +178,17 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
       write_file_atomically(run_json, description.dump(1) + "\n");
     }
     ConsoleObserver console(out, is_terminal(out), data.classes, run_dir);
-    const auto result = train_network(data, o, run_dir, &console, resume);
+    try {
+      train_network(data, o, run_dir, &console, resume);
+    } catch (...) {
+      // A new run that failed before its first checkpoint leaves nothing behind.
+      if (!resume && !fs::exists(fs::path(run_dir) / "checkpoint.pt")) {
+        std::error_code ec;
+        for (const char* f : {"run.json", "log.csv", "model.pth", "loss.png"}) fs::remove(fs::path(run_dir) / f, ec);
+        if (fresh_dir) fs::remove(run_dir, ec);  // only when empty
+      }
+      throw;
+    }
     out << "model written to " << (fs::path(run_dir) / "model.pth").string() << "\n";
     return kOk;
   });

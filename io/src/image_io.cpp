@@ -8,10 +8,14 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "io_internal.h"
 
@@ -142,9 +146,35 @@ bool is_grey_in_colour(const cv::Mat& mat) {
   return true;
 }
 
+// libpng, libtiff and libjpeg print their own warnings and errors on stderr while OpenCV
+// decodes a damaged file; the tool's one error line says what is wrong, so they are muted.
+class QuietStderr {
+ public:
+  QuietStderr() {
+    std::fflush(stderr);
+    saved_ = ::dup(STDERR_FILENO);
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (saved_ >= 0 && null >= 0) ::dup2(null, STDERR_FILENO);
+    if (null >= 0) ::close(null);
+  }
+  ~QuietStderr() {
+    std::fflush(stderr);
+    if (saved_ >= 0) {
+      ::dup2(saved_, STDERR_FILENO);
+      ::close(saved_);
+    }
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
 Image read_with_opencv(const fs::path& path, bool to_gray) {
   cv::Mat mat;
   try {
+    QuietStderr quiet;
     mat = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     throw Error(path.string(), std::string("cannot be decoded (") + e.err + "); the file is corrupt or truncated");
@@ -223,11 +253,20 @@ std::string case_id_of(const fs::path& path) {
 
 Image read_image(const fs::path& path, const ReadOptions& options) {
   require_readable_file(path);
+  Image image;
   switch (detail::kind_of_extension(detail::full_extension(path))) {
-    case FileKind::opencv: return read_with_opencv(path, options.to_gray);
-    case FileKind::itk: return detail::read_with_itk(path, options.to_gray);
+    case FileKind::opencv: image = read_with_opencv(path, options.to_gray); break;
+    case FileKind::itk: image = detail::read_with_itk(path, options.to_gray); break;
     default: unsupported_extension(path);
   }
+  if (!options.allow_non_finite && image.pixels.is_floating_point()) {
+    const int64_t nan = image.pixels.isnan().sum().item<int64_t>();
+    const int64_t inf = image.pixels.isinf().sum().item<int64_t>();
+    if (nan + inf > 0)
+      throw Error(path.string(), "has " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
+                                     " Inf pixels; replace them with finite values first");
+  }
+  return image;
 }
 
 Image read_label_map(const fs::path& path) {
@@ -238,6 +277,12 @@ Image read_label_map(const fs::path& path) {
   } catch (const Error&) {
     // A palette PNG (as PIL writes label maps) decodes to colours; its indices are the labels.
     if (detail::full_extension(path) != ".png") throw;
+    // ITK's PNG reader abort()s on a damaged file (libpng error without setjmp): only a file
+    // OpenCV decodes whole goes there.
+    {
+      QuietStderr quiet;
+      if (cv::imread(path.string(), cv::IMREAD_UNCHANGED).empty()) throw;
+    }
     auto indices = detail::read_png_palette_indices(path);
     if (!indices.defined()) throw;
     image.pixels = indices;

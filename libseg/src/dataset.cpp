@@ -198,6 +198,8 @@ void Dataset::validate() const {
     throw Error(source, "images must be an N x H x W tensor");
   if (images.size(0) != size())
     throw Error(source, std::to_string(images.size(0)) + " images but " + std::to_string(size()) + " case IDs");
+  if (images.is_floating_point() && !images.isfinite().all().item<bool>())
+    throw Error(source, "images hold NaN or Inf pixels; replace them with finite values first");
   if (labels.defined()) {
     if (labels.sizes() != images.sizes())
       throw Error(source, "label maps and images differ in shape");

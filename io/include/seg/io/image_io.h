@@ -11,10 +11,12 @@ namespace seg::io {
 
 struct ReadOptions {
   bool to_gray = false;  // colour inputs become grey only when asked; otherwise an error
+  bool allow_non_finite = false;  // NaN or Inf pixels (float images): an error unless allowed
 };
 
 // Reads a single-channel image (or a colour one converted to grey with to_gray).
-// Throws seg::Error "<path>: <what is wrong>; <what to do>" on any failure.
+// Throws seg::Error "<path>: <what is wrong>; <what to do>" on any failure, NaN or Inf
+// pixels included (unless options.allow_non_finite).
 Image read_image(const std::filesystem::path& path, const ReadOptions& options = {});
 
 // Reads a label map: one channel, integer values 0..255, returned as kByte.

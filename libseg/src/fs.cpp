@@ -2,9 +2,12 @@
 #include <seg/fs.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -41,6 +44,12 @@ void write_atomically(const fs::path& target, const std::function<void(const fs:
     write(tmp);
     if (!fs::exists(tmp)) throw Error(target.string(), "the writer produced no file");
     fsync_path(tmp);
+    // Test hook, for tests/tools/test_interrupt.cpp only: when $SEG_TEST_STOP_BEFORE_RENAME
+    // names the target's file name, the process stops itself (SIGSTOP) here, with the
+    // temporary file written and the target untouched, so a test can SIGKILL it at the
+    // worst moment of a write. Unset, it costs one getenv per file written.
+    if (const char* stop = std::getenv("SEG_TEST_STOP_BEFORE_RENAME"); stop && target.filename() == stop)
+      std::raise(SIGSTOP);
     fs::rename(tmp, target);
   } catch (...) {
     std::error_code ec;
@@ -77,6 +86,25 @@ void ensure_writable_dir(const fs::path& dir) {
   if (ec) throw Error(dir.string(), "cannot create the output folder: " + ec.message());
   if (::access(dir.c_str(), W_OK) != 0)
     throw Error(dir.string(), "output folder is not writable; choose another one");
+}
+
+int remove_stale_temporaries(const fs::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    // ".<name>.tmp.<pid>.<hex>", possibly followed by the target's extension.
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] != '.') continue;
+    const auto mark = name.rfind(".tmp.");
+    if (mark == std::string::npos) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + mark + 5, &end, 10);
+    if (pid <= 0 || end == nullptr || *end != '.') continue;
+    if (pid == static_cast<long>(::getpid()) || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code remove_ec;
+    if (entry.is_regular_file(remove_ec) && fs::remove(entry.path(), remove_ec)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace seg

@@ -21,4 +21,9 @@ std::string read_file(const std::filesystem::path& path);
 // Creates `dir` (and parents) if needed; throws seg::Error if it cannot be created or written.
 void ensure_writable_dir(const std::filesystem::path& dir);
 
+// Removes the temporary files write_atomically left in `dir` (not recursively) when its
+// process was killed: ".<name>.tmp.<pid>.<hex>" whose process no longer runs. Returns how
+// many it removed. (seg-train --resume calls it on its run folder.)
+int remove_stale_temporaries(const std::filesystem::path& dir);
+
 }  // namespace seg

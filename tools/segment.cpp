@@ -5,6 +5,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/postprocess.h>
 #include <seg/predict.h>
 #include <seg/viz/overlay.h>
 #include <torch/torch.h>
@@ -76,13 +77,19 @@ Image read_input(const InputItem& item, bool to_gray) {
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
     CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
-    std::string model_path, out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
-    std::vector<std::string> inputs;
+    std::string out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
+    std::vector<std::string> inputs, model_paths;
+    std::string resize = "pad";
     int threads = 0;
     int64_t batch = 8;
-    bool overlay = false, probabilities = false, to_gray = false;
+    bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
+         holes = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
-    app.add_option("--model", model_path, "model file or training run folder")->required();
+    app.add_option("--model", model_paths,
+                   "model file or training run folder; repeat it for an ensemble (the mean of the models' "
+                   "probabilities; they may differ in network and input size but not in classes)")
+        ->required()
+        ->allow_extra_args(false);
     app.add_option("-o,--out", out_dir, "output folder")->required();
     app.add_option("--data", data_path, "segment a data set's split instead (folder or tensor pack)");
     app.add_option("--split", split, "split of --data")->capture_default_str();
@@ -92,6 +99,18 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--probabilities", probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
     app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
     app.add_option("--batch", batch, "images per forward pass")->capture_default_str();
+    app.add_option("--resize", resize,
+                   "how an image meets the model's input: pad = scale to fit keeping the aspect ratio and pad "
+                   "(edge pixels), stretch = scale each side on its own; identical for images of the input's "
+                   "aspect ratio")
+        ->check(CLI::IsMember({"pad", "stretch"}))
+        ->capture_default_str();
+    app.add_flag("--tta", tta,
+                 "test-time augmentation: average over 7 warps (scales 0.9, 1.1, shifts of 2 px), never mirrored; "
+                 "7x the time");
+    app.add_flag("--largest-component", largest_component,
+                 "keep each structure's largest connected piece; other pieces take the next most probable class");
+    app.add_flag("--fill-holes", holes, "fill background holes enclosed by one structure");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     if (!parse(app, args, out)) return kOk;
@@ -126,8 +145,16 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                                             "; outputs would collide (rename one)");
     }
 
-    Model model = load_model(model_path);
-    model.net->to(device);
+    std::vector<Model> models;
+    for (const auto& path : model_paths) {
+      models.push_back(load_model(path));
+      if (models.back().info.classes.entries != models.front().info.classes.entries)
+        throw Error(path, "has other classes than " + model_paths.front() +
+                              "; an ensemble needs models trained on the same class table");
+      models.back().net->to(device);
+    }
+    const Model& model = models.front();
+    const PredictOptions predict_options{resize == "pad", tta};
     ensure_writable_dir(out_dir);
     if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
     if (probabilities) ensure_writable_dir(fs::path(out_dir) / "probabilities");
@@ -151,9 +178,21 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
           throw Error(items[first].path.string(), "is a colour image; pass --gray to convert it to grey");
         pixels.push_back(image.pixels.to(torch::kFloat));
       }
-      const auto logits = predict_logits(model, torch::stack(pixels), device);
-      const auto labels = logits_to_labels(logits, model.info.classes).cpu();
-      const auto probs = probabilities ? torch::softmax(logits, 1).cpu() : at::Tensor();
+      const auto batch_pixels = torch::stack(pixels);
+      at::Tensor labels, probs;
+      if (models.size() == 1 && !tta) {
+        // One model: labels from its logits, as always.
+        const auto logits = predict_logits(model, batch_pixels, device, predict_options);
+        labels = logits_to_labels(logits, model.info.classes);
+        if (probabilities || largest_component) probs = torch::softmax(logits, 1);
+      } else {
+        probs = predict_probabilities(models, batch_pixels, device, predict_options);
+        labels = logits_to_labels(probs, model.info.classes);
+      }
+      labels = labels.cpu();
+      if (probs.defined()) probs = probs.cpu();
+      if (largest_component) labels = keep_largest_component(labels, model.info.classes, probs);
+      if (holes) labels = fill_holes(labels);
       for (size_t i = 0; i < images.size(); ++i) {
         const auto& item = items[first + i];
         Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};

@@ -4,6 +4,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
+#include <vector>
+
 namespace seg {
 
 // Raw intensities (B x H x W or B x 1 x H x W, any numeric dtype) -> float B x 1 x H x W
@@ -23,10 +26,46 @@ at::Tensor upsample_logits(const at::Tensor& logits, int64_t height, int64_t wid
 // as kByte B x H x W.
 at::Tensor logits_to_labels(const at::Tensor& logits, const ClassTable& classes);
 
+// How an image meets a model's input grid, and whether to average over test-time warps.
+//   pad (default): scale the image to fit the input keeping its aspect ratio, centre it and
+//     pad the rest by replicating the image's edge pixels (after normalisation); the network's
+//     output over the padding is cut off before resampling back to the image's grid. When the
+//     fitted size equals the input size (same aspect ratio, e.g. a square JSRT image into a
+//     square model) nothing is padded and the result is bit-identical to stretching.
+//   pad = false: stretch the image to the input size (the aspect ratio is lost).
+//   tta: average the softmax over 7 warps of the network input (identity, scales 0.9 and 1.1,
+//     shifts of 2 input pixels left/right/up/down), each warped back onto the image's grid
+//     before averaging; no mirroring (left and right labels would swap). Pixels a warp did not
+//     see are left out of its average. 7 forward passes instead of 1.
+struct PredictOptions {
+  bool pad = true;
+  bool tta = false;
+};
+
+// The test-time warps: scale s and shift (dx, dy) in input pixels; the warped input shows the
+// image s times larger, moved by (dx, dy). The first is the identity.
+struct TtaWarp {
+  double scale = 1.0, dx = 0.0, dy = 0.0;
+};
+const std::vector<TtaWarp>& tta_warps();
+
+// The size (height, width) an image of height x width takes inside an input of
+// input_height x input_width when its aspect ratio is kept (each side rounded, at least 1).
+std::array<int64_t, 2> fitted_size(int64_t height, int64_t width, int64_t input_height, int64_t input_width);
+
 // Segments a batch of raw images that share one size H x W: normalise, resample to the
-// model's input size, run the network without autograd, bring the logits back to H x W.
-// Returns the logits (float B x C x H x W on `device`); use logits_to_labels or softmax.
-at::Tensor predict_logits(const Model& model, const at::Tensor& raw_images, const at::Device& device);
+// model's input size (see PredictOptions), run the network without autograd, bring the logits
+// back to H x W. Returns the logits (float B x C x H x W on `device`); use logits_to_labels or
+// softmax. With options.tta the result is the log of the averaged softmax (argmax and softmax
+// work on it as on logits).
+at::Tensor predict_logits(const Model& model, const at::Tensor& raw_images, const at::Device& device,
+                          const PredictOptions& options = {});
+
+// The ensemble: the mean over `models` of each model's softmax (with its own normalisation,
+// input size and, with tta, warps), as float B x C x H x W on `device`. Every model must have
+// the same class table (seg::Error otherwise). One model without tta: softmax(predict_logits).
+at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
+                                 const at::Device& device, const PredictOptions& options = {});
 
 // "auto" -> CUDA when available else CPU; "cpu"; "cuda" or "cuda:N" (seg::UsageError when
 // CUDA is asked for and absent).

@@ -1,0 +1,36 @@
+#pragma once
+// Clean-up of predicted label maps: one connected piece per structure, no enclosed holes.
+#include <seg/dataset.h>
+
+#include <ATen/core/Tensor.h>
+
+namespace seg {
+
+// Keeps, for every structure (every label value other than 0), only its largest connected
+// piece (8-connectivity; ties: the piece met first in row-major order). A structure's pieces
+// connect through its own pixels and through those of structures with fewer pixels in the
+// image, since those are drawn over it: the lung apex above the clavicle stays lung (in the
+// JSRT truth the clavicles cut most lungs in two), while a lung speck in the abdomen, or a
+// heart speck inside the lung, goes. The main piece is the one with the most pixels of the
+// structure.
+//
+// labels: integer label map H x W or B x H x W (each image on its own), values as in
+// `classes`. Computed on the CPU; returns kByte of the input's shape on the input's device.
+//
+// Pixels of dropped components:
+//   - without `probabilities`: background (0);
+//   - with `probabilities` (B x C x H x W or C x H x W, channel k = classes.entries[k], e.g.
+//     softmax of the logits): the most probable class other than the dropped one, so a
+//     misplaced speck inside the lung becomes lung rather than a hole. A second pass then
+//     sets to background whatever this reassignment left disconnected, so every structure
+//     still ends with one component. Values absent from `classes` fall back to background.
+at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& classes,
+                                  const at::Tensor& probabilities = at::Tensor());
+
+// Fills holes: background (0) regions that are 4-connected, do not touch the image border
+// and are enclosed by one structure alone take that structure's value. Regions that touch
+// two structures (the gap between lung and heart) or the border stay as they are.
+// Same shapes, devices and result type as keep_largest_component.
+at::Tensor fill_holes(const at::Tensor& labels);
+
+}  // namespace seg

@@ -1,0 +1,185 @@
+// seg-segment's inference options on real JSRT cases: ensembles, test-time augmentation,
+// non-square images (pad vs stretch), largest-component post-processing.
+#include <seg/dataset.h>
+#include <seg/fs.h>
+#include <seg/io/image_io.h>
+#include <seg/postprocess.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+#include "tool_run.h"
+#include "tools.h"
+
+namespace fs = std::filesystem;
+using seg::testing::run_tool_in_process;
+using seg::testing::ScratchDir;
+
+namespace {
+
+// Two short fcn runs (seeds 1 and 2) on 12 real training cases, made once for the suite.
+class SegmentOptions : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);
+    auto real = seg::testing::jsrt_dir();
+    if (!real) return;
+    real_ = *real;
+    dir_ = std::make_unique<ScratchDir>("segopts");
+    const auto data = dir_->path() / "data";
+    fs::create_directory(data);
+    fs::create_directory_symlink(real_ / "images", data / "images");
+    fs::create_directory_symlink(real_ / "labels", data / "labels");
+    nlohmann::json j = nlohmann::json::parse(seg::read_file(real_ / "dataset.json"));
+    auto train = j["split"]["train"].get<std::vector<std::string>>();
+    auto test = j["split"]["test"].get<std::vector<std::string>>();
+    j["split"]["train"] = std::vector<std::string>(train.begin(), train.begin() + 12);
+    j["split"]["test"] = std::vector<std::string>(test.begin(), test.begin() + 2);
+    seg::write_file_atomically(data / "dataset.json", j.dump());
+    for (const char* seed : {"1", "2"}) {
+      const auto out = (dir_->path() / (std::string("run") + seed)).string();
+      auto r = run_tool_in_process(seg::tools::train, {"--data", data.string(), "--model", "fcn", "--epochs", "24",
+                                                       "--val-every", "24", "--lr", "0.003", "--seed", seed,
+                                                       "--threads", "1", "--out", out});
+      if (r.code != 0) {
+        setup_error_ = r.err;
+        return;
+      }
+    }
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+
+  void SetUp() override {
+    if (!dir_) GTEST_SKIP() << "JSRT data not found (set SEG_DATA_DIR): skipped";
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    torch::set_num_threads(1);
+  }
+
+  static fs::path data() { return dir_->path() / "data"; }
+  static std::string run(int seed) { return (dir_->path() / ("run" + std::to_string(seed))).string(); }
+
+  static fs::path real_;
+  static std::unique_ptr<ScratchDir> dir_;
+  static std::string setup_error_;
+};
+
+fs::path SegmentOptions::real_;
+std::unique_ptr<ScratchDir> SegmentOptions::dir_;
+std::string SegmentOptions::setup_error_;
+
+at::Tensor probability(const fs::path& dir, const std::string& c, const std::string& name) {
+  return seg::io::read_image(dir / "probabilities" / (c + "_" + name + ".nii.gz")).pixels.to(torch::kFloat);
+}
+
+const std::vector<std::string> kClasses{"background", "right_lung", "left_lung", "heart", "right_clavicle",
+                                        "left_clavicle"};
+
+}  // namespace
+
+TEST_F(SegmentOptions, EnsembleOfTwoRunsWritesValidMapsAndProbabilities) {
+  ScratchDir out;
+  auto r = run_tool_in_process(seg::tools::segment, {"--model", run(1), "--model", run(2), "--data", data().string(),
+                                                     "-o", out.path().string(), "--probabilities", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string c = "JPCNN007";
+  auto labels = seg::io::read_label_map(out / (c + ".png")).pixels;
+  EXPECT_EQ(labels.sizes(), (std::vector<int64_t>{256, 256}));
+  EXPECT_LE(labels.max().item<int>(), 5);
+  auto sum = torch::zeros({256, 256});
+  for (const auto& name : kClasses) sum += probability(out.path(), c, name);
+  EXPECT_LT((sum - 1).abs().max().item<double>(), 1e-4);
+  // The lungs are found by the pair as by each alone.
+  EXPECT_GT((labels == 1).sum().item<int64_t>(), 2000);
+  EXPECT_GT((labels == 2).sum().item<int64_t>(), 2000);
+
+  // An ensemble member with another class table is refused, naming the file.
+  auto bad = run_tool_in_process(seg::tools::segment, {"--model", run(1), "--model", (out / "nope.pth").string(),
+                                                       (real_ / "images/JPCNN007.png").string(), "-o",
+                                                       (out / "x").string()});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("nope.pth"), std::string::npos) << bad.err;
+}
+
+TEST_F(SegmentOptions, ModelOptionTakesOneValueSoInputsMayFollowIt) {
+  ScratchDir out;
+  auto r = run_tool_in_process(seg::tools::segment, {"--model", run(1), (real_ / "images/JPCNN008.png").string(),
+                                                     "-o", out.path().string(), "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "JPCNN008.png"));
+}
+
+TEST_F(SegmentOptions, TestTimeAugmentationChangesProbabilitiesNotShapes) {
+  ScratchDir out;
+  const auto image = (real_ / "images/JPCNN008.png").string();
+  auto plain = run_tool_in_process(seg::tools::segment, {"--model", run(1), image, "-o", (out / "plain").string(),
+                                                         "--probabilities", "--threads", "1"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  auto tta = run_tool_in_process(seg::tools::segment, {"--model", run(1), image, "-o", (out / "tta").string(),
+                                                       "--probabilities", "--tta", "--threads", "1"});
+  ASSERT_EQ(tta.code, 0) << tta.err;
+  EXPECT_EQ(seg::testing::list_files(out / "plain"), seg::testing::list_files(out / "tta"));
+  auto a = probability(out / "plain", "JPCNN008", "right_lung");
+  auto b = probability(out / "tta", "JPCNN008", "right_lung");
+  ASSERT_EQ(a.sizes(), b.sizes());
+  const double change = (a - b).abs().max().item<double>();
+  EXPECT_GT(change, 1e-3);
+  auto la = seg::io::read_label_map(out / "plain/JPCNN008.png").pixels;
+  auto lb = seg::io::read_label_map(out / "tta/JPCNN008.png").pixels;
+  EXPECT_GT((la == lb).to(torch::kFloat).mean().item<double>(), 0.9);  // a nudge, not another answer
+}
+
+TEST_F(SegmentOptions, NonSquareImageGetsALabelMapOfItsOwnSize) {
+  ScratchDir out;
+  // A narrower field of view: the middle 256 x 180 of a radiograph.
+  auto image = seg::io::read_image(real_ / "images/JPCNN008.png");
+  using torch::indexing::Slice;
+  image.pixels = image.pixels.index({Slice(), Slice(38, 218)}).contiguous();
+  seg::io::write_image(out / "narrow.png", image);
+  for (const char* mode : {"pad", "stretch"}) {
+    auto r = run_tool_in_process(seg::tools::segment, {"--model", run(1), (out / "narrow.png").string(), "-o",
+                                                       (out / mode).string(), "--resize", mode, "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto labels = seg::io::read_label_map(out / mode / "narrow.png").pixels;
+    EXPECT_EQ(labels.sizes(), (std::vector<int64_t>{256, 180})) << mode;
+    EXPECT_GT((labels == 1).sum().item<int64_t>(), 1000) << mode;
+  }
+  auto pad = seg::io::read_label_map(out / "pad/narrow.png").pixels;
+  auto stretch = seg::io::read_label_map(out / "stretch/narrow.png").pixels;
+  EXPECT_FALSE(torch::equal(pad, stretch));
+  auto bad = run_tool_in_process(seg::tools::segment, {"--model", run(1), (out / "narrow.png").string(), "-o",
+                                                       (out / "x").string(), "--resize", "crop"});
+  EXPECT_EQ(bad.code, 2);
+}
+
+TEST_F(SegmentOptions, LargestComponentRemovesAPlantedSpeck) {
+  ScratchDir out;
+  // Plant a 40 x 40 piece from the middle of the right lung into the bright abdomen, below the
+  // heart and between the lungs.
+  auto image = seg::io::read_image(real_ / "images/JPCNN008.png");
+  auto truth = seg::io::read_label_map(real_ / "labels/JPCNN008.png").pixels;
+  auto lung = (truth == 1).nonzero().to(torch::kFloat).mean(0);
+  const auto cy = static_cast<int64_t>(lung[0].item<float>()), cx = static_cast<int64_t>(lung[1].item<float>());
+  using torch::indexing::Slice;
+  const int64_t half = 20, ty = 226, tx = 128;
+  image.pixels.index_put_({Slice(ty - half, ty + half), Slice(tx - half, tx + half)},
+                          image.pixels.index({Slice(cy - half, cy + half), Slice(cx - half, cx + half)}).clone());
+  seg::io::write_image(out / "speck.png", image);
+  auto plain = run_tool_in_process(seg::tools::segment,
+                                   {"--model", run(1), (out / "speck.png").string(), "-o", (out / "plain").string()});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  auto lcc = run_tool_in_process(seg::tools::segment, {"--model", run(1), (out / "speck.png").string(), "-o",
+                                                       (out / "lcc").string(), "--largest-component", "--fill-holes"});
+  ASSERT_EQ(lcc.code, 0) << lcc.err;
+  auto before = seg::io::read_label_map(out / "plain/speck.png").pixels;
+  auto after = seg::io::read_label_map(out / "lcc/speck.png").pixels;
+  auto patch = [&](const at::Tensor& t) {
+    return t.index({Slice(ty - half / 2, ty + half / 2), Slice(tx - half / 2, tx + half / 2)});
+  };
+  ASSERT_GT((patch(before) == 1).sum().item<int64_t>(), 0) << "the planted speck was not taken for lung";
+  EXPECT_EQ((patch(after) == 1).sum().item<int64_t>(), 0);
+  // One piece per structure, and the main lung is untouched.
+  EXPECT_TRUE(torch::equal(seg::keep_largest_component(after, seg::ClassTable::numbered(6)), after));
+  EXPECT_EQ(after[cy][cx].item<int>(), 1);
+}

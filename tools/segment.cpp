@@ -109,7 +109,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "test-time augmentation: average over 7 warps (scales 0.9, 1.1, shifts of 2 px), never mirrored; "
                  "7x the time");
     app.add_flag("--largest-component", largest_component,
-                 "keep each structure's largest connected piece; other pieces take the next most probable class");
+                 "keep each structure's largest connected piece (pieces joined through smaller structures, as the "
+                 "lung apex through the clavicle, count as one); other pieces take the next most probable class");
     app.add_flag("--fill-holes", holes, "fill background holes enclosed by one structure");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");

@@ -15,21 +15,15 @@
 using seg::Image;
 using seg::testing::contains;
 using seg::testing::error_of;
+using seg::testing::image_of;
 using seg::testing::list_files;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
 
 namespace {
 
-Image make_image(at::Tensor pixels, const std::string& pixel_type) {
-  Image image;
-  image.pixels = pixels.contiguous();
-  image.pixel_type = pixel_type;
-  return image;
-}
-
 Image random_labels(int64_t h, int64_t w, int max_value = 5) {
-  return make_image(torch::randint(0, max_value + 1, {h, w}, torch::kByte), "uint8");
+  return image_of(torch::randint(0, max_value + 1, {h, w}, torch::kByte), "uint8");
 }
 
 // A minimal NIfTI-1 file (uint8, qform/sform unset) with nz slices, written by hand so the
@@ -59,7 +53,7 @@ void write_nifti_volume(const std::filesystem::path& path, int nx, int ny, int n
 
 TEST(ImageIo, Png8BitRoundTripIsExactAndHasNoSpacing) {
   ScratchDir tmp;
-  auto image = make_image(torch::randint(0, 256, {17, 23}, torch::kByte), "uint8");
+  auto image = image_of(torch::randint(0, 256, {17, 23}, torch::kByte), "uint8");
   io::write_image(tmp / "a.png", image);
   auto back = io::read_image(tmp / "a.png");
   EXPECT_EQ(back.pixels.scalar_type(), torch::kByte);
@@ -73,7 +67,7 @@ TEST(ImageIo, Png16BitKeepsFullRange) {
   ScratchDir tmp;
   auto pixels = torch::randint(0, 65536, {9, 11}, torch::kInt);
   pixels[0][0] = 65535;
-  io::write_image(tmp / "a.png", make_image(pixels, "uint16"));
+  io::write_image(tmp / "a.png", image_of(pixels, "uint16"));
   auto back = io::read_image(tmp / "a.png");
   EXPECT_EQ(back.pixel_type, "uint16");
   EXPECT_EQ(back.pixels.scalar_type(), torch::kInt);
@@ -83,17 +77,17 @@ TEST(ImageIo, Png16BitKeepsFullRange) {
 TEST(ImageIo, TiffAndBmpRoundTrip) {
   ScratchDir tmp;
   auto wide = torch::randint(0, 65536, {8, 5}, torch::kInt);
-  io::write_image(tmp / "a.tif", make_image(wide, "uint16"));
+  io::write_image(tmp / "a.tif", image_of(wide, "uint16"));
   EXPECT_TRUE(torch::equal(io::read_image(tmp / "a.tif").pixels, wide));
   auto narrow = torch::randint(0, 256, {8, 5}, torch::kByte);
-  io::write_image(tmp / "a.bmp", make_image(narrow, "uint8"));
+  io::write_image(tmp / "a.bmp", image_of(narrow, "uint8"));
   EXPECT_TRUE(torch::equal(io::read_image(tmp / "a.bmp").pixels, narrow));
 }
 
 TEST(ImageIo, NiftiKeepsPixelTypeAndGeometry) {
   ScratchDir tmp;
   for (const auto& [type, name] : {std::pair{torch::kShort, "int16"}, std::pair{torch::kFloat, "float"}}) {
-    auto image = make_image(torch::randint(-1000, 1000, {12, 7}, type), name);
+    auto image = image_of(torch::randint(-1000, 1000, {12, 7}, type), name);
     const double angle = 0.3;
     image.geometry.spacing = {0.5, 0.75};
     image.geometry.origin = {10.0, -3.0};
@@ -120,7 +114,7 @@ TEST(ImageIo, NiftiKeepsPixelTypeAndGeometry) {
 TEST(ImageIo, Uint16StaysUint16ThroughNifti) {
   ScratchDir tmp;
   auto pixels = torch::randint(0, 65536, {6, 6}, torch::kInt);
-  io::write_image(tmp / "a.nii.gz", make_image(pixels, "uint16"));
+  io::write_image(tmp / "a.nii.gz", image_of(pixels, "uint16"));
   auto back = io::read_image(tmp / "a.nii.gz");
   EXPECT_EQ(back.pixel_type, "uint16");
   EXPECT_TRUE(torch::equal(back.pixels, pixels));
@@ -141,7 +135,7 @@ TEST(ImageIo, LabelMapPngToNiftiToPngIsExact) {
 
 TEST(ImageIo, NiftiToPngToNiftiKeepsThePixelGridButNotSpacing) {
   ScratchDir tmp;
-  auto image = make_image(torch::randint(0, 256, {10, 14}, torch::kByte), "uint8");
+  auto image = image_of(torch::randint(0, 256, {10, 14}, torch::kByte), "uint8");
   image.geometry.spacing = {0.35, 0.35};
   image.geometry.has_spacing = true;
   io::write_image(tmp / "a.nii.gz", image);
@@ -198,13 +192,13 @@ im = Image.fromarray(a, 'P'); im.putpalette([0,0,0, 255,0,0, 0,255,0, 0,0,255]);
 
 TEST(ImageIo, LabelMapsMustBeSmallIntegers) {
   ScratchDir tmp;
-  io::write_image(tmp / "big.png", make_image(torch::full({3, 3}, 300, torch::kInt), "uint16"));
+  io::write_image(tmp / "big.png", image_of(torch::full({3, 3}, 300, torch::kInt), "uint16"));
   auto message = error_of([&] { io::read_label_map(tmp / "big.png"); });
   EXPECT_TRUE(contains(message, "big.png") && contains(message, "300")) << message;
-  io::write_image(tmp / "frac.nii.gz", make_image(torch::full({3, 3}, 1.5f), "float"));
+  io::write_image(tmp / "frac.nii.gz", image_of(torch::full({3, 3}, 1.5f), "float"));
   message = error_of([&] { io::read_label_map(tmp / "frac.nii.gz"); });
   EXPECT_TRUE(contains(message, "frac.nii.gz") && contains(message, "non-integer")) << message;
-  io::write_image(tmp / "int.nii.gz", make_image(torch::full({3, 3}, 4, torch::kShort), "int16"));
+  io::write_image(tmp / "int.nii.gz", image_of(torch::full({3, 3}, 4, torch::kShort), "int16"));
   auto ok = io::read_label_map(tmp / "int.nii.gz");
   EXPECT_EQ(ok.pixels.scalar_type(), torch::kByte);
   EXPECT_EQ(ok.pixels.sum().item<int>(), 36);
@@ -221,8 +215,8 @@ TEST(ImageIo, BadFilesNameThePathAndTheFix) {
   message = error_of([&] { io::read_image(tmp / "a.xyz"); });
   EXPECT_TRUE(contains(message, "a.xyz: unsupported file type")) << message;
 
-  io::write_image(tmp / "good.png", make_image(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
-  io::write_image(tmp / "good.nii.gz", make_image(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
+  io::write_image(tmp / "good.png", image_of(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
+  io::write_image(tmp / "good.nii.gz", image_of(torch::randint(0, 256, {64, 64}, torch::kByte), "uint8"));
   for (const std::string name : {"good.png", "good.nii.gz"}) {
     const auto bytes = seg::read_file(tmp / name);
     const std::string cut = "cut_" + name;
@@ -249,17 +243,17 @@ TEST(ImageIo, OneSliceVolumesAreImagesButStacksAreNot) {
 
 TEST(ImageIo, FailedWriteLeavesNothing) {
   ScratchDir tmp;
-  auto floats = make_image(torch::rand({4, 4}), "float32");
+  auto floats = image_of(torch::rand({4, 4}), "float32");
   const auto message = error_of([&] { io::write_image(tmp / "f.png", floats); });
   EXPECT_TRUE(contains(message, "f.png") && contains(message, ".nii.gz")) << message;
-  EXPECT_THROW(io::write_image(tmp / "neg.png", make_image(torch::full({2, 2}, -5, torch::kShort), "int16")), seg::Error);
-  EXPECT_THROW(io::write_image(tmp / "a.dcm", make_image(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
-  EXPECT_THROW(io::write_image(tmp / "nodir" / "a.png", make_image(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
+  EXPECT_THROW(io::write_image(tmp / "neg.png", image_of(torch::full({2, 2}, -5, torch::kShort), "int16")), seg::Error);
+  EXPECT_THROW(io::write_image(tmp / "a.dcm", image_of(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
+  EXPECT_THROW(io::write_image(tmp / "nodir" / "a.png", image_of(torch::zeros({2, 2}, torch::kByte), "uint8")), seg::Error);
   EXPECT_TRUE(list_files(tmp.path()).empty());
 }
 
 TEST(ImageIo, ResizeAveragesImagesAndPicksCentresForLabels) {
-  auto image = make_image(torch::arange(16, torch::kFloat).reshape({4, 4}), "float32");
+  auto image = image_of(torch::arange(16, torch::kFloat).reshape({4, 4}), "float32");
   image.geometry.spacing = {0.5, 0.5};
   image.geometry.has_spacing = true;
   auto small = io::resize_image(image, 2, 2);
@@ -267,12 +261,12 @@ TEST(ImageIo, ResizeAveragesImagesAndPicksCentresForLabels) {
   EXPECT_TRUE(torch::allclose(small.pixels, torch::tensor({{2.5f, 4.5f}, {10.5f, 12.5f}})));
   EXPECT_DOUBLE_EQ(small.geometry.spacing[0], 1.0);
   EXPECT_DOUBLE_EQ(small.geometry.origin[0], 0.25);  // centre of the first 2x2 block
-  auto large = io::resize_image(make_image(torch::tensor({{0, 100}}, torch::kByte), "uint8"), 1, 4);
+  auto large = io::resize_image(image_of(torch::tensor({{0, 100}}, torch::kByte), "uint8"), 1, 4);
   EXPECT_EQ(large.pixels[0][0].item<int>(), 0);
   EXPECT_EQ(large.pixels[0][3].item<int>(), 100);
   EXPECT_GT(large.pixels[0][1].item<int>(), 0);  // bilinear in between
 
-  auto labels = make_image(torch::arange(64, torch::kByte).reshape({8, 8}), "uint8");
+  auto labels = image_of(torch::arange(64, torch::kByte).reshape({8, 8}), "uint8");
   auto picked = io::resize_label_map(labels, 2, 2);
   // Factor 4: mask[2::4, 2::4] -> elements (2,2), (2,6), (6,2), (6,6).
   EXPECT_TRUE(torch::equal(picked.pixels, torch::tensor({{18, 22}, {50, 54}}, torch::kByte)));

@@ -2,6 +2,7 @@
 // Small helpers and generated fixtures that several test files share.
 #include <seg/dataset.h>
 #include <seg/error.h>
+#include <seg/image.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -20,6 +21,14 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// An image of `pixels` (made contiguous) with the stored pixel type's name, default geometry.
+inline seg::Image image_of(const at::Tensor& pixels, const std::string& pixel_type) {
+  seg::Image image;
+  image.pixels = pixels.contiguous();
+  image.pixel_type = pixel_type;
+  return image;
 }
 
 // A random uint8 data set in memory: cases "a", "b", ... of height x width, labels

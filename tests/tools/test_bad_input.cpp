@@ -28,6 +28,7 @@
 
 namespace fs = std::filesystem;
 using seg::testing::contains;
+using seg::testing::image_of;
 using seg::testing::list_files;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
@@ -57,13 +58,6 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
 std::string head_of(const fs::path& path, size_t bytes) {
   std::string all = seg::read_file(path);
   return all.substr(0, std::min(bytes, all.size()));
-}
-
-seg::Image image_of(at::Tensor pixels, const std::string& type) {
-  seg::Image image;
-  image.pixels = pixels.contiguous();
-  image.pixel_type = type;
-  return image;
 }
 
 // Everything the cases need, made once: a good data set (4 cases of 16 x 12, classes 0..3),

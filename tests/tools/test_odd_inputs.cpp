@@ -20,6 +20,7 @@
 
 namespace fs = std::filesystem;
 using seg::testing::contains;
+using seg::testing::image_of;
 using seg::testing::run_tool_in_process;
 using seg::testing::ScratchDir;
 namespace io = seg::io;
@@ -39,13 +40,6 @@ void save_six_class_model(const fs::path& path) {
   torch::manual_seed(5);
   m.net = seg::make_network(m.info.network);
   seg::save_model(m, path);
-}
-
-seg::Image image_of(at::Tensor pixels, const std::string& type) {
-  seg::Image image;
-  image.pixels = pixels.contiguous();
-  image.pixel_type = type;
-  return image;
 }
 
 }  // namespace

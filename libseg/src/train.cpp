@@ -254,9 +254,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
 
   TrainOptions options = requested;
   Checkpoint meta;
-  std::optional<torch::serialize::InputArchive> resume_archive;
+  std::unique_ptr<torch::serialize::InputArchive> resume_archive;  // (std::optional of it: clang rejects its copy constructor)
   if (resume) {
-    resume_archive = open_checkpoint(checkpoint_path);
+    resume_archive = std::make_unique<torch::serialize::InputArchive>(open_checkpoint(checkpoint_path));
     meta = read_checkpoint_meta(*resume_archive);
     options = TrainOptions::from_json(meta.options_json, checkpoint_path.string());
     options.epochs = std::max(requested.epochs, options.epochs);

@@ -270,6 +270,8 @@ void save_tensor_pack(const Dataset& data, const fs::path& path) {
 
 Dataset load_tensor_pack(const fs::path& path) {
   const std::string bytes = read_file(path);
+  if (!is_zip_archive(bytes))
+    throw Error(path.string(), "not a readable tensor pack (not a complete torch.save archive: empty, truncated or another format)");
   c10::IValue value;
   try {
     value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));

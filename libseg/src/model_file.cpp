@@ -24,6 +24,8 @@ c10::impl::GenericDict state_dict_of(const torch::nn::Module& net) {
 
 c10::IValue read_pickle(const fs::path& path) {
   const std::string bytes = read_file(path);
+  if (!is_zip_archive(bytes))
+    throw Error(path.string(), "not a readable model file (not a complete torch.save archive: empty, truncated or another format)");
   try {
     return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& e) {

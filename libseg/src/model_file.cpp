@@ -126,7 +126,7 @@ Model load_model(const fs::path& path_or_run) {
   auto format = dict.find("format");
   if (format == dict.end() || !format->value().isString() || format->value().toStringRef() != kModelFormat)
     throw Error(path.string(), std::string("not a segsuite model file (no format \"") + kModelFormat +
-                                   "\"; a plain state_dict loads with seg-train --init-weights)");
+                                   "\"; a bare PyTorch state_dict lacks what inference needs: make models with seg-train)");
   auto metadata = dict.find("metadata");
   auto weights = dict.find("state_dict");
   if (metadata == dict.end() || !metadata->value().isString() || weights == dict.end() ||

@@ -163,21 +163,27 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
+    std::optional<Image> read_ahead;  // the image that ended the previous batch: read once only
     for (size_t first = 0; first < items.size();) {
       // A batch: consecutive images of one size.
-      std::vector<Image> images{read_input(items[first], to_gray)};
+      std::vector<Image> images;
+      images.push_back(read_ahead ? std::move(*read_ahead) : read_input(items[first], to_gray));
+      read_ahead.reset();
       size_t end = first + 1;
       while (end < items.size() && static_cast<int64_t>(images.size()) < batch) {
         Image next = read_input(items[end], to_gray);
-        if (next.pixels.sizes() != images.front().pixels.sizes()) break;
+        if (next.pixels.sizes() != images.front().pixels.sizes()) {
+          read_ahead = std::move(next);
+          break;
+        }
         images.push_back(std::move(next));
         ++end;
       }
       std::vector<at::Tensor> pixels;
-      for (const auto& image : images) {
-        if (image.channels() != 1)
-          throw Error(items[first].path.string(), "is a colour image; pass --gray to convert it to grey");
-        pixels.push_back(image.pixels.to(torch::kFloat));
+      for (size_t i = 0; i < images.size(); ++i) {
+        if (images[i].channels() != 1)
+          throw Error(items[first + i].path.string(), "is a colour image; pass --gray to convert it to grey");
+        pixels.push_back(images[i].pixels.to(torch::kFloat));
       }
       const auto batch_pixels = torch::stack(pixels);
       at::Tensor labels, probs;

@@ -47,8 +47,9 @@ class ConsoleObserver : public TrainObserver {
          << (first_epoch > 1 ? ", resuming at epoch " + std::to_string(first_epoch) : std::string()) << "\n";
   }
 
+  bool wants_steps() const override { return terminal_; }
+
   void on_step(const StepProgress& p) override {
-    if (!terminal_) return;
     std::ostringstream line;
     line << std::fixed << "\repoch " << p.epoch << "/" << p.epochs << "  step " << p.step << "/" << p.steps
          << "  loss " << std::setprecision(4) << p.loss << "  " << std::setprecision(1) << p.images_per_second

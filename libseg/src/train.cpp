@@ -390,7 +390,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       optimizer.step();
       loss_sum += loss.detach();
       ++steps_done_this_run;
-      if (seconds_since(last_report) > 0.25 || step + 1 == steps) {
+      if (watch.wants_steps() && (seconds_since(last_report) > 0.25 || step + 1 == steps)) {
         last_report = Clock::now();
         const double elapsed = seconds_since(run_start);
         const double per_step = elapsed / static_cast<double>(steps_done_this_run);

@@ -64,6 +64,9 @@ class TrainObserver {
   virtual ~TrainObserver() = default;
   virtual void on_start(const std::string& device, int64_t trainable_parameters, int64_t train_cases,
                         int64_t val_cases, int64_t first_epoch) {}
+  // Step progress costs a device read (a sync on CUDA), so it is only made for observers
+  // that show it.
+  virtual bool wants_steps() const { return false; }
   virtual void on_step(const StepProgress& progress) {}  // at most a few times a second
   virtual void on_epoch(const EpochLog& record, const std::vector<EpochLog>& history) {}
 };

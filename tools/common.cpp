@@ -64,8 +64,9 @@ bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& ou
   return true;
 }
 
-void set_threads(int requested) {
-  int threads = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+void set_threads(int requested, int processes_on_machine) {
+  int threads = requested > 0 ? requested
+                              : static_cast<int>(std::thread::hardware_concurrency()) / std::max(processes_on_machine, 1);
   if (threads < 1) threads = 1;
   torch::set_num_threads(threads);
 }

@@ -20,8 +20,9 @@ int run_tool(const std::string& tool, std::ostream& err, const std::function<int
 // Parse errors throw seg::UsageError with CLI11's message and a hint to --help.
 bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& out);
 
-// Threads for LibTorch's intra-op pool: `requested` if > 0, else the machine's cores.
-void set_threads(int requested);
+// Threads for LibTorch's intra-op pool: `requested` if > 0, else the machine's cores shared
+// out among the processes that run on it.
+void set_threads(int requested, int processes_on_machine = 1);
 
 // True when `stream` is std::cout or std::cerr attached to a terminal (for progress lines).
 bool is_terminal(const std::ostream& stream);

@@ -67,6 +67,20 @@ std::vector<InputItem> data_set_items(const std::string& data_path, const std::s
   return items;
 }
 
+// "K/N" -> {K, N} with 0 <= K < N; empty -> {0, 1} (everything).
+std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
+  if (text.empty()) return {0, 1};
+  const auto slash = text.find('/');
+  auto whole = [](const std::string& t) {
+    return !t.empty() && t.size() < 10 && t.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (slash == std::string::npos || !whole(text.substr(0, slash)) || !whole(text.substr(slash + 1)))
+    throw UsageError("--shard " + text + ": use K/N, for example 0/4 .. 3/4");
+  const int64_t k = std::stoll(text.substr(0, slash)), n = std::stoll(text.substr(slash + 1));
+  if (n < 1 || k >= n) throw UsageError("--shard " + text + ": K counts from 0 and must be below N (0/" + std::to_string(std::max<int64_t>(n, 1)) + " .. " + std::to_string(std::max<int64_t>(n, 1) - 1) + "/" + std::to_string(std::max<int64_t>(n, 1)) + ")");
+  return {k, n};
+}
+
 Image read_input(const InputItem& item, bool to_gray) {
   if (item.in_memory) return *item.in_memory;
   return seg::io::read_image(item.path, {to_gray});
@@ -79,7 +93,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
     std::string out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
-    std::string resize = "pad";
+    std::string resize = "pad", shard_text;
     int threads = 0;
     int64_t batch = 8;
     bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
@@ -114,7 +128,11 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--fill-holes", holes, "fill background holes enclosed by one structure");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
+    app.add_option("--shard", shard_text,
+                   "K/N: segment only every N-th input from the K-th (K = 0..N-1), so N processes or machines "
+                   "split one cohort without collisions");
     if (!parse(app, args, out)) return kOk;
+    const auto shard = parse_shard(shard_text);
     if (format != "png" && format != "nii" && format != "nii.gz")
       throw UsageError("--format " + format + ": use png, nii or nii.gz");
     if (batch < 1) throw UsageError("--batch must be at least 1");
@@ -144,6 +162,13 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       if (!fresh)
         throw Error(item.path.string(), "has the same case ID \"" + item.case_id + "\" as " + it->second +
                                             "; outputs would collide (rename one)");
+    }
+    // Every shard sees the same list (collisions are checked on all of it) and keeps its share.
+    if (shard.second > 1) {
+      std::vector<InputItem> mine;
+      for (size_t i = static_cast<size_t>(shard.first); i < items.size(); i += static_cast<size_t>(shard.second))
+        mine.push_back(items[i]);
+      items = std::move(mine);
     }
 
     std::vector<Model> models;

@@ -1,4 +1,5 @@
 // seg-train: train a network on a data set, the notebook's recipe by default.
+#include <seg/distributed.h>
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/models.h>
@@ -111,6 +112,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     apply_recipe_defaults(o.architecture, o);
     std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
     int threads = 0;
+    double dist_timeout = 300;
     bool dry_run = false;
     std::string networks;
     for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
@@ -138,9 +140,17 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--weight-decay", o.weight_decay, "weight decay")->capture_default_str();
     app.add_option("--schedule", o.schedule, "learning rate: constant, onecycle or poly")->capture_default_str();
     app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms");
+    app.add_option("--dist-timeout", dist_timeout,
+                   "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")
+        ->capture_default_str();
     app.add_flag("--dry-run", dry_run, "print the network's layers and trainable parameter count, train nothing");
     if (!parse(app, args, out)) return kOk;
-    set_threads(threads);
+    // Launched by torchrun, mpirun, srun or scripts/launch: one of N cooperating processes.
+    const WorldInfo world = world_from_environment();
+    if (!(dist_timeout > 0)) throw UsageError("--dist-timeout must be positive");
+    set_threads(threads, world.local_world_size);
+    if (world.distributed() && (o.device == "auto" || o.device == "cuda") && torch::cuda::is_available())
+      o.device = "cuda:" + std::to_string(world.local_rank % static_cast<int>(torch::cuda::device_count()));
     o.weight_mode = parse_weight_mode(weight_mode);
 
     if (dry_run) {
@@ -153,7 +163,16 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (resume) run_dir = resume_dir;
     if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
     if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read
-    if (!resume && fs::exists(fs::path(run_dir) / "checkpoint.pt"))
+    const bool writer = world.rank == 0;  // the other ranks read, never write
+    std::unique_ptr<Communicator> comm;
+    if (world.distributed()) {
+      // Meet the others first, so that a rank that then fails on its input ends the run for all.
+      comm = std::make_unique<Communicator>(world, std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000)));
+      if (writer)
+        out << "distributed: " << world.world_size << " processes" << (world.launcher.empty() ? "" : " (" + world.launcher + ")")
+            << ", rendezvous " << world.master_addr << ":" << world.master_port << "\n";
+    }
+    if (!resume && writer && fs::exists(fs::path(run_dir) / "checkpoint.pt"))
       throw Error(run_dir, "already holds a training run; use --resume " + run_dir + " or another --out");
     // run.json remembers where the data came from, so --resume needs no --data.
     const fs::path run_json = fs::path(run_dir) / "run.json";
@@ -172,25 +191,25 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
     const Dataset data = load_data(data_path, request);
     const bool fresh_dir = !fs::exists(run_dir);
-    ensure_writable_dir(run_dir);
-    if (resume) remove_stale_temporaries(run_dir);  // what a killed run was writing
-    if (!resume) {
+    if (writer) ensure_writable_dir(run_dir);
+    if (resume && writer) remove_stale_temporaries(run_dir);  // what a killed run was writing
+    if (!resume && writer) {
       nlohmann::json description = {{"data", fs::absolute(data_path).string()}, {"size", size_text}, {"arguments", args}};
       write_file_atomically(run_json, description.dump(1) + "\n");
     }
     ConsoleObserver console(out, is_terminal(out), data.classes, run_dir);
     try {
-      train_network(data, o, run_dir, &console, resume);
+      train_network(data, o, run_dir, writer ? &console : nullptr, resume, comm.get());
     } catch (...) {
       // A new run that failed before its first checkpoint leaves nothing behind.
-      if (!resume && !fs::exists(fs::path(run_dir) / "checkpoint.pt")) {
+      if (writer && !resume && !fs::exists(fs::path(run_dir) / "checkpoint.pt")) {
         std::error_code ec;
         for (const char* f : {"run.json", "log.csv", "model.pth", "loss.png"}) fs::remove(fs::path(run_dir) / f, ec);
         if (fresh_dir) fs::remove(run_dir, ec);  // only when empty
       }
       throw;
     }
-    out << "model written to " << (fs::path(run_dir) / "model.pth").string() << "\n";
+    if (writer) out << "model written to " << (fs::path(run_dir) / "model.pth").string() << "\n";
     return kOk;
   });
 }

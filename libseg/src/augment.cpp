@@ -88,11 +88,14 @@ std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const 
 
 namespace seg {
 
-at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen) {
-  if (strength <= 0) return images;
-  const int64_t batch = images.size(0);
+at::Tensor random_intensity_draws(int64_t batch, double strength, at::Generator& gen) {
   // Drawn on the CPU from the one generator, so a seed gives the same draws on any device.
-  const auto draws = at::randn({3, batch, 1, 1, 1}, gen, at::kFloat).to(images.device()) * strength;
+  return at::randn({3, batch, 1, 1, 1}, gen, at::kFloat) * strength;
+}
+
+at::Tensor apply_intensity(const at::Tensor& images, const at::Tensor& draws_on_cpu) {
+  const int64_t batch = images.size(0);
+  const auto draws = draws_on_cpu.to(images.device());
   const auto flat = images.flatten(1);
   const auto low = std::get<0>(flat.min(1)).view({batch, 1, 1, 1});
   const auto high = std::get<0>(flat.max(1)).view({batch, 1, 1, 1});
@@ -100,6 +103,11 @@ at::Tensor random_intensity(const at::Tensor& images, double strength, at::Gener
   auto x = ((images - low) / range).clamp(0, 1).pow(draws[0].exp()) * range + low;
   const auto mean = x.mean({1, 2, 3}, true);
   return (x - mean) * (1 + draws[1]) + mean + draws[2];
+}
+
+at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen) {
+  if (strength <= 0) return images;
+  return apply_intensity(images, random_intensity_draws(images.size(0), strength, gen));
 }
 
 }  // namespace seg

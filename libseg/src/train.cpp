@@ -1,4 +1,5 @@
 #include <seg/augment.h>
+#include <seg/distributed.h>
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/metrics.h>
@@ -56,18 +57,24 @@ DeviceData to_device(const Dataset& part, const Normalization& norm, const Class
 }
 
 // Mean Dice per label (1..C-1) over the cases, as the notebook's validation: batched, no autograd.
-std::vector<double> validate(SegNetImpl& net, const DeviceData& val, int64_t num_classes) {
+// With several ranks each scores every world-th case and the sums are added up.
+std::vector<double> validate(SegNetImpl& net, const DeviceData& val, int64_t num_classes, Communicator* comm) {
   torch::NoGradGuard no_grad;
   net.eval();
   const int64_t n = val.images.size(0), chunk = 16;
+  const auto own = comm ? torch::arange(comm->rank(), n, comm->size(), torch::TensorOptions().dtype(torch::kLong).device(val.images.device()))
+                        : at::Tensor();
+  const auto images = comm ? val.images.index_select(0, own) : val.images;
+  const auto labels = comm ? val.labels.index_select(0, own) : val.labels;
   at::Tensor sum = torch::zeros({num_classes - 1}, torch::TensorOptions().dtype(torch::kFloat).device(val.images.device()));
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t len = std::min(chunk, n - start);
-    auto x = val.images.narrow(0, start, len);
-    auto y = val.labels.narrow(0, start, len);
+  for (int64_t start = 0; start < images.size(0); start += chunk) {
+    const int64_t len = std::min(chunk, images.size(0) - start);
+    auto x = images.narrow(0, start, len);
+    auto y = labels.narrow(0, start, len);
     auto logits = upsample_logits(net.forward(x), y.size(1), y.size(2));
     sum += dice_per_case(logits.argmax(1), y, num_classes).sum(0);
   }
+  if (comm) comm->all_reduce_sum(sum);
   net.train();
   auto mean = (sum / static_cast<double>(n)).to(torch::kCPU, torch::kDouble);
   return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
@@ -105,6 +112,7 @@ std::vector<EpochLog> history_from_json(const std::string& text) {
 
 struct Checkpoint {
   int64_t epoch = 0;
+  int64_t world_size = 1;  // processes that trained it; --resume needs as many
   std::string options_json, info_json, history_json;
 };
 
@@ -117,6 +125,7 @@ void save_checkpoint(const fs::path& path, SegNetImpl& net, torch::optim::Optimi
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
   archive.write("epoch", c10::IValue(meta.epoch));
+  archive.write("world_size", c10::IValue(meta.world_size));
   archive.write("rng_state", gen.get_state());
   archive.write("options", c10::IValue(meta.options_json));
   archive.write("model_info", c10::IValue(meta.info_json));
@@ -129,6 +138,7 @@ Checkpoint read_checkpoint_meta(torch::serialize::InputArchive& archive) {
   c10::IValue v;
   archive.read("epoch", v);
   meta.epoch = v.toInt();
+  if (archive.try_read("world_size", v)) meta.world_size = v.toInt();  // (absent before distributed training)
   archive.read("options", v);
   meta.options_json = v.toStringRef();
   archive.read("model_info", v);
@@ -247,7 +257,7 @@ TrainOptions read_run_options(const fs::path& run_dir) {
 }
 
 TrainResult train_network(const Dataset& data, const TrainOptions& requested, const fs::path& run_dir,
-                          TrainObserver* observer, bool resume) {
+                          TrainObserver* observer, bool resume, Communicator* comm) {
   TrainObserver silent;
   TrainObserver& watch = observer ? *observer : silent;
   const fs::path checkpoint_path = run_dir / "checkpoint.pt";
@@ -270,14 +280,23 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
     throw UsageError("--schedule must be constant, onecycle or poly");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
+  if (comm && comm->size() == 1) comm = nullptr;
+  const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
+  const bool writer = rank == 0;  // only rank 0 writes the model, checkpoints and logs
+  if (resume && meta.world_size != world)
+    throw UsageError(checkpoint_path.string() + " was trained by " + std::to_string(meta.world_size) +
+                     " processes; resume it with as many (this run has " + std::to_string(world) + ")");
   if (options.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
 
   const Dataset train = data.subset(options.train_split);
   const bool has_val = !options.val_split.empty() && data.splits.count(options.val_split) && options.val_every > 0;
-  const int64_t steps = train.size() / options.batch;
+  // A step takes batch cases on each rank: batch x world cases in all.
+  const int64_t global_batch = options.batch * world;
+  const int64_t steps = train.size() / global_batch;
   if (steps < 1)
     throw Error(data.source, "split \"" + options.train_split + "\" has " + std::to_string(train.size()) +
-                                 " cases, fewer than one batch of " + std::to_string(options.batch));
+                                 " cases, fewer than one batch of " + std::to_string(global_batch) +
+                                 (world > 1 ? " (" + std::to_string(options.batch) + " on each of " + std::to_string(world) + " processes)" : std::string()));
   const at::Device device = parse_device(options.device);
   // Fixed shapes every step: let cuDNN pick its fastest kernels once (not when asked to be deterministic).
   if (device.is_cuda() && !options.deterministic) at::globalContext().setBenchmarkCuDNN(true);
@@ -334,6 +353,11 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     history = history_from_json(meta.history_json);
     first_epoch = meta.epoch + 1;
   }
+  if (comm) {  // every rank starts from rank 0's weights
+    std::vector<at::Tensor> state = net->parameters();
+    for (const auto& b : net->buffers()) state.push_back(b);
+    comm->broadcast(state);
+  }
   net->train();
 
   const auto weights = class_weights(label_counts(labels_to_channels(train.labels, info.classes), info.classes.size()),
@@ -356,7 +380,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   auto write_model = [&](const std::vector<EpochLog>& hist) {
     json provenance = {{"dataset", data.name}, {"source", data.source}, {"train_split", options.train_split},
                        {"train_cases", train.size()}, {"options", json::parse(options.to_json())},
-                       {"epochs_done", hist.empty() ? 0 : hist.back().epoch}, {"device", device.str()}};
+                       {"epochs_done", hist.empty() ? 0 : hist.back().epoch}, {"device", device.str()},
+                       {"processes", world}};
     for (auto it = hist.rbegin(); it != hist.rend(); ++it)
       if (!it->val_dice.empty()) {
         provenance["val_split"] = options.val_split;
@@ -375,11 +400,17 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     const auto order = torch::randperm(train.size(), gen, torch::kLong).to(device);
     at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     for (int64_t step = 0; step < steps; ++step) {
-      const auto index = order.narrow(0, step * options.batch, options.batch);
+      // Every rank draws the same global batch and its augmentation, and takes its own slice:
+      // N ranks with batch B follow one process with batch N x B case for case.
+      const auto index = order.narrow(0, (step * world + rank) * options.batch, options.batch);
       at::Tensor x = train_data.images.index_select(0, index);
       at::Tensor y = train_data.labels.index_select(0, index);
-      if (options.augment_scale > 0) std::tie(x, y) = random_affine(x, y, options.augment_scale, gen);
-      if (options.augment_intensity > 0) x = random_intensity(x, options.augment_intensity, gen);
+      if (options.augment_scale > 0)
+        std::tie(x, y) = apply_affine(x, y, random_affine_theta(global_batch, options.augment_scale, gen, device)
+                                                .narrow(0, rank * options.batch, options.batch));
+      if (options.augment_intensity > 0)
+        x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)
+                                   .narrow(1, rank * options.batch, options.batch));
       if (options.schedule != "constant")
         set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
       optimizer.zero_grad();
@@ -387,6 +418,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       auto loss = F::cross_entropy(logits, y, cross_entropy);
       if (options.loss == "ce+dice") loss = loss + soft_dice_loss(logits, y);
       loss.backward();
+      if (comm) comm->average_gradients(net->parameters());
       optimizer.step();
       loss_sum += loss.detach();
       ++steps_done_this_run;
@@ -396,24 +428,27 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
         const double per_step = elapsed / static_cast<double>(steps_done_this_run);
         const double steps_left = static_cast<double>((options.epochs - epoch) * steps + (steps - step - 1));
         watch.on_step({epoch, options.epochs, step + 1, steps, loss_sum.item<double>() / static_cast<double>(step + 1),
-                       static_cast<double>(options.batch) / per_step, per_step * steps_left});
+                       static_cast<double>(global_batch) / per_step, per_step * steps_left});
       }
     }
     EpochLog record;
     record.epoch = epoch;
-    record.loss = loss_sum.item<double>() / static_cast<double>(steps);  // one device read an epoch
+    if (comm) comm->all_reduce_sum(loss_sum);
+    record.loss = loss_sum.item<double>() / static_cast<double>(steps * world);  // one device read an epoch
     const bool validate_now = has_val && (epoch % options.val_every == 0 || epoch == options.epochs);
-    if (validate_now) record.val_dice = validate(*net, val_data, info.classes.size());
+    if (validate_now) record.val_dice = validate(*net, val_data, info.classes.size(), comm);
     record.seconds = seconds_since(epoch_start);
     history.push_back(record);
 
-    write_file_atomically(run_dir / "log.csv", format_log_csv(history, info.classes));
-    if (validate_now || epoch == options.epochs) write_model(history);
-    save_checkpoint(checkpoint_path, *net, optimizer, gen,
-                    {epoch, options.to_json(), model_info_to_json(info), history_to_json(history)});
+    if (writer) {
+      write_file_atomically(run_dir / "log.csv", format_log_csv(history, info.classes));
+      if (validate_now || epoch == options.epochs) write_model(history);
+      save_checkpoint(checkpoint_path, *net, optimizer, gen,
+                      {epoch, world, options.to_json(), model_info_to_json(info), history_to_json(history)});
+    }
     watch.on_epoch(record, history);
   }
-  if (first_epoch > options.epochs) write_model(history);  // nothing left to train: refresh the model file
+  if (first_epoch > options.epochs && writer) write_model(history);  // nothing left to train: refresh the model file
   net->eval();
   return {model, history};
 }

@@ -13,55 +13,24 @@
 #include <sstream>
 #include <thread>
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include "child_process.h"
 #include "fixtures.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
 using seg::testing::contains;
 using seg::testing::ScratchDir;
+using seg::testing::spawn;
+using seg::testing::text_of;
+using seg::testing::wait_exit;
 
 namespace {
 
 const fs::path kBin = SEG_BINARY_DIR;
 
-// Starts `program args...` with stdout and stderr into `log` and the extra environment `env`
-// ("NAME=value", may be empty). Returns the child's pid.
-pid_t spawn(const fs::path& program, const std::vector<std::string>& args, const fs::path& log,
-            const std::string& env = "") {
-  std::vector<std::string> argv_text{program.string()};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    if (!env.empty()) ::putenv(const_cast<char*>(env.c_str()));
-    ::setenv("OMP_NUM_THREADS", "1", 1);
-    std::vector<char*> argv;
-    for (auto& a : argv_text) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// Runs to the end; returns the exit code (or 128 + signal).
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 int run(const fs::path& program, const std::vector<std::string>& args, const fs::path& log) {
-  return wait_exit(spawn(program, args, log));
+  return seg::testing::run_process(program, args, log);
 }
-
-std::string text_of(const fs::path& path) { return fs::exists(path) ? seg::read_file(path) : std::string(); }
 
 // log.csv without its wall-time column (the only thing that may differ between runs).
 std::string log_without_seconds(const fs::path& run_dir) {
@@ -154,7 +123,7 @@ TEST_F(Interrupt, KilledDuringACheckpointWriteThenResumed) {
   // checkpoint.pt still the first epoch's (see seg::write_atomically's test hook).
   const fs::path run_dir = tmp_ / "killed";
   const auto log = tmp_ / "killed.log";
-  const pid_t pid = spawn(kBin / "seg-train", train_args(run_dir), log, "SEG_TEST_STOP_BEFORE_RENAME=checkpoint.pt");
+  const pid_t pid = spawn(kBin / "seg-train", train_args(run_dir), log, {"SEG_TEST_STOP_BEFORE_RENAME=checkpoint.pt"});
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, WUNTRACED), pid);
   ASSERT_TRUE(WIFSTOPPED(status)) << text_of(log);  // the first checkpoint write: let it go on

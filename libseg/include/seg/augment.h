@@ -39,4 +39,9 @@ namespace seg {
 // mean and a brightness shift strength * N(0,1). strength 0 returns the input.
 at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen);
 
+// Its two halves, for drawing a whole global batch and applying a rank's slice of it:
+// 3 x B x 1 x 1 x 1 draws (gamma, contrast, brightness; CPU) and their application.
+at::Tensor random_intensity_draws(int64_t batch, double strength, at::Generator& gen);
+at::Tensor apply_intensity(const at::Tensor& images, const at::Tensor& draws);
+
 }  // namespace seg

@@ -2,6 +2,7 @@
 // Training a network on a data set, the notebook's recipe by default, with checkpoints and
 // resume.
 #include <seg/dataset.h>
+#include <seg/distributed.h>
 #include <seg/model_file.h>
 #include <seg/weights.h>
 
@@ -82,9 +83,14 @@ struct TrainResult {
 // after every epoch), log.csv. Every file is written atomically.
 // With resume = true the options come from run_dir's checkpoint and training continues
 // after its last finished epoch (`options` then only sets epochs, to extend a run).
+// With a communicator of N > 1 ranks (data parallel, as PyTorch's DDP): every rank holds the
+// data and trains `batch` cases of each step's global batch of N x batch, the same cases and
+// augmentation one process with batch N x batch would draw; gradients are averaged every
+// step, validation is shared out, and only rank 0 writes into run_dir. Resuming needs the
+// same N and run_dir visible to every rank.
 TrainResult train_network(const Dataset& data, const TrainOptions& options,
                           const std::filesystem::path& run_dir, TrainObserver* observer = nullptr,
-                          bool resume = false);
+                          bool resume = false, Communicator* comm = nullptr);
 
 // The options a run folder was started with (from its checkpoint); seg::Error if none.
 TrainOptions read_run_options(const std::filesystem::path& run_dir);

@@ -2,6 +2,7 @@
 // jsrt_seg_masks.pth (one-hot masks), read with torch::pickle_load, written with pickle_save.
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/torch_archive.h>
 #include <seg/io/dataset_io.h>
 
 #include <torch/serialize.h>
@@ -82,6 +83,8 @@ c10::IValue load_pickle(const fs::path& path) {
   if (bytes.compare(0, 2, "PK") != 0)
     throw Error(path.string(), "is not a zip-format torch.save file (truncated, or saved by PyTorch < 1.6 or with "
                                "_use_new_zipfile_serialization=False); re-save it with torch.save(obj, path)");
+  if (const auto problem = torch_archive_problem(bytes); !problem.empty())
+    throw Error(path.string(), "cannot be read as a torch.save file: " + problem);
   try {
     return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& first_error) {

@@ -1,6 +1,7 @@
 #include <seg/dataset.h>
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/torch_archive.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
@@ -270,8 +271,8 @@ void save_tensor_pack(const Dataset& data, const fs::path& path) {
 
 Dataset load_tensor_pack(const fs::path& path) {
   const std::string bytes = read_file(path);
-  if (!is_zip_archive(bytes))
-    throw Error(path.string(), "not a readable tensor pack (not a complete torch.save archive: empty, truncated or another format)");
+  if (const auto problem = torch_archive_problem(bytes); !problem.empty())
+    throw Error(path.string(), "not a readable tensor pack: " + problem);
   c10::IValue value;
   try {
     value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));

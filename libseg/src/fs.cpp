@@ -88,23 +88,6 @@ void ensure_writable_dir(const fs::path& dir) {
     throw Error(dir.string(), "output folder is not writable; choose another one");
 }
 
-bool is_zip_archive(const std::string& bytes) {
-  auto u16 = [&](size_t at) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[at])) | static_cast<uint32_t>(static_cast<uint8_t>(bytes[at + 1])) << 8; };
-  auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
-  constexpr size_t kEocd = 22;
-  if (bytes.size() < kEocd || bytes.compare(0, 2, "PK") != 0) return false;
-  // The record sits at the end, before a comment of at most 65535 bytes.
-  const size_t lowest = bytes.size() > kEocd + 65535 ? bytes.size() - kEocd - 65535 : 0;
-  for (size_t at = bytes.size() - kEocd + 1; at-- > lowest;) {
-    if (u32(at) != 0x06054b50u) continue;
-    if (at + kEocd + u16(at + 20) != bytes.size()) continue;  // the comment must end the file
-    const uint32_t cd_size = u32(at + 12), cd_offset = u32(at + 16);
-    if (cd_size == 0xffffffffu || cd_offset == 0xffffffffu) return true;  // ZIP64: its own records follow
-    return static_cast<uint64_t>(cd_offset) + cd_size <= at;
-  }
-  return false;
-}
-
 int remove_stale_temporaries(const fs::path& dir) {
   int removed = 0;
   std::error_code ec;

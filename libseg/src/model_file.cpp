@@ -1,5 +1,6 @@
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/torch_archive.h>
 #include <seg/model_file.h>
 
 #include <nlohmann/json.hpp>
@@ -24,8 +25,8 @@ c10::impl::GenericDict state_dict_of(const torch::nn::Module& net) {
 
 c10::IValue read_pickle(const fs::path& path) {
   const std::string bytes = read_file(path);
-  if (!is_zip_archive(bytes))
-    throw Error(path.string(), "not a readable model file (not a complete torch.save archive: empty, truncated or another format)");
+  if (const auto problem = torch_archive_problem(bytes); !problem.empty())
+    throw Error(path.string(), "not a readable model file: " + problem);
   try {
     return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const std::exception& e) {

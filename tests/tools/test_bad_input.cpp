@@ -88,6 +88,7 @@ class Files {
     inf[0][0].fill_(std::numeric_limits<float>::infinity());
     io::write_image(dir_ / "inf.mha", image_of(inf, "float32"));
     seg::viz::write_png(dir_ / "colour.png", torch::randint(0, 256, {16, 12, 3}, torch::kByte));
+    io::write_image(dir_ / "grey-16x12.png", image_of(torch::randint(0, 256, {16, 12}, torch::kByte), "uint8"));
     io::write_image(dir_ / "big-labels.png", image_of(torch::full({16, 12}, 9, torch::kByte), "uint8"));
     io::write_image(dir_ / "other-size.png", image_of(torch::zeros({10, 10}, torch::kByte), "uint8"));
     write_bytes(dir_ / "corrupt.pth", std::string("PK\x03\x04", 4) + std::string(300, '\x01'));
@@ -209,6 +210,8 @@ std::vector<Case> cases() {
   c.push_back({"folder-for-file", "evaluate", [=](const Files& f, const fs::path& o) { return seg::tools::Args{s(f / "set" / "labels" / "a.png"), s(f / "set" / "labels" / "b.png"), "--csv", s(f / "empty-folder")}; }, 1, {"empty-folder"}});
   // --- wrong pixel types
   c.push_back({"pixel-type", "segment", [=](const Files& f, const fs::path& o) { return seg::tools::Args{"--model", s(f / "model.pth"), s(f / "colour.png"), "-o", s(o / "seg")}; }, 1, {"colour.png", "--gray"}});
+  // The colour image second in a batch: the error names it, not the batch's first image.
+  c.push_back({"pixel-type", "segment", [=](const Files& f, const fs::path& o) { return seg::tools::Args{"--model", s(f / "model.pth"), s(f / "grey-16x12.png"), s(f / "colour.png"), "-o", s(o / "seg")}; }, 1, {"colour.png", "--gray"}});
   c.push_back({"pixel-type", "convert", [=](const Files& f, const fs::path& o) { return seg::tools::Args{"--labels", s(f / "float.nii.gz"), "-o", s(o / "l.png")}; }, 1, {"float.nii.gz"}});
   c.push_back({"pixel-type", "convert", [=](const Files& f, const fs::path& o) { return seg::tools::Args{s(f / "float.nii.gz"), "-o", s(o / "x.png")}; }, 1, {"x.png"}});
   c.push_back({"pixel-type", "evaluate", [=](const Files& f, const fs::path&) { return seg::tools::Args{s(f / "float.nii.gz"), s(f / "set" / "labels" / "a.png")}; }, 1, {"float.nii.gz"}});

@@ -21,12 +21,6 @@ std::string read_file(const std::filesystem::path& path);
 // Creates `dir` (and parents) if needed; throws seg::Error if it cannot be created or written.
 void ensure_writable_dir(const std::filesystem::path& dir);
 
-// Whether `bytes` end in a well-formed ZIP end-of-central-directory record (what
-// torch::save / pickle_save write). Checked before torch::pickle_load, whose ZIP reader
-// (LibTorch 1.13's miniz) reads past the buffer on some damaged archives (found by
-// fuzz_model_file; fuzz/regressions/).
-bool is_zip_archive(const std::string& bytes);
-
 // Removes the temporary files write_atomically left in `dir` (not recursively) when its
 // process was killed: ".<name>.tmp.<pid>.<hex>" whose process no longer runs. Returns how
 // many it removed. (seg-train --resume calls it on its run folder.)

@@ -1,0 +1,126 @@
+#include <seg/torch_archive.h>
+
+#include <cstdint>
+
+namespace seg {
+
+namespace {
+
+struct Bytes {
+  const std::string& b;
+  uint32_t u16(size_t at) const {
+    return static_cast<uint32_t>(static_cast<uint8_t>(b[at])) | static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 8;
+  }
+  uint32_t u32(size_t at) const { return u16(at) | u16(at + 2) << 16; }
+  uint64_t u64(size_t at) const { return static_cast<uint64_t>(u32(at)) | static_cast<uint64_t>(u32(at + 4)) << 32; }
+};
+
+constexpr uint32_t kNoSize = 0xffffffffu;  // ZIP64: the real value is in an extra field
+
+// Walks pickle opcodes over [begin, end): every length must fit in what remains.
+std::string pickle_problem(const std::string& bytes, size_t begin, size_t end) {
+  const Bytes in{bytes};
+  size_t at = begin;
+  auto need = [&](uint64_t n) { return n <= end - at; };
+  while (at < end) {
+    const auto op = static_cast<uint8_t>(bytes[at++]);
+    uint64_t length = 0;  // bytes of argument after the opcode (and its length field)
+    switch (op) {
+      case '.':
+        return "";  // STOP: the rest is not read
+      // No argument.
+      case '(': case '0': case '1': case '2': case 'N': case ')': case ']': case '}': case 'a': case 'e':
+      case 'b': case 'd': case 'l': case 'o': case 'R': case 's': case 'u': case 't': case 'Q':
+      case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91:
+      case 0x92: case 0x93: case 0x94: case 0x97: case 0x98:
+        break;
+      // Fixed-size arguments.
+      case 'K': case 'q': case 'h': case 0x80: case 0x82: length = 1; break;
+      case 'M': case 0x83: length = 2; break;
+      case 'J': case 'r': case 'j': case 0x84: length = 4; break;
+      case 'G': case 0x95: length = 8; break;
+      // Length-prefixed: 1, 4 or 8 bytes of length.
+      case 'U': case 'C': case 0x8a: case 0x8c:
+        if (!need(1)) return "its pickle is truncated";
+        length = static_cast<uint8_t>(bytes[at]);
+        at += 1;
+        break;
+      case 'T': case 'X': case 'B': case 0x8b:
+        if (!need(4)) return "its pickle is truncated";
+        length = in.u32(at);
+        at += 4;
+        break;
+      case 0x8d: case 0x8e: case 0x96:
+        if (!need(8)) return "its pickle is truncated";
+        length = in.u64(at);
+        at += 8;
+        break;
+      // Newline-terminated text: one line, or two for GLOBAL and INST.
+      case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'g': case 'p': case 'c': case 'i': {
+        for (int lines = (op == 'c' || op == 'i') ? 2 : 1; lines > 0; --lines) {
+          const size_t newline = bytes.find('\n', at);
+          if (newline == std::string::npos || newline >= end) return "its pickle is truncated";
+          at = newline + 1;
+        }
+        continue;
+      }
+      default:
+        return "its pickle has an unknown opcode " + std::to_string(op) + " at byte " + std::to_string(at - 1 - begin);
+    }
+    if (!need(length))
+      return "its pickle declares " + std::to_string(length) + " bytes at byte " + std::to_string(at - begin) +
+             " where only " + std::to_string(end - at) + " remain (damaged or crafted)";
+    at += length;
+  }
+  return "its pickle ends before its STOP opcode (truncated)";
+}
+
+}  // namespace
+
+std::string torch_archive_problem(const std::string& bytes) {
+  const Bytes in{bytes};
+  constexpr size_t kEocd = 22, kCentral = 46, kLocal = 30;
+  const std::string not_zip = "not a complete torch.save archive (empty, truncated or another format)";
+  if (bytes.size() < kEocd || bytes.compare(0, 2, "PK") != 0) return not_zip;
+  // The end record sits at the end, before a comment of at most 65535 bytes.
+  size_t eocd = std::string::npos;
+  const size_t lowest = bytes.size() > kEocd + 65535 ? bytes.size() - kEocd - 65535 : 0;
+  for (size_t at = bytes.size() - kEocd + 1; at-- > lowest;)
+    if (in.u32(at) == 0x06054b50u && at + kEocd + in.u16(at + 20) == bytes.size()) {
+      eocd = at;
+      break;
+    }
+  if (eocd == std::string::npos) return not_zip;
+  const uint32_t entries = in.u16(eocd + 10), cd_size = in.u32(eocd + 12), cd_offset = in.u32(eocd + 16);
+  if (cd_size == kNoSize || cd_offset == kNoSize || entries == 0xffff) return "";  // ZIP64 (> 4 GB): its own records
+  if (static_cast<uint64_t>(cd_offset) + cd_size > eocd) return not_zip;
+
+  size_t at = cd_offset;
+  for (uint32_t k = 0; k < entries; ++k) {
+    if (at + kCentral > static_cast<size_t>(cd_offset) + cd_size || in.u32(at) != 0x02014b50u)
+      return "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
+    const uint32_t method = in.u16(at + 10), packed = in.u32(at + 20), size = in.u32(at + 24);
+    const uint32_t name_length = in.u16(at + 28), extra_length = in.u16(at + 30), comment_length = in.u16(at + 32);
+    const uint32_t local = in.u32(at + 42);
+    if (at + kCentral + name_length > static_cast<size_t>(cd_offset) + cd_size)
+      return "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
+    const std::string name = bytes.substr(at + kCentral, name_length);
+    at += kCentral + name_length + extra_length + comment_length;
+    if (packed == kNoSize || size == kNoSize || local == kNoSize) continue;  // ZIP64 record
+    if (static_cast<uint64_t>(local) + kLocal > cd_offset || in.u32(local) != 0x04034b50u)
+      return "its record " + name + " is damaged";
+    const uint64_t data = static_cast<uint64_t>(local) + kLocal + in.u16(local + 26) + in.u16(local + 28);
+    if (data + packed > cd_offset) return "its record " + name + " claims " + std::to_string(packed) + " bytes, past the end of the data";
+    // torch.save stores records; a deflated one expands at most about 1032-fold.
+    if ((method == 0 && size != packed) || (method == 8 && size > 1032ull * packed + 1024) || (method != 0 && method != 8))
+      return "its record " + name + " claims " + std::to_string(size) + " bytes from " + std::to_string(packed) +
+             " stored (damaged or crafted)";
+    if (method == 0 && name.size() >= 4 && name.compare(name.size() - 4, 4, ".pkl") == 0) {
+      const std::string problem = pickle_problem(bytes, static_cast<size_t>(data), static_cast<size_t>(data + packed));
+      if (!problem.empty()) return problem;
+    }
+  }
+  return "";
+}
+
+}  // namespace seg

@@ -1,0 +1,85 @@
+// seg::torch_archive_problem: sound archives pass; damaged or crafted ones are named before
+// LibTorch's reader (which overflows or allocates gigabytes on them) sees them.
+#include <seg/dataset.h>
+#include <seg/error.h>
+#include <seg/fs.h>
+#include <seg/model_file.h>
+#include <seg/models.h>
+#include <seg/torch_archive.h>
+#include <torch/torch.h>
+
+#include <gtest/gtest.h>
+
+#include "fixtures.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+using seg::testing::contains;
+
+namespace {
+
+std::string saved_pack(const seg::testing::ScratchDir& dir) {
+  torch::manual_seed(1);
+  seg::save_tensor_pack(seg::testing::random_dataset("d", 3, 8, 8, 2, 2), dir / "pack.pth");
+  return seg::read_file(dir / "pack.pth");
+}
+
+// Offset of the first central-directory entry (signature PK\1\2).
+size_t central_entry(const std::string& bytes) { return bytes.find(std::string("PK\x01\x02", 4)); }
+
+}  // namespace
+
+TEST(TorchArchive, WhatWeWriteIsSound) {
+  seg::testing::ScratchDir dir("archive");
+  EXPECT_EQ(seg::torch_archive_problem(saved_pack(dir)), "");
+  seg::Model model;
+  model.info.network = {"fcn", 1, 3};
+  model.info.classes = seg::ClassTable::numbered(3);
+  model.info.input_size = {16, 16};
+  model.net = seg::make_network(model.info.network);
+  seg::save_model(model, dir / "model.pth");
+  EXPECT_EQ(seg::torch_archive_problem(seg::read_file(dir / "model.pth")), "");
+}
+
+TEST(TorchArchive, TruncatedOrForeignBytesAreNotArchives) {
+  seg::testing::ScratchDir dir("archive");
+  const auto bytes = saved_pack(dir);
+  EXPECT_TRUE(contains(seg::torch_archive_problem(bytes.substr(0, bytes.size() - 10)), "not a complete torch.save archive"));
+  EXPECT_TRUE(contains(seg::torch_archive_problem(""), "not a complete"));
+  EXPECT_TRUE(contains(seg::torch_archive_problem("{\"format\": 1}"), "not a complete"));
+}
+
+TEST(TorchArchive, ARecordClaimingMoreBytesThanTheFileHoldsIsRejected) {
+  seg::testing::ScratchDir dir("archive");
+  auto bytes = saved_pack(dir);
+  const size_t entry = central_entry(bytes);
+  ASSERT_NE(entry, std::string::npos);
+  bytes[entry + 24 + 3] = '\x7f';  // uncompressed size of the first record: about 2 GB
+  EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "claims")) << seg::torch_archive_problem(bytes);
+}
+
+TEST(TorchArchive, APickleStringLongerThanItsRecordIsRejectedBeforeAnyAllocation) {
+  // The input with which fuzz_tensor_pack made torch::pickle_load allocate 4 GB.
+  const auto path = fs::path(SEG_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_tensor_pack" / "oom-pickle-string-length-4gb";
+  const auto problem = seg::torch_archive_problem(seg::read_file(path));
+  EXPECT_TRUE(contains(problem, "declares 4194304004 bytes")) << problem;
+  try {
+    seg::load_tensor_pack(path);
+    FAIL() << "a crafted pack was read";
+  } catch (const seg::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "not a readable tensor pack: its pickle declares")) << e.what();
+  }
+}
+
+TEST(TorchArchive, APickleCutShortOrWithAnUnknownOpcodeIsRejected) {
+  seg::testing::ScratchDir dir("archive");
+  const auto bytes = saved_pack(dir);
+  const size_t stop = bytes.find(".PK");  // data.pkl's STOP opcode, then the next record
+  ASSERT_NE(stop, std::string::npos);
+  auto without_stop = bytes;
+  without_stop[stop] = ')';  // EMPTY_TUPLE: the pickle now runs off its record's end
+  EXPECT_TRUE(contains(seg::torch_archive_problem(without_stop), "ends before its STOP")) << seg::torch_archive_problem(without_stop);
+  auto unknown = bytes;
+  unknown[stop] = '\xff';
+  EXPECT_TRUE(contains(seg::torch_archive_problem(unknown), "unknown opcode 255")) << seg::torch_archive_problem(unknown);
+}

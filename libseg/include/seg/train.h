@@ -59,6 +59,12 @@ void apply_recipe_defaults(const std::string& architecture, TrainOptions& option
 // Learning rate at `step` of `total_steps` for the schedule (step counted from 0).
 double scheduled_lr(const std::string& schedule, double base_lr, int64_t step, int64_t total_steps);
 
+// The loss of a step: logits (B x C x h x w, any h x w) upsampled bilinearly to the
+// labels' grid (B x H x W channel indices), cross-entropy weighted by class_weights, plus for
+// loss == "ce+dice" the soft Dice loss pooled over the batch (nnU-Net's batch Dice).
+at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& class_weights,
+                         const std::string& loss);
+
 // Callbacks for a terminal or a log; the defaults do nothing.
 class TrainObserver {
  public:

@@ -1,0 +1,70 @@
+// Where a training step's time goes, per phase, for one network on random 256 x 256 data:
+// batch gather, affine augmentation, forward, loss, backward, optimizer. For choosing what to
+// make faster (issue 5); the figures are for comparison within one run, never pass/fail.
+//   build/bin/bench_train_step_profile [NETWORK] [BATCH] [STEPS] [THREADS]
+#include <seg/augment.h>
+#include <seg/models.h>
+#include <seg/train.h>
+#include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <memory>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+int main(int argc, char** argv) {
+  const std::string network = argc > 1 ? argv[1] : "fast";
+  const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 3;
+  const int steps = argc > 3 ? std::stoi(argv[3]) : 30;
+  torch::set_num_threads(argc > 4 ? std::stoi(argv[4]) : 2);
+  torch::manual_seed(1);
+  auto gen = seg::make_seeded_generator(1);
+  const auto images = torch::randn({160, 1, 256, 256});
+  const auto labels = torch::randint(0, 6, {160, 256, 256}, torch::kLong);
+  const auto weights = torch::ones({6});
+  auto net = seg::make_network({network, 1, 6});
+  const bool channels_last = std::getenv("CHANNELS_LAST") != nullptr;
+  if (channels_last)
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));
+  using Clock = std::chrono::steady_clock;
+  std::map<std::string, double> seconds;
+  const char* phases[] = {"gather", "augment", "forward", "loss", "backward", "optimizer"};
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
+  for (int step = -3; step < steps; ++step) {  // 3 warm-up steps
+    if (step == 0 && std::getenv("TRACE")) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(std::getenv("TRACE")));
+    auto t = Clock::now();
+    auto lap = [&](const char* phase) {
+      const auto now = Clock::now();
+      if (step >= 0) seconds[phase] += std::chrono::duration<double>(now - t).count();
+      t = now;
+    };
+    const auto index = torch::randint(0, 160, {batch}, gen, torch::kLong);
+    auto x = images.index_select(0, index);
+    auto y = labels.index_select(0, index);
+    lap("gather");
+    std::tie(x, y) = seg::random_affine(x, y, 0.1, gen);
+    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    lap("augment");
+    optimizer.zero_grad();
+    const auto logits = net->forward(x);
+    lap("forward");
+    auto loss = seg::training_loss(logits, y, weights, "ce+dice");
+    lap("loss");
+    loss.backward();
+    lap("backward");
+    optimizer.step();
+    lap("optimizer");
+  }
+  trace.reset();
+  double total = 0;
+  for (const auto& [phase, s] : seconds) total += s;
+  std::printf("%s, batch %lld, %d steps, %d threads: %.1f ms a step, %.1f images/s\n", network.c_str(),
+              static_cast<long long>(batch), steps, torch::get_num_threads(), 1e3 * total / steps, batch * steps / total);
+  for (const char* phase : phases)
+    std::printf("  %-10s %7.1f ms  %5.1f %%\n", phase, 1e3 * seconds[phase] / steps, 100 * seconds[phase] / total);
+}

@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1;
+    double scale = 0.1, elastic = 0.0;
     uint64_t seed = 0;
     int threads = 0;
     app.add_option("--data", data_path, "data set: folder with dataset.json, or a tensor pack");
@@ -94,6 +94,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--count,-k", count, "how many augmented samples")->capture_default_str();
     auto* seed_option = app.add_option("--seed", seed, "random seed (default: a fresh one, printed)");
     app.add_option("--scale", scale, "s in theta = I + s * randn")->capture_default_str();
+    app.add_option("--elastic", elastic, "small elastic warp on top (as seg-train --augment-elastic; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -103,6 +105,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (count < 1 || count > 999) throw UsageError("--count " + std::to_string(count) + ": give 1..999 samples");
     if (columns < 1) throw UsageError("--columns must be at least 1");
     if (!(scale >= 0)) throw UsageError("--scale must be 0 or more (0.1 is the notebook's)");
+    if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
     const bool from_data = !data_path.empty() || !case_id.empty();
     const bool from_files = !image_path.empty() || !labels_path.empty();
     if (from_data == from_files)
@@ -134,7 +137,9 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     auto labels = sample.labels.pixels.view({1, h, w}).expand({count, h, w}).to(device);
     at::Generator gen = make_seeded_generator(seed);
     const auto theta = random_affine_theta(count, scale, gen, device);
-    auto [warped_images, warped_labels] = apply_affine(images, labels, theta);
+    at::Tensor displacement;
+    if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
+    auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement);
     warped_images = warped_images.squeeze(1).cpu();
     warped_labels = warped_labels.cpu();
 
@@ -146,7 +151,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -170,7 +175,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     const fs::path montage_file = fs::path(out_dir) / "montage.png";
     viz::write_png(montage_file, viz::montage(tiles, columns));
     write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
-    out << "seed " << seed << ", scale " << scale << ", device " << device.str() << ": " << count
+    out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

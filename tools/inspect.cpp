@@ -4,6 +4,8 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
+#include <seg/model_file.h>
+#include <seg/models.h>
 #include <seg/viz/overlay.h>
 
 #include <ATen/ATen.h>
@@ -349,6 +351,46 @@ std::tuple<Image, at::Tensor, ClassTable, std::string> dataset_case(const fs::pa
   return {image, data.labels[row], data.classes, c};
 }
 
+// A model file or run folder: what the network is, what it was trained on, how well it did.
+void print_model(std::ostream& out, const fs::path& path, const Model& model, bool as_json) {
+  const auto& info = model.info;
+  const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
+  const int64_t parameters = count_trainable_parameters(*model.net);
+  if (as_json) {
+    auto j = nlohmann::json::parse(model_info_to_json(info));
+    j["path"] = path.string();
+    j["trainable_parameters"] = parameters;
+    out << j.dump(1) << "\n";
+    return;
+  }
+  out << "model: " << path.string() << "\n";
+  out << "network: " << info.network.architecture << ", " << info.network.in_channels << " input channel(s), "
+      << info.network.num_classes << " classes, " << parameters << " trainable parameters\n";
+  out << "classes:";
+  for (const auto& [name, value] : info.classes.entries) out << " " << value << " " << name;
+  out << "\ninput size: " << shape_text(info.input_size.at(0), info.input_size.at(1)) << "\n";
+  out << "normalization: "
+      << (info.normalization.mode == "image" ? std::string("image (each image on its own, percentile-clipped)")
+                                             : "dataset (mean " + std::to_string(info.normalization.mean) + ", std " +
+                                                   std::to_string(info.normalization.std) + ")")
+      << "\n";
+  if (provenance.is_object() && provenance.contains("dataset")) {
+    out << "trained on: " << provenance.value("dataset", std::string("?")) << ", split "
+        << provenance.value("train_split", std::string("?")) << " (" << provenance.value("train_cases", 0) << " cases), "
+        << provenance.value("epochs_done", 0) << " epochs on " << provenance.value("device", std::string("?")) << "\n";
+    if (provenance.contains("val_mean_dice")) {
+      std::ostringstream line;
+      line << std::fixed << std::setprecision(4) << "validation Dice (split " << provenance.value("val_split", std::string("?"))
+           << ", epoch " << provenance.value("val_epoch", 0) << "): mean " << provenance["val_mean_dice"].get<double>();
+      const auto dice = provenance["val_dice"].get<std::vector<double>>();
+      for (size_t k = 0; k < dice.size() && k + 1 < info.classes.entries.size(); ++k)
+        line << ", " << info.classes.entries[k + 1].first << " " << dice[k];
+      out << line.str() << "\n";
+    }
+    if (provenance.contains("options")) out << "training options: " << provenance["options"].dump() << "\n";
+  }
+}
+
 }  // namespace
 
 int inspect(const Args& args, std::ostream& out, std::ostream& err) {
@@ -356,7 +398,8 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     CLI::App app{
         "Shows what an image, a label map or a data set holds: size, pixel type, spacing,\n"
         "intensity statistics, label histogram; for a data set (folder with dataset.json or a\n"
-        ".pth tensor pack) also cases, splits and classes, with warnings for anything odd.\n"
+        ".pth tensor pack) also cases, splits and classes, with warnings for anything odd; for a\n"
+        "model file or run folder its network, classes, normalisation and training record.\n"
         "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]\n"
         "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]",
         "seg-inspect"};
@@ -364,7 +407,7 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     bool as_labels = false, gray = false, as_json = false, strict = false;
     OverlayRequest overlay;
     std::string overlay_path;
-    app.add_option("path", path_text, "image, label map, data set folder, dataset.json or tensor pack")->required();
+    app.add_option("path", path_text, "image, label map, data set folder, dataset.json, tensor pack, model file or training run folder")->required();
     app.add_flag("--labels", as_labels, "treat the file as a label map");
     app.add_flag("--gray", gray, "accept a colour image, converted to grey");
     app.add_flag("--json", as_json, "machine-readable output");
@@ -375,6 +418,14 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     if (!parse(app, args, out)) return kOk;
     const fs::path path = path_text;
     if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
+    const bool is_run_folder = fs::is_directory(path) && fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
+    if (is_run_folder || (path.extension() == ".pth" && is_model_file(path))) {
+      if (!overlay_path.empty() || !overlay.case_id.empty() || !overlay.label_map.empty())
+        throw UsageError("--overlay, --case and --label-map apply to images and data sets, not to models");
+      const fs::path file = is_run_folder ? path / "model.pth" : path;
+      print_model(out, file, load_model(file), as_json);
+      return kOk;
+    }
 
     const bool is_dataset = (fs::is_directory(path) && fs::exists(path / "dataset.json")) ||
                             path.extension() == ".json" || is_tensor_pack(path);

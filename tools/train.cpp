@@ -130,6 +130,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--weights-power", o.weight_power, "p in count^-p")->capture_default_str();
     app.add_option("--augment-scale", o.augment_scale, "affine augmentation: theta = I + scale*randn (0: off)")->capture_default_str();
     app.add_option("--augment-intensity", o.augment_intensity, "random gamma/contrast/brightness strength (0: off)")->capture_default_str();
+    app.add_option("--augment-elastic", o.augment_elastic,
+                   "small elastic warp: sigma of control-point offsets, 2 = image width (0: off; 0.02 is about 2.5 px at 256)")
+        ->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
     app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();

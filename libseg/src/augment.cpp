@@ -41,7 +41,7 @@ at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
 }
 
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
-                                               const at::Tensor& theta) {
+                                               const at::Tensor& theta, const at::Tensor& displacement) {
   if (!images.defined() || images.dim() != 4)
     throw Error("apply_affine", "images must be B x C x H x W");
   if (!at::isFloatingType(images.scalar_type()))
@@ -59,7 +59,13 @@ std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const a
     throw Error("apply_affine", "labels must be an integer tensor");
   // Sampling positions in double precision: in float, the identity lands up to 1e-5 pixel
   // off the pixel centres and blurs the image by that much; in double it returns the input.
-  const auto grid = affine_grid_double(theta.to(images.device()), height, width);
+  if (displacement.defined() &&
+      (displacement.dim() != 4 || displacement.size(0) != batch || displacement.size(1) != height ||
+       displacement.size(2) != width || displacement.size(3) != 2))
+    throw Error("apply_affine", "displacement must be B x H x W x 2 matching the images, got " +
+                                    c10::str(displacement.sizes()));
+  auto grid = affine_grid_double(theta.to(images.device()), height, width);
+  if (displacement.defined()) grid = grid + displacement.to(grid.device(), at::kDouble);
   auto warped_images = at::grid_sampler(images.to(at::kDouble), grid, kBilinear, kZerosPadding,
                                         kAlignCorners)
                            .to(images.scalar_type());
@@ -87,6 +93,20 @@ std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const 
 }  // namespace seg
 
 namespace seg {
+
+at::Tensor random_elastic_draws(int64_t batch, double strength, at::Generator& gen) {
+  return at::randn({batch, 2, 4, 4}, gen, at::kFloat) * strength;
+}
+
+at::Tensor elastic_displacement(const at::Tensor& draws, int64_t height, int64_t width, const at::Device& device) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(draws.to(device), F::InterpolateFuncOptions()
+                                              .size(std::vector<int64_t>{height, width})
+                                              .mode(torch::kBicubic)
+                                              .align_corners(true))
+      .permute({0, 2, 3, 1})
+      .contiguous();
+}
 
 at::Tensor random_intensity_draws(int64_t batch, double strength, at::Generator& gen) {
   // Drawn on the CPU from the one generator, so a seed gives the same draws on any device.

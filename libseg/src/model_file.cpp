@@ -114,6 +114,19 @@ void save_model(const Model& model, const fs::path& path) {
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
+bool is_model_file(const fs::path& path) {
+  if (!fs::is_regular_file(path)) return false;
+  try {
+    const c10::IValue value = read_pickle(path);
+    if (!value.isGenericDict()) return false;
+    const auto dict = value.toGenericDict();
+    const auto format = dict.find("format");
+    return format != dict.end() && format->value().isString() && format->value().toStringRef() == kModelFormat;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 Model load_model(const fs::path& path_or_run) {
   fs::path path = path_or_run;
   if (fs::is_directory(path)) {

@@ -161,7 +161,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"val_every", val_every}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}};
@@ -181,6 +181,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.weight_power = j.at("weight_power").get<double>();
     o.augment_scale = j.at("augment_scale").get<double>();
     o.augment_intensity = j.value("augment_intensity", 0.0);
+    o.augment_elastic = j.value("augment_elastic", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
     o.train_split = j.at("train_split").get<std::string>();
     o.val_split = j.at("val_split").get<std::string>();
@@ -293,6 +294,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.optimizer != "adam" && options.optimizer != "adamw") throw UsageError("--optimizer must be \"adam\" or \"adamw\"");
   if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
     throw UsageError("--schedule must be constant, onecycle or poly");
+  if (!(options.augment_scale >= 0) || !(options.augment_intensity >= 0) || !(options.augment_elastic >= 0))
+    throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic) must be 0 or more");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (comm && comm->size() == 1) comm = nullptr;
   const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
@@ -418,9 +421,16 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       const auto index = order.narrow(0, (step * world + rank) * options.batch, options.batch);
       at::Tensor x = train_data.images.index_select(0, index);
       at::Tensor y = train_data.labels.index_select(0, index);
-      if (options.augment_scale > 0)
-        std::tie(x, y) = apply_affine(x, y, random_affine_theta(global_batch, options.augment_scale, gen, device)
-                                                .narrow(0, rank * options.batch, options.batch));
+      if (options.augment_scale > 0 || options.augment_elastic > 0) {
+        const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device)
+                               .narrow(0, rank * options.batch, options.batch);
+        at::Tensor displacement;
+        if (options.augment_elastic > 0)
+          displacement = elastic_displacement(random_elastic_draws(global_batch, options.augment_elastic, gen)
+                                                  .narrow(0, rank * options.batch, options.batch),
+                                              x.size(2), x.size(3), device);
+        std::tie(x, y) = apply_affine(x, y, theta, displacement);
+      }
       if (options.augment_intensity > 0)
         x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)
                                    .narrow(1, rank * options.batch, options.batch));

@@ -151,3 +151,33 @@ TEST(RandomIntensity, ZeroStrengthIsTheIdentityAndSeedsRepeat) {
   // Per-image monotone: the brightest pixel stays the brightest.
   for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(a[i].flatten().argmax().item<int64_t>(), images[i].flatten().argmax().item<int64_t>());
 }
+
+TEST(ElasticAugment, ZeroFieldIsTheAffineWarpAndAFieldIsSmoothAndSeeded) {
+  auto [images, labels] = sample_batch(2, 64, 48);
+  const auto theta = identity_theta(2);
+  // A zero displacement leaves the (exact) identity exact.
+  const auto zero = torch::zeros({2, 64, 48, 2});
+  auto [same_images, same_labels] = seg::apply_affine(images, labels, theta, zero);
+  EXPECT_TRUE(torch::equal(same_images, images));
+  EXPECT_TRUE(torch::equal(same_labels, labels));
+
+  auto gen = seg::make_seeded_generator(3);
+  const auto draws = seg::random_elastic_draws(2, 0.02, gen);
+  EXPECT_EQ(draws.sizes(), (std::vector<int64_t>{2, 2, 4, 4}));
+  EXPECT_NEAR(draws.std().item<double>(), 0.02, 0.008);
+  const auto field = seg::elastic_displacement(draws, 64, 48, torch::kCPU);
+  EXPECT_EQ(field.sizes(), (std::vector<int64_t>{2, 64, 48, 2}));
+  // Smooth: neighbouring pixels move almost alike (a few percent of the offset scale).
+  const double step = (field.narrow(1, 1, 63) - field.narrow(1, 0, 63)).abs().max().item<double>();
+  EXPECT_LT(step, 0.1 * field.abs().max().item<double>());
+  // Corners follow the control points exactly (align_corners=true).
+  EXPECT_NEAR(field[0][0][0][0].item<double>(), draws[0][0][0][0].item<double>(), 1e-6);
+
+  auto [warped_images, warped_labels] = seg::apply_affine(images, labels, theta, field);
+  EXPECT_FALSE(torch::equal(warped_images, images));
+  EXPECT_LE(warped_labels.max().item<int>(), 5);  // labels stay in the class set (nearest)
+  // Same seed, same field; the field has to match the images' size.
+  auto again = seg::make_seeded_generator(3);
+  EXPECT_TRUE(torch::equal(seg::random_elastic_draws(2, 0.02, again), draws));
+  EXPECT_THROW(seg::apply_affine(images, labels, theta, torch::zeros({2, 32, 48, 2})), seg::Error);
+}

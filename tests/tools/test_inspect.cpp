@@ -138,3 +138,33 @@ TEST(Inspect, MissingAndBrokenFilesAreOneLineErrors) {
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, "without dataset.json")) << r.err;
 }
+
+TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
+  const auto shipped = std::filesystem::path(SEG_SOURCE_DIR) / "share" / "models" / "jsrt-fast.pth";
+  auto r = inspect({shipped.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "network: fast, 1 input channel(s), 6 classes, ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "classes: 0 background 1 right_lung 2 left_lung 3 heart")) << r.out;
+  EXPECT_TRUE(contains(r.out, "input size: 256x256")) << r.out;
+  EXPECT_TRUE(contains(r.out, "validation Dice (split test")) << r.out;
+
+  r = inspect({shipped.string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "fast");
+  EXPECT_GT(j["trainable_parameters"].get<int64_t>(), 100000);
+  EXPECT_EQ(j["classes"].size(), 6u);
+
+  // A run folder shows its model.pth; a tensor pack is still a data set.
+  ScratchDir tmp;
+  std::filesystem::create_directories(tmp / "run");
+  std::filesystem::copy_file(shipped, tmp / "run" / "model.pth");
+  r = inspect({(tmp / "run").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "model: " + (tmp / "run" / "model.pth").string())) << r.out;
+  EXPECT_EQ(inspect({(tmp / "run").string(), "--overlay", (tmp / "o.png").string()}).code, 2);
+  seg::save_tensor_pack(seg::testing::random_dataset("p", 3, 8, 8, 2, 2), tmp / "pack.pth");
+  r = inspect({(tmp / "pack.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "cases: 3")) << r.out;
+}

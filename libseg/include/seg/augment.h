@@ -22,8 +22,10 @@ at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
 // with align_corners=false as in the notebook's defaults. Out-of-image pixels become 0.
 // theta maps output coordinates to input coordinates, both normalised to [-1, 1]
 // (F.affine_grid's convention). labels may be undefined (images only).
+// `displacement` (B x H x W x 2, in the same normalised units; optional) is added to the
+// affine sampling grid: an elastic warp on top of the affine one.
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
-                                               const at::Tensor& theta);
+                                               const at::Tensor& theta, const at::Tensor& displacement = {});
 
 // random_affine_theta (on the images' device) + apply_affine.
 std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const at::Tensor& labels,
@@ -38,6 +40,13 @@ namespace seg {
 // each image's own min..max range, then contrast 1 + strength * N(0,1) about the image
 // mean and a brightness shift strength * N(0,1). strength 0 returns the input.
 at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen);
+
+// Small elastic deformation: N(0, strength^2) offsets (normalised units: 2 spans the image)
+// at the nodes of a 4 x 4 control grid per sample and axis, B x 2 x 4 x 4, drawn on the CPU
+// from `gen`; elastic_displacement interpolates them bicubically to a smooth B x H x W x 2
+// field for apply_affine. strength 0.02 moves pixels by about 2.5 px (1 sigma) at 256.
+at::Tensor random_elastic_draws(int64_t batch, double strength, at::Generator& gen);
+at::Tensor elastic_displacement(const at::Tensor& draws, int64_t height, int64_t width, const at::Device& device);
 
 // Its two halves, for drawing a whole global batch and applying a rank's slice of it:
 // 3 x B x 1 x 1 x 1 draws (gamma, contrast, brightness; CPU) and their application.

@@ -40,6 +40,10 @@ void save_model(const Model& model, const std::filesystem::path& path);
 // Reads our model file, or a run folder holding model.pth. Throws seg::Error naming the file.
 Model load_model(const std::filesystem::path& path_or_run);
 
+// Whether `path` is one of our model files (reads its pickle; false for anything else,
+// damaged files included).
+bool is_model_file(const std::filesystem::path& path);
+
 // Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the
 // "state_dict" of our model file into `net`; every parameter must match in name and shape.
 void load_state_dict(torch::nn::Module& net, const std::filesystem::path& path);

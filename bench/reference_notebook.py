@@ -6,6 +6,9 @@ the same LibTorch build as ours) or any PyTorch.
   reference_notebook.py --data ../shared/data/jsrt --model fcn --epochs 50 --threads 2
   reference_notebook.py --data ... --model light-unet --steps 5      # throughput only
   reference_notebook.py --data ... --infer 87                          # inference latency
+  reference_notebook.py --segment IMAGES --model-file model.pth --out OUT --model fcn
+      # what seg-segment does, file to file: read each PNG, normalise as the model file says,
+      # forward, upsample, argmax, write a label PNG (for a whole-process comparison)
 
 Prints one JSON line with the timings and, when it validated, the mean Dice.
 """
@@ -24,6 +27,21 @@ try:
     from PIL import Image
 except ImportError:  # the GPU machine reads tensor packs only
     Image = None
+
+
+def segment_folder(a, dev):
+    saved = torch.load(a.model_file)
+    norm = json.loads(saved["metadata"])["normalization"]
+    model = make_model(a.model).to(dev)
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    os.makedirs(a.out, exist_ok=True)
+    with torch.no_grad():
+        for name in sorted(f for f in os.listdir(a.segment) if f.endswith(".png")):
+            x = torch.from_numpy(np.asarray(Image.open(os.path.join(a.segment, name))).astype(np.float32))
+            x = ((x - norm["mean"]) / norm["std"])[None, None].to(dev)
+            y = F.interpolate(model(x), size=x.shape[-2:], mode="bilinear").argmax(1)[0]
+            Image.fromarray(y.to(torch.uint8).cpu().numpy()).save(os.path.join(a.out, name))
 
 
 def load_split(root, split):
@@ -114,6 +132,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--steps", type=int, default=0, help="train this many steps only (throughput)")
     ap.add_argument("--infer", type=int, default=0, help="time inference of this many test images, one at a time")
+    ap.add_argument("--segment", help="folder of PNG images to segment into --out, with --model-file")
+    ap.add_argument("--model-file", help="a seg-train model.pth (its state_dict and normalisation)")
+    ap.add_argument("--out", help="output folder of --segment")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--device", default="cpu")
@@ -122,6 +143,9 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
+    if a.segment:
+        segment_folder(a, dev)
+        return
     t_load = time.time()
     train_x, train_y = load_split(a.data, "train")
     test_x, test_y = load_split(a.data, "test")

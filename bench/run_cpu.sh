@@ -48,7 +48,25 @@ start=$(date +%s.%N)
 $bin/seg-segment --model "$work/run" --data "$data" --split test -o "$work/seg" --threads "$threads" >/dev/null
 end=$(date +%s.%N)
 ours=$($py -c "print(($end - $start) / 87)")
-row "segment s/image fcn (87, end to end)" "$ref" "$ours" "r/o"
+row "segment s/image fcn (87; ref: net only)" "$ref" "$ours" "r/o"
+
+# Like for like: the whole process, PNG files in, label PNG files out, 87 test images.
+mkdir -p "$work/test-images"
+$py -c "import json; print('\n'.join(json.load(open('$data/dataset.json'))['split']['test']))" |
+  while read -r c; do ln -s "$data/images/$c.png" "$work/test-images/$c.png"; done
+t0=$(date +%s.%N)
+$py bench/reference_notebook.py --segment "$work/test-images" --model-file "$work/run/model.pth" --model fcn \
+  --out "$work/ref-files" --threads "$threads" >/dev/null
+t1=$(date +%s.%N)
+$bin/seg-segment --model "$work/run" "$work/test-images" -o "$work/our-files" --threads "$threads" >/dev/null
+t2=$(date +%s.%N)
+row "segment folder of 87 PNGs, whole process s" "$($py -c "print($t1-$t0)")" "$($py -c "print($t2-$t1)")" "r/o"
+same=$($py -c "
+import numpy as np, os
+from PIL import Image
+a, b = '$work/ref-files', '$work/our-files'
+print(np.mean([(np.asarray(Image.open(os.path.join(a, f))) == np.asarray(Image.open(os.path.join(b, f)))).mean() for f in os.listdir(a)]))")
+echo "  (the two label maps agree on a fraction $same of the pixels)"
 
 # Peak memory (RSS, MB) of the same inference, and start-up time.
 ref_rss=$($py bench/reference_notebook.py --data "$data" --model fcn --infer 87 --threads "$threads" | json_field peak_rss_mb)

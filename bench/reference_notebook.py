@@ -127,7 +127,7 @@ def augment_affine(image, ground_truth):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data")
     ap.add_argument("--model", default="fcn")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--steps", type=int, default=0, help="train this many steps only (throughput)")

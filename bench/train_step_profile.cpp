@@ -1,8 +1,9 @@
 // Where a training step's time goes, per phase, for one network on random 256 x 256 data:
 // batch gather, affine augmentation, forward, loss, backward, optimizer. For choosing what to
 // make faster (issue 5); the figures are for comparison within one run, never pass/fail.
-//   build/bin/bench_train_step_profile [NETWORK] [BATCH] [STEPS] [THREADS]
+//   build/bin/bench_train_step_profile [NETWORK] [BATCH] [STEPS] [THREADS] [LOSS: ce | ce+dice]
 #include <seg/augment.h>
+#include <seg/dataset.h>
 #include <seg/models.h>
 #include <seg/train.h>
 #include <torch/torch.h>
@@ -20,10 +21,17 @@ int main(int argc, char** argv) {
   const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 3;
   const int steps = argc > 3 ? std::stoi(argv[3]) : 30;
   torch::set_num_threads(argc > 4 ? std::stoi(argv[4]) : 2);
+  const std::string loss_name = argc > 5 ? argv[5] : "ce+dice";
   torch::manual_seed(1);
   auto gen = seg::make_seeded_generator(1);
-  const auto images = torch::randn({160, 1, 256, 256});
-  const auto labels = torch::randint(0, 6, {160, 256, 256}, torch::kLong);
+  at::Tensor images = torch::randn({160, 1, 256, 256});
+  at::Tensor labels = torch::randint(0, 6, {160, 256, 256}, torch::kLong);
+  if (const char* pack = std::getenv("PACK")) {  // real data: a tensor pack's train split
+    const auto data = seg::load_tensor_pack(pack).subset("train");
+    const auto pixels = data.images.to(torch::kFloat);
+    images = ((pixels - pixels.mean()) / pixels.std()).unsqueeze(1).contiguous();
+    labels = data.labels.to(torch::kLong);
+  }
   const auto weights = torch::ones({6});
   auto net = seg::make_network({network, 1, 6});
   const bool channels_last = std::getenv("CHANNELS_LAST") != nullptr;
@@ -53,7 +61,7 @@ int main(int argc, char** argv) {
     optimizer.zero_grad();
     const auto logits = net->forward(x);
     lap("forward");
-    auto loss = seg::training_loss(logits, y, weights, "ce+dice");
+    auto loss = seg::training_loss(logits, y, weights, loss_name);
     lap("loss");
     loss.backward();
     lap("backward");

@@ -218,8 +218,8 @@ std::string format_log_csv(const std::vector<EpochLog>& history, const ClassTabl
 
 void apply_recipe_defaults(const std::string& architecture, TrainOptions& o) {
   if (architecture == "fast") {
-    // Measured on the 2-core CPU (bench/results.md): 0.925 mean Dice in 1.9 minutes; with
-    // --epochs 34, 0.942 in 4.8. Half the notebook's affine strength: short runs learn
+    // Measured on the 2-core CPU (bench/results.md): 0.925 mean Dice in 1.65 minutes; with
+    // --epochs 40, 0.942 in 4.6. Half the notebook's affine strength: short runs learn
     // faster from gentler warps.
     o.batch = 3;
     o.lr = 4e-3;

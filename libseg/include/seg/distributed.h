@@ -38,8 +38,8 @@ bool distributed_available();
 // A process group over every rank of `world`. Rank 0 hosts the TCP store at
 // master_addr:master_port and waits up to `timeout` for the others. Every collective is
 // bounded by `timeout` too: a peer that died or hangs turns into seg::Error, never a hang.
-// Collectives block until done and work on CPU tensors and, where LibTorch was built with
-// CUDA, on CUDA tensors.
+// Collectives block until done. They are tested on CPU tensors; Gloo also takes CUDA tensors
+// where LibTorch was built with CUDA (not yet tried on a GPU machine).
 class Communicator {
  public:
   Communicator(const WorldInfo& world, std::chrono::milliseconds timeout);

@@ -91,28 +91,66 @@ std::string torch_archive_problem(const std::string& bytes) {
       break;
     }
   if (eocd == std::string::npos) return not_zip;
-  const uint32_t entries = in.u16(eocd + 10), cd_size = in.u32(eocd + 12), cd_offset = in.u32(eocd + 16);
-  if (cd_size == kNoSize || cd_offset == kNoSize || entries == 0xffff) return "";  // ZIP64 (> 4 GB): its own records
-  if (static_cast<uint64_t>(cd_offset) + cd_size > eocd) return not_zip;
+  uint64_t entries = in.u16(eocd + 10), cd_size = in.u32(eocd + 12), cd_offset = in.u32(eocd + 16);
+  uint64_t cd_limit = eocd;
+  // ZIP64: a locator right before the end record points to a 56-byte record holding the
+  // 64-bit counts; LibTorch's reader follows it, so it must lie inside the file.
+  constexpr size_t kLocator = 20, kZip64Record = 56;
+  if (eocd >= kLocator && in.u32(eocd - kLocator) == 0x07064b50u) {
+    const uint64_t record = in.u64(eocd - kLocator + 8);
+    if (record > eocd - kLocator || eocd - kLocator - record < kZip64Record || in.u32(static_cast<size_t>(record)) != 0x06064b50u)
+      return "its ZIP64 directory record is damaged";
+    cd_limit = record;
+    if (entries == 0xffff) entries = in.u64(static_cast<size_t>(record) + 32);
+    if (cd_size == kNoSize) cd_size = in.u64(static_cast<size_t>(record) + 40);
+    if (cd_offset == kNoSize) cd_offset = in.u64(static_cast<size_t>(record) + 48);
+  } else if (entries == 0xffff || cd_size == kNoSize || cd_offset == kNoSize) {
+    return not_zip;  // ZIP64 markers without the ZIP64 record
+  }
+  if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset) return not_zip;
+  const size_t cd_end = static_cast<size_t>(cd_offset + cd_size);
 
-  size_t at = cd_offset;
-  for (uint32_t k = 0; k < entries; ++k) {
-    if (at + kCentral > static_cast<size_t>(cd_offset) + cd_size || in.u32(at) != 0x02014b50u)
-      return "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
-    const uint32_t method = in.u16(at + 10), packed = in.u32(at + 20), size = in.u32(at + 24);
-    const uint32_t name_length = in.u16(at + 28), extra_length = in.u16(at + 30), comment_length = in.u16(at + 32);
-    const uint32_t local = in.u32(at + 42);
-    if (at + kCentral + name_length > static_cast<size_t>(cd_offset) + cd_size)
-      return "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
+  size_t at = static_cast<size_t>(cd_offset);
+  for (uint64_t k = 0; k < entries; ++k) {
+    const std::string damaged = "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
+    if (at + kCentral > cd_end || in.u32(at) != 0x02014b50u) return damaged;
+    const uint32_t method = in.u16(at + 10);
+    uint64_t packed = in.u32(at + 20), size = in.u32(at + 24), local = in.u32(at + 42);
+    const size_t name_length = in.u16(at + 28), extra_length = in.u16(at + 30), comment_length = in.u16(at + 32);
+    // Name, extra field and comment all inside the directory: readers take them on trust.
+    if (kCentral + name_length + extra_length + comment_length > cd_end - at) return damaged;
     const std::string name = bytes.substr(at + kCentral, name_length);
+    if (packed == kNoSize || size == kNoSize || local == kNoSize) {
+      // The 64-bit values sit in the extra field's ZIP64 block (id 1), in this order.
+      size_t field = at + kCentral + name_length;
+      const size_t fields_end = field + extra_length;
+      bool found = false;
+      while (field + 4 <= fields_end) {
+        const size_t id = in.u16(field), length = in.u16(field + 2);
+        if (field + 4 + length > fields_end) return damaged;
+        if (id == 1) {
+          size_t value = field + 4;
+          for (uint64_t* v : {&size, &packed, &local}) {
+            if (*v != kNoSize) continue;
+            if (value + 8 > field + 4 + length) return damaged;
+            *v = in.u64(value);
+            value += 8;
+          }
+          found = true;
+          break;
+        }
+        field += 4 + length;
+      }
+      if (!found) return damaged;
+    }
     at += kCentral + name_length + extra_length + comment_length;
-    if (packed == kNoSize || size == kNoSize || local == kNoSize) continue;  // ZIP64 record
-    if (static_cast<uint64_t>(local) + kLocal > cd_offset || in.u32(local) != 0x04034b50u)
+    if (local > cd_offset || cd_offset - local < kLocal || in.u32(static_cast<size_t>(local)) != 0x04034b50u)
       return "its record " + name + " is damaged";
-    const uint64_t data = static_cast<uint64_t>(local) + kLocal + in.u16(local + 26) + in.u16(local + 28);
-    if (data + packed > cd_offset) return "its record " + name + " claims " + std::to_string(packed) + " bytes, past the end of the data";
+    const uint64_t data = local + kLocal + in.u16(static_cast<size_t>(local) + 26) + in.u16(static_cast<size_t>(local) + 28);
+    if (data > cd_offset || packed > cd_offset - data)
+      return "its record " + name + " claims " + std::to_string(packed) + " bytes, past the end of the data";
     // torch.save stores records; a deflated one expands at most about 1032-fold.
-    if ((method == 0 && size != packed) || (method == 8 && size > 1032ull * packed + 1024) || (method != 0 && method != 8))
+    if ((method == 0 && size != packed) || (method == 8 && size > 1032 * packed + 1024) || (method != 0 && method != 8))
       return "its record " + name + " claims " + std::to_string(size) + " bytes from " + std::to_string(packed) +
              " stored (damaged or crafted)";
     if (method == 0 && name.size() >= 4 && name.compare(name.size() - 4, 4, ".pkl") == 0) {

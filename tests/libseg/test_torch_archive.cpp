@@ -83,3 +83,28 @@ TEST(TorchArchive, APickleCutShortOrWithAnUnknownOpcodeIsRejected) {
   unknown[stop] = '\xff';
   EXPECT_TRUE(contains(seg::torch_archive_problem(unknown), "unknown opcode 255")) << seg::torch_archive_problem(unknown);
 }
+
+TEST(TorchArchive, DirectoryEntriesAndZip64RecordsMustLieInsideTheFile) {
+  // fuzz_tensor_pack's second finding: ZIP64 sizes in an entry whose 512-byte extra field
+  // runs past the directory, and a ZIP64 record; LibTorch's ZIP reader read past the buffer.
+  const auto path = fs::path(SEG_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_tensor_pack" / "miniz-overflow-zip64-extra-past-directory";
+  EXPECT_TRUE(contains(seg::torch_archive_problem(seg::read_file(path)), "damaged")) << seg::torch_archive_problem(seg::read_file(path));
+
+  // An entry's extra field running past the end of the directory, alone.
+  {
+    seg::testing::ScratchDir dir("archive");
+    auto bytes = saved_pack(dir);
+    const size_t last = bytes.rfind(std::string("PK\x01\x02", 4));
+    ASSERT_NE(last, std::string::npos);
+    bytes[last + 31] = '\x02';  // extra field length += 512
+    EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "ZIP directory is damaged")) << seg::torch_archive_problem(bytes);
+  }
+
+  // A ZIP64 locator (the 20 bytes before the end record) pointing outside the file.
+  seg::testing::ScratchDir dir("archive");
+  auto bytes = saved_pack(dir);
+  const size_t locator = bytes.size() - 22 - 20;
+  bytes.replace(locator, 4, std::string("PK\x06\x07", 4));
+  bytes.replace(locator + 8, 8, std::string("\xff\xff\xff\x7f\x00\x00\x00\x00", 8));
+  EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "ZIP64 directory record is damaged")) << seg::torch_archive_problem(bytes);
+}

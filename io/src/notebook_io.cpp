@@ -102,14 +102,19 @@ c10::IValue load_pickle(const fs::path& path) {
 
 // The tensor itself, or the one under `key` in a dict (the notebook's images file is a dict).
 at::Tensor tensor_in(const c10::IValue& value, const std::string& key, const fs::path& path) {
-  if (value.isTensor()) return value.toTensor();
-  if (value.isGenericDict()) {
+  at::Tensor found;
+  if (value.isTensor()) {
+    found = value.toTensor();
+  } else if (value.isGenericDict()) {
     const auto dict = value.toGenericDict();
-    if (dict.contains(key) && dict.at(key).isTensor()) return dict.at(key).toTensor();
-    if (dict.size() == 1 && dict.begin()->value().isTensor()) return dict.begin()->value().toTensor();
-    throw Error(path.string(), "holds a dict without a tensor under \"" + key + "\"");
+    if (dict.contains(key) && dict.at(key).isTensor()) found = dict.at(key).toTensor();
+    else if (dict.size() == 1 && dict.begin()->value().isTensor()) found = dict.begin()->value().toTensor();
+    else throw Error(path.string(), "holds a dict without a tensor under \"" + key + "\"");
+  } else {
+    throw Error(path.string(), "holds neither a tensor nor a dict of tensors");
   }
-  throw Error(path.string(), "holds neither a tensor nor a dict of tensors");
+  check_tensor_in_storage(found, path.string(), "its tensor");
+  return found;
 }
 
 std::string shape_text(const at::Tensor& t) {

@@ -295,9 +295,11 @@ Dataset load_tensor_pack(const fs::path& path) {
   data.name = get("name").isString() ? get("name").toStringRef() : path.stem().string();
   if (!get("images").isTensor()) throw Error(path.string(), "\"images\" is not a tensor");
   data.images = get("images").toTensor();
+  check_tensor_in_storage(data.images, path.string(), "\"images\"");
   if (dict.contains("labels")) {
     if (!get("labels").isTensor()) throw Error(path.string(), "\"labels\" is not a tensor");
     data.labels = get("labels").toTensor();
+    check_tensor_in_storage(data.labels, path.string(), "\"labels\"");
   }
   data.cases = strings_of(get("cases"), "cases", path);
   auto names = strings_of(get("class_names"), "class_names", path);

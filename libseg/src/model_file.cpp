@@ -43,6 +43,7 @@ void copy_state(torch::nn::Module& net, const c10::impl::GenericDict& dict, cons
     if (it == dict.end()) throw Error(path.string(), "has no weights for \"" + name + "\" (another network?)");
     if (!it->value().isTensor()) throw Error(path.string(), "entry \"" + name + "\" is not a tensor");
     const auto source = it->value().toTensor();
+    check_tensor_in_storage(source, path.string(), "weights \"" + name + "\"");
     if (source.sizes() != target.sizes()) {
       std::ostringstream why;
       why << "weights \"" << name << "\" have shape " << source.sizes() << " but the network expects "

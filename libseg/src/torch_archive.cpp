@@ -1,3 +1,4 @@
+#include <seg/error.h>
 #include <seg/torch_archive.h>
 
 #include <cstdint>
@@ -159,6 +160,29 @@ std::string torch_archive_problem(const std::string& bytes) {
     }
   }
   return "";
+}
+
+void check_tensor_in_storage(const at::Tensor& t, const std::string& source, const std::string& what) {
+  if (!t.defined() || !t.has_storage())
+    throw Error(source, what + " is not a plain dense tensor (damaged or crafted)");
+  if (t.numel() == 0) return;
+  // The furthest element, in elements from the storage's start: offset + sum (size - 1) * stride
+  // (overflow counts as past the end).
+  if (t.storage_offset() < 0) throw Error(source, what + " has a negative storage offset (damaged or crafted)");
+  uint64_t last = static_cast<uint64_t>(t.storage_offset());
+  bool overflow = false;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) throw Error(source, what + " has a negative stride (damaged or crafted)");
+    uint64_t reach = 0;
+    overflow = overflow || __builtin_mul_overflow(static_cast<uint64_t>(t.size(d) - 1), static_cast<uint64_t>(t.stride(d)), &reach) ||
+               __builtin_add_overflow(last, reach, &last);
+  }
+  uint64_t bytes = 0;
+  overflow = overflow || __builtin_add_overflow(last, uint64_t{1}, &last) ||
+             __builtin_mul_overflow(last, static_cast<uint64_t>(t.element_size()), &bytes);
+  if (overflow || bytes > t.storage().nbytes())
+    throw Error(source, what + " has sizes and strides that reach past its " + std::to_string(t.storage().nbytes()) +
+                            " bytes of data (damaged or crafted)");
 }
 
 }  // namespace seg

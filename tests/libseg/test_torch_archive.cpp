@@ -108,3 +108,31 @@ TEST(TorchArchive, DirectoryEntriesAndZip64RecordsMustLieInsideTheFile) {
   bytes.replace(locator + 8, 8, std::string("\xff\xff\xff\x7f\x00\x00\x00\x00", 8));
   EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "ZIP64 directory record is damaged")) << seg::torch_archive_problem(bytes);
 }
+
+TEST(TorchArchive, TensorsReachingPastTheirStorageAreRejected) {
+  // fuzz_tensor_pack's third finding: "images" of 4 x 8 x 6 with strides (249, 6, 1) over 192
+  // bytes; LibTorch builds it unchecked, and reading it read freed memory.
+  const auto path = fs::path(SEG_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_tensor_pack" / "tensor-strides-past-storage";
+  try {
+    seg::load_tensor_pack(path);
+    FAIL() << "a crafted pack was read";
+  } catch (const seg::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "\"images\" has sizes and strides that reach past its 192 bytes")) << e.what();
+  }
+  const auto storage = torch::arange(12, torch::kFloat);
+  EXPECT_NO_THROW(seg::check_tensor_in_storage(storage.view({3, 4}), "t", "x"));
+  EXPECT_NO_THROW(seg::check_tensor_in_storage(storage.as_strided({3, 4}, {4, 1}, 0), "t", "x"));
+  EXPECT_NO_THROW(seg::check_tensor_in_storage(storage.as_strided({2, 2}, {0, 0}, 11), "t", "x"));  // broadcast view
+  EXPECT_NO_THROW(seg::check_tensor_in_storage(storage.as_strided({0, 99}, {99, 1}, 0), "t", "x"));  // empty
+  // What the unpickler makes: metadata set on the TensorImpl, unchecked (as_strided checks).
+  auto shifted = storage.clone();
+  shifted.unsafeGetTensorImpl()->set_sizes_and_strides(at::IntArrayRef{3, 4}, at::IntArrayRef{4, 1});
+  shifted.unsafeGetTensorImpl()->set_storage_offset(1);
+  EXPECT_THROW(seg::check_tensor_in_storage(shifted, "t", "x"), seg::Error);
+  auto wide = storage.clone();
+  wide.unsafeGetTensorImpl()->set_sizes_and_strides(at::IntArrayRef{3, 5}, at::IntArrayRef{4, 1});
+  EXPECT_THROW(seg::check_tensor_in_storage(wide, "t", "x"), seg::Error);
+  auto huge = storage.clone();
+  huge.unsafeGetTensorImpl()->set_sizes_and_strides(at::IntArrayRef{2, 2}, at::IntArrayRef{int64_t{1} << 62, int64_t{1} << 62});
+  EXPECT_THROW(seg::check_tensor_in_storage(huge, "t", "x"), seg::Error);  // overflow counts as past the end
+}

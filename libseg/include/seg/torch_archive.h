@@ -4,6 +4,8 @@
 // file: on some damaged archives its ZIP code (miniz) reads past the buffer, and its
 // unpickler allocates whatever a length field says (4 GB for one crafted string). Both were
 // found by fuzzing (fuzz/regressions/).
+#include <ATen/core/Tensor.h>
+
 #include <string>
 
 namespace seg {
@@ -14,5 +16,11 @@ namespace seg {
 // stored records no larger than the file; and in every .pkl record, opcodes that pickle
 // knows, whose lengths fit in what remains of the record.
 std::string torch_archive_problem(const std::string& bytes);
+
+// The unpickler also builds tensors with whatever sizes, strides and offset the pickle gives,
+// unchecked against their storage (found by fuzzing: reading such a tensor reads freed
+// memory). Throws seg::Error naming `source` and `what` unless every element of `t` lies
+// inside its storage.
+void check_tensor_in_storage(const at::Tensor& t, const std::string& source, const std::string& what);
 
 }  // namespace seg

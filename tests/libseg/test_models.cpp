@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -145,4 +146,33 @@ TEST(Networks, FastPresetIsSmallAndPredictsAtHalfResolution) {
   EXPECT_LT(params, 500000);
   torch::NoGradGuard no_grad;
   EXPECT_EQ(net->forward(torch::randn({1, 1, 64, 64})).sizes(), (std::vector<int64_t>{1, 6, 32, 32}));
+}
+
+TEST(Networks, ResidualUNetPredictsAtFullResolutionWithTwoAuxiliaryHeads) {
+  auto net = seg::make_network({"res-unet", 1, 6});
+  const auto params = seg::count_trainable_parameters(*net);
+  EXPECT_GT(params, 1500000);
+  EXPECT_LT(params, 2500000);  // half-precision weights stay far below the 10 MB a shipped model may take
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const auto x = torch::randn({2, 1, 64, 48});
+  const auto outputs = net->forward_supervised(x);
+  ASSERT_EQ(outputs.size(), 3u);
+  EXPECT_EQ(outputs[0].sizes(), (std::vector<int64_t>{2, 6, 64, 48}));
+  EXPECT_EQ(outputs[1].sizes(), (std::vector<int64_t>{2, 6, 32, 24}));
+  EXPECT_EQ(outputs[2].sizes(), (std::vector<int64_t>{2, 6, 16, 12}));
+  // Inference sees the full-resolution head only, the same logits.
+  EXPECT_TRUE(torch::allclose(net->forward(x), outputs[0]));
+  // Odd sizes: the decoder upsamples to each skip's size.
+  EXPECT_EQ(net->forward(torch::randn({1, 1, 37, 29})).sizes(), (std::vector<int64_t>{1, 6, 37, 29}));
+}
+
+TEST(Networks, ResidualBlocksChangeWidthThroughAProjection) {
+  auto net = seg::make_network({"res-unet", 1, 6});
+  const auto names = net->named_parameters().keys();
+  auto has = [&](const std::string& name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+  EXPECT_TRUE(has("encoder2.shortcut.0.weight"));   // 16 -> 32 channels at stride 2
+  EXPECT_TRUE(has("decoder1.conv2.weight"));        // the full-resolution decoder block
+  EXPECT_TRUE(has("auxiliary2.weight"));            // the 1/4-resolution head
+  EXPECT_FALSE(has("auxiliary3.weight"));
 }

@@ -163,3 +163,39 @@ TEST_F(TrainTest, FastRecipeLearnsAndResumesExactly) {
   const auto a = weights_of(uninterrupted.model), b = weights_of(resumed.model);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }
+
+TEST(DeepSupervision, LossWeighsCoarserOutputsByHalvesNormalised) {
+  torch::manual_seed(5);
+  const auto labels = torch::randint(0, 3, {2, 16, 16}, torch::kLong);
+  const auto weights = torch::ones({3});
+  const auto full = torch::randn({2, 3, 16, 16}), half = torch::randn({2, 3, 8, 8}), quarter = torch::randn({2, 3, 4, 4});
+  auto single = [&](const at::Tensor& logits) { return seg::training_loss(logits, labels, weights, "ce+dice").item<double>(); };
+  const double expected = (single(full) + 0.5 * single(half) + 0.25 * single(quarter)) / 1.75;
+  EXPECT_NEAR(seg::training_loss({full, half, quarter}, labels, weights, "ce+dice").item<double>(), expected, 1e-5);
+  EXPECT_NEAR(seg::training_loss(std::vector<at::Tensor>{full}, labels, weights, "ce").item<double>(),
+              seg::training_loss(full, labels, weights, "ce").item<double>(), 1e-7);
+}
+
+TEST_F(TrainTest, ResidualUNetRecipeTrainsEveryHead) {
+  ScratchDir run;
+  const auto data = shapes_dataset();
+  auto o = quick_options(3);
+  o.architecture = "res-unet";
+  seg::apply_recipe_defaults("res-unet", o);
+  EXPECT_EQ(o.loss, "ce+dice");
+  EXPECT_EQ(o.schedule, "onecycle");
+  o.epochs = 3;
+  o.val_every = 3;
+  o.device = "cpu";
+  o.weight_decay = 0;  // AdamW's decay alone would move heads that get no gradient
+  auto result = seg::train_network(data, o, run.path());
+  EXPECT_LT(result.history.back().loss, result.history.front().loss);
+  // Deep supervision reaches the auxiliary heads, which forward() never uses: training
+  // moved them from their initial weights (train_network seeds the initialisation).
+  torch::manual_seed(o.seed);
+  const auto initial = seg::make_network({"res-unet", 1, 3})->named_parameters();
+  const auto trained = result.model.net->named_parameters();
+  EXPECT_FALSE(torch::equal(initial["auxiliary1.weight"], trained["auxiliary1.weight"]));
+  EXPECT_FALSE(torch::equal(initial["auxiliary2.weight"], trained["auxiliary2.weight"]));
+  EXPECT_EQ(seg::load_model(run.path() / "model.pth").info.network.architecture, "res-unet");
+}

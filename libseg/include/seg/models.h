@@ -13,6 +13,9 @@ namespace seg {
 class SegNetImpl : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& x) = 0;
+  // For training: forward()'s logits first, then any auxiliary logits of coarser decoder
+  // levels that deep supervision scores too (finest first). Inference uses forward() alone.
+  virtual std::vector<at::Tensor> forward_supervised(const at::Tensor& x) { return {forward(x)}; }
 };
 using SegNet = std::shared_ptr<SegNetImpl>;
 

@@ -65,6 +65,10 @@ double scheduled_lr(const std::string& schedule, double base_lr, int64_t step, i
 // loss == "ce+dice" the soft Dice loss pooled over the batch (nnU-Net's batch Dice).
 at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& class_weights,
                          const std::string& loss);
+// Deep supervision (nnU-Net's): the loss of each of a network's outputs (forward_supervised:
+// full resolution first, then coarser), weighted 1, 1/2, 1/4, ... and normalised to sum to 1.
+at::Tensor training_loss(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
+                         const at::Tensor& class_weights, const std::string& loss);
 
 // Callbacks for a terminal or a log; the defaults do nothing.
 class TrainObserver {

@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0;
     uint64_t seed = 0;
     int threads = 0;
     app.add_option("--data", data_path, "data set: folder with dataset.json, or a tensor pack");
@@ -96,6 +96,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--scale", scale, "s in theta = I + s * randn")->capture_default_str();
     app.add_option("--elastic", elastic, "small elastic warp on top (as seg-train --augment-elastic; 0: off)")
         ->capture_default_str();
+    app.add_option("--zoom", zoom, "field of view wider or narrower by up to 1 + zoom (as seg-train --augment-zoom; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -106,6 +108,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (columns < 1) throw UsageError("--columns must be at least 1");
     if (!(scale >= 0)) throw UsageError("--scale must be 0 or more (0.1 is the notebook's)");
     if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
+    if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
     const bool from_data = !data_path.empty() || !case_id.empty();
     const bool from_files = !image_path.empty() || !labels_path.empty();
     if (from_data == from_files)
@@ -136,7 +139,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     auto images = sample.image.pixels.to(at::kFloat).view({1, 1, h, w}).expand({count, 1, h, w}).to(device);
     auto labels = sample.labels.pixels.view({1, h, w}).expand({count, h, w}).to(device);
     at::Generator gen = make_seeded_generator(seed);
-    const auto theta = random_affine_theta(count, scale, gen, device);
+    const auto theta = random_affine_theta(count, scale, gen, device, zoom);
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
     auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement);
@@ -151,7 +154,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -175,7 +178,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     const fs::path montage_file = fs::path(out_dir) / "montage.png";
     viz::write_png(montage_file, viz::montage(tiles, columns));
     write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
-    out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string()) << ", device " << device.str() << ": " << count
+    out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
+        << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

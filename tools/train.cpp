@@ -133,6 +133,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--augment-elastic", o.augment_elastic,
                    "small elastic warp: sigma of control-point offsets, 2 = image width (0: off; 0.02 is about 2.5 px at 256)")
         ->capture_default_str();
+    app.add_option("--augment-zoom", o.augment_zoom,
+                   "field of view wider or narrower by up to 1 + zoom, log-uniform (0: off; 0.5: chest at 0.67..1.5 of its size)")
+        ->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
     app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();

@@ -7,7 +7,7 @@
 namespace seg {
 namespace {
 // at::grid_sampler's interpolation and padding codes.
-constexpr int64_t kBilinear = 0, kNearest = 1, kZerosPadding = 0;
+constexpr int64_t kBilinear = 0, kNearest = 1, kZerosPadding = 0, kBorderPadding = 1;
 constexpr bool kAlignCorners = false;  // F.affine_grid / F.grid_sample defaults
 
 // F.affine_grid(theta, (B, C, H, W), align_corners=False) in double precision, computed by
@@ -31,17 +31,25 @@ at::Generator make_seeded_generator(uint64_t seed) {
 }
 
 at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
-                               const at::Device& device) {
+                               const at::Device& device, double zoom) {
   if (batch < 0) throw Error("random_affine_theta", "negative batch size");
   if (gen.device().type() != at::kCPU)
     throw Error("random_affine_theta", "needs a CPU generator (draws are made on the CPU)");
   auto noise = at::randn({batch, 2, 3}, gen, at::TensorOptions().dtype(at::kFloat));
   auto identity = at::eye(2, 3, at::TensorOptions().dtype(at::kFloat)).unsqueeze(0);
-  return (identity + scale * noise).to(device);
+  auto theta = identity + scale * noise;
+  if (zoom > 0) {
+    // Log-uniform, so widening and narrowing by the same factor are equally likely.
+    const auto u = at::rand({batch, 1, 1}, gen, at::TensorOptions().dtype(at::kFloat)) * 2 - 1;
+    const auto factor = at::exp(u * std::log1p(zoom));
+    theta.narrow(2, 0, 2).mul_(factor);
+  }
+  return theta.to(device);
 }
 
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
-                                               const at::Tensor& theta, const at::Tensor& displacement) {
+                                               const at::Tensor& theta, const at::Tensor& displacement,
+                                               Padding padding) {
   if (!images.defined() || images.dim() != 4)
     throw Error("apply_affine", "images must be B x C x H x W");
   if (!at::isFloatingType(images.scalar_type()))
@@ -66,9 +74,14 @@ std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const a
                                     c10::str(displacement.sizes()));
   auto grid = affine_grid_double(theta.to(images.device()), height, width);
   if (displacement.defined()) grid = grid + displacement.to(grid.device(), at::kDouble);
-  auto warped_images = at::grid_sampler(images.to(at::kDouble), grid, kBilinear, kZerosPadding,
-                                        kAlignCorners)
-                           .to(images.scalar_type());
+  auto source = images.to(at::kDouble);
+  // Zero padding about each image's minimum pads with that minimum.
+  const auto floor = padding == Padding::minimum ? source.amin({1, 2, 3}, true) : at::Tensor();
+  if (floor.defined()) source = source - floor;
+  auto warped_images = at::grid_sampler(source, grid, kBilinear, padding == Padding::border ? kBorderPadding : kZerosPadding,
+                                        kAlignCorners);
+  if (floor.defined()) warped_images = warped_images + floor;
+  warped_images = warped_images.to(images.scalar_type());
   at::Tensor warped_labels;
   if (labels.defined()) {
     // Nearest sampling copies values, so float holds every label (< 2^24) exactly, and a float

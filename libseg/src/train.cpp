@@ -161,7 +161,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"val_every", val_every}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}};
@@ -182,6 +182,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.augment_scale = j.at("augment_scale").get<double>();
     o.augment_intensity = j.value("augment_intensity", 0.0);
     o.augment_elastic = j.value("augment_elastic", 0.0);
+    o.augment_zoom = j.value("augment_zoom", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
     o.train_split = j.at("train_split").get<std::string>();
     o.val_split = j.at("val_split").get<std::string>();
@@ -323,8 +324,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.optimizer != "adam" && options.optimizer != "adamw") throw UsageError("--optimizer must be \"adam\" or \"adamw\"");
   if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
     throw UsageError("--schedule must be constant, onecycle or poly");
-  if (!(options.augment_scale >= 0) || !(options.augment_intensity >= 0) || !(options.augment_elastic >= 0))
-    throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic) must be 0 or more");
+  if (!(options.augment_scale >= 0) || !(options.augment_intensity >= 0) || !(options.augment_elastic >= 0) ||
+      !(options.augment_zoom >= 0))
+    throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic, --augment-zoom) must be 0 or more");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (comm && comm->size() == 1) comm = nullptr;
   const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
@@ -450,15 +452,20 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       const auto index = order.narrow(0, (step * world + rank) * options.batch, options.batch);
       at::Tensor x = train_data.images.index_select(0, index);
       at::Tensor y = train_data.labels.index_select(0, index);
-      if (options.augment_scale > 0 || options.augment_elastic > 0) {
-        const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device)
+      if (options.augment_scale > 0 || options.augment_elastic > 0 || options.augment_zoom > 0) {
+        const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device, options.augment_zoom)
                                .narrow(0, rank * options.batch, options.batch);
         at::Tensor displacement;
         if (options.augment_elastic > 0)
           displacement = elastic_displacement(random_elastic_draws(global_batch, options.augment_elastic, gen)
                                                   .narrow(0, rank * options.batch, options.batch),
                                               x.size(2), x.size(3), device);
-        std::tie(x, y) = apply_affine(x, y, theta, displacement);
+        // A wider field of view shows what lay beyond the image: one of the three paddings,
+        // drawn per step, so that the network learns every kind of border as background.
+        Padding padding = Padding::zeros;
+        if (options.augment_zoom > 0)
+          padding = static_cast<Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
+        std::tie(x, y) = apply_affine(x, y, theta, displacement, padding);
       }
       if (options.augment_intensity > 0)
         x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace {
 
 at::Tensor identity_theta(int64_t batch) {
@@ -71,6 +73,66 @@ TEST(Augment, ThetaIsIdentityPlusScaledNormalNoise) {
   EXPECT_NEAR(noise.std().item<double>(), 0.1, 0.002);
   auto gen0 = seg::make_seeded_generator(1);
   EXPECT_TRUE(torch::equal(seg::random_affine_theta(3, 0.0, gen0, torch::kCPU), identity_theta(3)));
+}
+
+TEST(Augment, ZoomScalesTheLinearPartLogUniformlyAndKeepsTheNoiseDraws) {
+  const int64_t n = 20000;
+  auto plain_gen = seg::make_seeded_generator(4), zoom_gen = seg::make_seeded_generator(4);
+  const auto plain = seg::random_affine_theta(n, 0.0, plain_gen, torch::kCPU);
+  const auto zoomed = seg::random_affine_theta(n, 0.0, zoom_gen, torch::kCPU, 0.5);
+  // With no noise each matrix is factor * I, no shear, no shift.
+  const auto factor = zoomed.select(1, 0).select(1, 0);
+  EXPECT_TRUE(torch::allclose(zoomed.select(1, 1).select(1, 1), factor));
+  EXPECT_EQ(zoomed.select(1, 0).select(1, 1).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(zoomed.select(2, 2).abs().max().item<float>(), 0.0f);
+  // log(factor) uniform on [-log 1.5, log 1.5]: its bounds, mean 0 and variance (log 1.5)^2 / 3.
+  const auto log_factor = factor.log();
+  const double bound = std::log(1.5);
+  EXPECT_LE(log_factor.abs().max().item<double>(), bound + 1e-6);
+  EXPECT_GT(log_factor.abs().max().item<double>(), 0.99 * bound);
+  EXPECT_NEAR(log_factor.mean().item<double>(), 0.0, 0.005);
+  EXPECT_NEAR(log_factor.var().item<double>(), bound * bound / 3, 0.003);
+  EXPECT_TRUE(torch::equal(plain, identity_theta(n)));
+  // The zoom is drawn after the affine noise: the noise of a seed is the same with or without it.
+  auto a = seg::make_seeded_generator(9), b = seg::make_seeded_generator(9);
+  const auto noise_only = seg::random_affine_theta(4, 0.1, a, torch::kCPU);
+  const auto with_zoom = seg::random_affine_theta(4, 0.1, b, torch::kCPU, 0.3);
+  const auto ratio = with_zoom.narrow(2, 0, 2) / noise_only.narrow(2, 0, 2);
+  EXPECT_TRUE(torch::allclose(ratio, ratio.select(1, 0).select(1, 0).view({4, 1, 1}).expand({4, 2, 2}), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(with_zoom.select(2, 2), noise_only.select(2, 2)));
+}
+
+TEST(Augment, PaddingFillsWhatLiesOutsideTheImage) {
+  // A ramp 3..10 along x, shifted right by half its width: the left half comes from outside.
+  const auto ramp = (torch::arange(8, torch::kDouble) + 3).view({1, 1, 1, 8}).expand({2, 1, 8, 8}).to(torch::kFloat);
+  auto images = ramp.clone();
+  images[1] = images[1] * 2;  // the second image's left edge is 6
+  images.select(3, 7).select(2, 7).copy_(torch::tensor({1.0f, 2.0f}).view({2, 1}));  // minima 1 and 2, far right
+  const auto labels = torch::ones({2, 8, 8}, torch::kLong);
+  auto theta = identity_theta(2);
+  theta.select(1, 0).select(1, 2).fill_(-1.0);  // output x samples input x - 1: content moves right
+  using torch::indexing::Slice;
+  const auto outside = Slice(0, 4), inside = Slice(4, 8);
+  for (auto padding : {seg::Padding::zeros, seg::Padding::border, seg::Padding::minimum}) {
+    const auto [warped, warped_labels] = seg::apply_affine(images, labels, theta, {}, padding);
+    // Inside: the image's left half, whatever the padding; labels outside are background.
+    EXPECT_TRUE(torch::allclose(warped.index({Slice(), Slice(), Slice(), inside}),
+                                images.index({Slice(), Slice(), Slice(), outside}), 1e-5, 1e-5));
+    EXPECT_EQ(warped_labels.index({Slice(), Slice(), outside}).sum().item<int64_t>(), 0);
+    EXPECT_EQ(warped_labels.index({Slice(), Slice(), inside}).min().item<int64_t>(), 1);
+    const auto pad = warped.index({Slice(), 0, Slice(), Slice(0, 3)});  // clear of the edge's blend
+    if (padding == seg::Padding::zeros) {
+      EXPECT_EQ(pad.abs().max().item<float>(), 0.0f);
+    }
+    if (padding == seg::Padding::border) {
+      EXPECT_TRUE(torch::allclose(pad[0], torch::full({8, 3}, 3.0f)));  // the first column repeated
+      EXPECT_TRUE(torch::allclose(pad[1], torch::full({8, 3}, 6.0f)));
+    }
+    if (padding == seg::Padding::minimum) {
+      EXPECT_TRUE(torch::allclose(pad[0], torch::full({8, 3}, 1.0f)));  // each image's own minimum
+      EXPECT_TRUE(torch::allclose(pad[1], torch::full({8, 3}, 2.0f)));
+    }
+  }
 }
 
 TEST(Augment, SameSeedSameOutputDifferentSeedsDiffer) {

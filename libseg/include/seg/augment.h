@@ -14,18 +14,28 @@ at::Generator make_seeded_generator(uint64_t seed);
 
 // B x 2 x 3 affine matrices I + scale * N(0,1), drawn from `gen` (CPU generator; the result
 // is moved to `device`), so the same seed gives the same matrices on CPU and CUDA.
+// zoom Z > 0 also scales each matrix's linear part by exp(U(-1, 1) * log(1 + Z)), drawn
+// after the noise: the field of view widens or narrows by up to 1 + Z times, as radiographs
+// framed wider or tighter than JSRT's show the chest smaller or larger. zoom 0 draws nothing
+// more, so a seed gives the same matrices as without it.
 at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
-                               const at::Device& device);
+                               const at::Device& device, double zoom = 0.0);
+
+// What a warp shows where it samples outside the image: 0 (the notebook's; the mean of a
+// normalised image), the nearest edge pixel (the body goes on), or each image's minimum (the
+// dark border of a film or collimator). Labels are always background (0) there.
+enum class Padding { zeros, border, minimum };
 
 // Applies theta (B x 2 x 3) to images (B x C x H x W float, bilinear) and labels
 // (B x H x W integer, nearest; the output stays in the input's dtype and label set),
-// with align_corners=false as in the notebook's defaults. Out-of-image pixels become 0.
+// with align_corners=false as in the notebook's defaults. Out-of-image pixels follow `padding`.
 // theta maps output coordinates to input coordinates, both normalised to [-1, 1]
 // (F.affine_grid's convention). labels may be undefined (images only).
 // `displacement` (B x H x W x 2, in the same normalised units; optional) is added to the
 // affine sampling grid: an elastic warp on top of the affine one.
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
-                                               const at::Tensor& theta, const at::Tensor& displacement = {});
+                                               const at::Tensor& theta, const at::Tensor& displacement = {},
+                                               Padding padding = Padding::zeros);
 
 // random_affine_theta (on the images' device) + apply_affine.
 std::pair<at::Tensor, at::Tensor> random_affine(const at::Tensor& images, const at::Tensor& labels,

@@ -429,6 +429,9 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
 
     const bool is_dataset = (fs::is_directory(path) && fs::exists(path / "dataset.json")) ||
                             path.extension() == ".json" || is_tensor_pack(path);
+    if (fs::is_directory(path) && !is_dataset && fs::exists(path / "checkpoint.pt"))
+      throw Error(path.string(), "is a training run with no model.pth yet (its first validation writes one); "
+                                 "look again later or give a data set, model or image file");
     if (fs::is_directory(path) && !is_dataset)
       throw Error(path.string(), "is a folder without dataset.json; give a data set folder or an image file");
     if (!is_dataset && !overlay.case_id.empty()) throw UsageError("--case applies to data sets only");

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <sstream>
 
 #include "fixtures.h"
@@ -167,4 +168,10 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   r = inspect({(tmp / "pack.pth").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "cases: 3")) << r.out;
+  // A run that has not validated yet has a checkpoint but no model: say so.
+  std::filesystem::create_directories(tmp / "young");
+  std::ofstream(tmp / "young" / "checkpoint.pt") << "x";
+  r = inspect({(tmp / "young").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "no model.pth yet")) << r.err;
 }

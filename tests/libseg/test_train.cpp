@@ -184,6 +184,8 @@ TEST_F(TrainTest, ResidualUNetRecipeTrainsEveryHead) {
   seg::apply_recipe_defaults("res-unet", o);
   EXPECT_EQ(o.loss, "ce+dice");
   EXPECT_EQ(o.schedule, "onecycle");
+  EXPECT_EQ(o.normalization, "image");  // made for radiographs from elsewhere
+  EXPECT_GT(o.augment_zoom, 0.0);
   o.epochs = 3;
   o.val_every = 3;
   o.device = "cpu";

@@ -288,7 +288,6 @@ at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, con
 
 at::Tensor training_loss(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
                          const at::Tensor& class_weights, const std::string& loss) {
-  if (outputs.size() == 1) return training_loss(outputs.front(), labels, class_weights, loss);
   at::Tensor total;
   double weight = 1.0, weight_sum = 0.0;
   for (const auto& logits : outputs) {

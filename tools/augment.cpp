@@ -84,7 +84,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0;
+    std::string padding_name = "zeros";
     uint64_t seed = 0;
     int threads = 0;
     app.add_option("--data", data_path, "data set: folder with dataset.json, or a tensor pack");
@@ -98,6 +99,13 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         ->capture_default_str();
     app.add_option("--zoom", zoom, "field of view wider or narrower by up to 1 + zoom (as seg-train --augment-zoom; 0: off)")
         ->capture_default_str();
+    app.add_option("--padding", padding_name,
+                   "what a warp shows beyond the image: zeros, border (edge repeated) or minimum (training with "
+                   "--augment-zoom draws one of the three per step)")
+        ->check(CLI::IsMember({"zeros", "border", "minimum"}))
+        ->capture_default_str();
+    app.add_option("--texture", texture, "random blur, sharpening and noise (as seg-train --augment-texture; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -109,6 +117,10 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (!(scale >= 0)) throw UsageError("--scale must be 0 or more (0.1 is the notebook's)");
     if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
     if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
+    if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
+    const Padding padding = padding_name == "border"    ? Padding::border
+                            : padding_name == "minimum" ? Padding::minimum
+                                                        : Padding::zeros;
     const bool from_data = !data_path.empty() || !case_id.empty();
     const bool from_files = !image_path.empty() || !labels_path.empty();
     if (from_data == from_files)
@@ -142,7 +154,15 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     const auto theta = random_affine_theta(count, scale, gen, device, zoom);
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
-    auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement);
+    auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
+    if (texture > 0) {
+      // Training applies it to standardised images; here each sample is standardised for it
+      // and brought back to its own grey scale.
+      const auto mean = warped_images.mean({1, 2, 3}, true);
+      const auto deviation = warped_images.std({1, 2, 3}, true, true).clamp_min(1e-6);
+      warped_images = apply_texture((warped_images - mean) / deviation,
+                                    random_texture_draws(count, h, w, texture, gen)) * deviation + mean;
+    }
     warped_images = warped_images.squeeze(1).cpu();
     warped_labels = warped_labels.cpu();
 
@@ -154,7 +174,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -179,7 +199,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     viz::write_png(montage_file, viz::montage(tiles, columns));
     write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
     out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
-        << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string()) << ", device " << device.str() << ": " << count
+        << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
+        << (texture > 0 ? ", texture " + std::to_string(texture) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

@@ -4,6 +4,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace seg {
 namespace {
 // at::grid_sampler's interpolation and padding codes.
@@ -141,6 +144,59 @@ at::Tensor apply_intensity(const at::Tensor& images, const at::Tensor& draws_on_
 at::Tensor random_intensity(const at::Tensor& images, double strength, at::Generator& gen) {
   if (strength <= 0) return images;
   return apply_intensity(images, random_intensity_draws(images.size(0), strength, gen));
+}
+
+}  // namespace seg
+
+namespace seg {
+
+at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas) {
+  namespace F = torch::nn::functional;
+  if (!images.defined() || images.dim() != 4) throw Error("gaussian_blur", "images must be B x C x H x W");
+  const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  if (sigmas.device().type() != at::kCPU || sigmas.numel() != batch)
+    throw Error("gaussian_blur", "sigmas must be one per image, on the CPU");
+  // The radius is read on the CPU: no device sync. Reflection needs it narrower than the image.
+  const int64_t radius = std::min<int64_t>({static_cast<int64_t>(std::ceil(3.0 * sigmas.max().item<double>())),
+                                            height - 1, width - 1});
+  const auto sigma = sigmas.to(images.device(), images.scalar_type()).view({batch, 1}).clamp_min(1e-3);
+  if (radius < 1) return images;
+  const auto offsets = torch::arange(-radius, radius + 1, images.options()).view({1, -1});
+  auto kernel = torch::exp(-0.5 * (offsets / sigma).pow(2));
+  kernel = (kernel / kernel.sum(1, true)).repeat_interleave(channels, 0);  // (B C) x K
+  const int64_t taps = 2 * radius + 1, groups = batch * channels;
+  // One group per image and channel: each sample convolved with its own kernel in one call.
+  auto x = F::pad(images.reshape({1, groups, height, width}),
+                  F::PadFuncOptions({radius, radius, radius, radius}).mode(torch::kReflect));
+  x = F::conv2d(x, kernel.view({groups, 1, 1, taps}), F::Conv2dFuncOptions().groups(groups));
+  x = F::conv2d(x, kernel.view({groups, 1, taps, 1}), F::Conv2dFuncOptions().groups(groups));
+  return x.view_as(images);
+}
+
+TextureDraws TextureDraws::narrow(int64_t start, int64_t length) const {
+  return {per_sample.narrow(0, start, length), noise.narrow(0, start, length)};
+}
+
+TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen) {
+  const auto u = at::rand({batch, 3}, gen, at::kFloat);
+  const auto sigma = 0.5 + 1.5 * u.select(1, 0);
+  const auto amount = strength * (-1.0 + 3.5 * u.select(1, 1));
+  const auto deviation = strength * 0.25 * u.select(1, 2);
+  return {torch::stack({sigma, amount, deviation}, 1), at::randn({batch, 1, height, width}, gen, at::kFloat)};
+}
+
+at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws) {
+  const int64_t batch = images.size(0);
+  const auto per_sample = draws.per_sample.to(images.device());
+  const auto amount = per_sample.select(1, 1).view({batch, 1, 1, 1});
+  const auto deviation = per_sample.select(1, 2).view({batch, 1, 1, 1});
+  const auto detail = images - gaussian_blur(images, draws.per_sample.select(1, 0));
+  return images + amount * detail + deviation * draws.noise.to(images.device());
+}
+
+at::Tensor random_texture(const at::Tensor& images, double strength, at::Generator& gen) {
+  if (strength <= 0) return images;
+  return apply_texture(images, random_texture_draws(images.size(0), images.size(2), images.size(3), strength, gen));
 }
 
 }  // namespace seg

@@ -243,3 +243,53 @@ TEST(ElasticAugment, ZeroFieldIsTheAffineWarpAndAFieldIsSmoothAndSeeded) {
   EXPECT_TRUE(torch::equal(seg::random_elastic_draws(2, 0.02, again), draws));
   EXPECT_THROW(seg::apply_affine(images, labels, theta, torch::zeros({2, 32, 48, 2})), seg::Error);
 }
+
+TEST(GaussianBlur, EachImageGetsItsOwnNormalisedKernelOfTheGivenWidth) {
+  // An impulse blurred is the kernel itself: it sums to 1, is centred and has variance sigma^2.
+  auto impulses = torch::zeros({2, 1, 41, 41});
+  impulses.index_put_({torch::indexing::Slice(), 0, 20, 20}, 1.0);
+  const auto sigmas = torch::tensor({1.0f, 2.0f});
+  const auto blurred = seg::gaussian_blur(impulses, sigmas);
+  const auto offsets = (torch::arange(41, torch::kFloat) - 20).pow(2);
+  for (int64_t i = 0; i < 2; ++i) {
+    const auto kernel = blurred[i][0];
+    EXPECT_NEAR(kernel.sum().item<double>(), 1.0, 1e-5);
+    EXPECT_EQ(kernel.flatten().argmax().item<int64_t>(), 20 * 41 + 20);
+    const double variance = (kernel.sum(0) * offsets).sum().item<double>();
+    const double sigma = sigmas[i].item<double>();
+    EXPECT_NEAR(variance, sigma * sigma, 0.03 * sigma * sigma) << "sigma " << sigma;
+  }
+  // A flat image stays flat up to the border: reflection adds no dark frame.
+  const auto flat = torch::full({1, 1, 16, 16}, 3.0f);
+  EXPECT_TRUE(torch::allclose(seg::gaussian_blur(flat, torch::tensor({2.0f})), flat, 1e-5, 1e-5));
+  EXPECT_THROW(seg::gaussian_blur(flat, torch::tensor({1.0f, 2.0f})), seg::Error);
+}
+
+TEST(RandomTexture, BlursSharpensAndAddsNoiseAsDrawn) {
+  // A vertical step edge: amount -1 is the blurred copy, amount +1 overshoots on both sides
+  // (unsharp masking), and the noise is the drawn field times the drawn deviation.
+  auto step = torch::zeros({3, 1, 32, 32});
+  step.index_put_({torch::indexing::Slice(), 0, torch::indexing::Slice(), torch::indexing::Slice(16)}, 1.0);
+  seg::TextureDraws draws{torch::tensor({{1.5f, -1.0f, 0.0f}, {1.5f, 1.0f, 0.0f}, {1.5f, 0.0f, 0.5f}}),
+                          torch::randn({3, 1, 32, 32})};
+  const auto out = seg::apply_texture(step, draws);
+  EXPECT_TRUE(torch::allclose(out[0], seg::gaussian_blur(step.narrow(0, 0, 1), torch::tensor({1.5f}))[0], 1e-5, 1e-5));
+  EXPECT_GT(out[0][0][8][15].item<double>(), 0.1);  // soft: the edge spreads
+  EXPECT_LT(out[1][0][8][15].item<double>(), -0.1);  // sharpened: dark undershoot left of the edge
+  EXPECT_GT(out[1][0][8][16].item<double>(), 1.1);   // and bright overshoot right of it
+  EXPECT_TRUE(torch::allclose(out[2], step[2] + 0.5 * draws.noise[2], 1e-5, 1e-5));
+
+  // Strength 0 is the identity; a seed repeats; the ranges follow the strength.
+  auto gen = seg::make_seeded_generator(1);
+  EXPECT_TRUE(torch::equal(seg::random_texture(step, 0.0, gen), step));
+  auto g1 = seg::make_seeded_generator(5), g2 = seg::make_seeded_generator(5);
+  EXPECT_TRUE(torch::equal(seg::random_texture(step, 1.0, g1), seg::random_texture(step, 1.0, g2)));
+  auto g3 = seg::make_seeded_generator(6);
+  const auto many = seg::random_texture_draws(4000, 2, 2, 0.5, g3).per_sample;
+  EXPECT_GE(many.select(1, 0).min().item<double>(), 0.5);
+  EXPECT_LE(many.select(1, 0).max().item<double>(), 2.0);
+  EXPECT_NEAR(many.select(1, 1).min().item<double>(), -0.5, 0.01);
+  EXPECT_NEAR(many.select(1, 1).max().item<double>(), 1.25, 0.01);
+  EXPECT_NEAR(many.select(1, 2).max().item<double>(), 0.125, 0.01);
+  EXPECT_GE(many.select(1, 2).min().item<double>(), 0.0);
+}

@@ -201,3 +201,32 @@ TEST_F(TrainTest, ResidualUNetRecipeTrainsEveryHead) {
   EXPECT_FALSE(torch::equal(initial["auxiliary2.weight"], trained["auxiliary2.weight"]));
   EXPECT_EQ(seg::load_model(run.path() / "model.pth").info.network.architecture, "res-unet");
 }
+
+TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
+  seg::TrainOptions o;
+  o.augment_scale = 0.07;
+  o.augment_intensity = 0.3;
+  o.augment_elastic = 0.02;
+  o.augment_zoom = 0.4;
+  o.augment_texture = 0.8;
+  const auto back = seg::TrainOptions::from_json(o.to_json(), "run.json");
+  EXPECT_EQ(back.augment_scale, o.augment_scale);
+  EXPECT_EQ(back.augment_intensity, o.augment_intensity);
+  EXPECT_EQ(back.augment_elastic, o.augment_elastic);
+  EXPECT_EQ(back.augment_zoom, o.augment_zoom);
+  EXPECT_EQ(back.augment_texture, o.augment_texture);
+}
+
+TEST_F(TrainTest, TextureAugmentationReachesTheStepAndRepeatsWithTheSeed) {
+  ScratchDir plain, textured, again, rejected;
+  const auto data = shapes_dataset();
+  auto o = quick_options(2);
+  const auto without = weights_of(seg::train_network(data, o, plain.path()).model);
+  o.augment_texture = 1.0;
+  const auto with = weights_of(seg::train_network(data, o, textured.path()).model);
+  const auto repeated = weights_of(seg::train_network(data, o, again.path()).model);
+  EXPECT_FALSE(torch::equal(without[0], with[0]));
+  EXPECT_TRUE(torch::equal(with[0], repeated[0]));
+  o.augment_texture = -1;
+  EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
+}

@@ -124,3 +124,48 @@ TEST_F(AugmentTool, ErrorsAndUsage) {
   EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--count", "0", "-o", (tmp / "o").string()}).code, 2);
   EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--device", "tpu", "-o", (tmp / "o").string()}).code, 2);
 }
+
+TEST_F(AugmentTool, PaddingShowsWhatTrainingSeesBeyondTheImage) {
+  // A widened field of view (zoom factor > 1.2) samples beyond the bottom-right corner, whose
+  // pixel is 219: zeros pads black there, border repeats the edge.
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  auto corner_of_wide_samples = [&](const std::string& padding) {
+    const auto out = tmp / padding;
+    auto r = augment({"--data", pack, "--case", "blk", "--count", "8", "--seed", "3", "--scale", "0", "--zoom", "0.5",
+                      "--padding", padding, "-o", out.string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto record = json::parse(seg::read_file(out / "augment.json"));
+    EXPECT_EQ(record["padding"], padding);
+    std::vector<int> corners;
+    for (const auto& s : record["samples"])
+      if (s["theta"][0][0].get<double>() > 1.2) corners.push_back(read_pixels(s["image"].get<std::string>())[47][39].item<int>());
+    return corners;
+  };
+  const auto zeros = corner_of_wide_samples("zeros"), border = corner_of_wide_samples("border");
+  ASSERT_FALSE(zeros.empty());
+  ASSERT_EQ(zeros.size(), border.size());
+  for (size_t i = 0; i < zeros.size(); ++i) {
+    EXPECT_EQ(zeros[i], 0);
+    EXPECT_GT(border[i], 200);
+  }
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--padding", "mirror", "-o", (tmp / "bad").string()}).code, 2);
+}
+
+TEST_F(AugmentTool, TextureChangesTheImageNotItsLabelsOrGreyScale) {
+  ScratchDir tmp;
+  const auto pack_path = one_case_pack(tmp);
+  auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "2", "--seed", "4", "--scale", "0",
+                    "--texture", "1", "-o", (tmp / "t").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto pack = seg::load_tensor_pack(pack_path);
+  const auto original = pack.images[0].to(torch::kFloat);
+  for (const char* k : {"01", "02"}) {
+    const auto image = read_pixels(tmp / "t/images" / (std::string("blk_aug") + k + ".png")).to(torch::kFloat);
+    EXPECT_TRUE(torch::equal(read_pixels(tmp / "t/labels" / (std::string("blk_aug") + k + ".png")), pack.labels[0]));
+    EXPECT_GT((image - original).abs().max().item<double>(), 1.0) << k;
+    EXPECT_NEAR(image.mean().item<double>(), original.mean().item<double>(), 3.0) << k;
+  }
+  EXPECT_EQ(json::parse(seg::read_file(tmp / "t/augment.json"))["texture"].get<double>(), 1.0);
+  EXPECT_EQ(augment({"--data", pack_path.string(), "--case", "blk", "--texture", "-1", "-o", (tmp / "bad").string()}).code, 2);
+}

@@ -64,3 +64,29 @@ at::Tensor random_intensity_draws(int64_t batch, double strength, at::Generator&
 at::Tensor apply_intensity(const at::Tensor& images, const at::Tensor& draws);
 
 }  // namespace seg
+
+namespace seg {
+
+// Random detector and processing texture, per sample, for films sharpened, softened or noisier
+// than JSRT's (bench/shift_variants.py: unsharp-masked and noisy films cost the clavicles most).
+// On normalised images (B x C x H x W float): x + a (x - G_sigma x), then Gaussian noise, with
+// sigma ~ U(0.5, 2) px, a ~ strength * U(-1, 2.5) (-1: fully blurred; 2.5: 250 % unsharp
+// masking) and a noise deviation ~ strength * U(0, 0.25) (normalised units: 0.25 is about 12
+// grey levels of an 8-bit film). strength 0 returns the input.
+at::Tensor random_texture(const at::Tensor& images, double strength, at::Generator& gen);
+
+// Its two halves, for drawing a whole global batch and applying a rank's slice of it:
+// draws are B x 3 (sigma, amount, noise deviation; CPU) and noise B x 1 x H x W (CPU, N(0, 1)).
+struct TextureDraws {
+  at::Tensor per_sample;
+  at::Tensor noise;
+  TextureDraws narrow(int64_t start, int64_t length) const;
+};
+TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen);
+at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws);
+
+// Each sample blurred by its own Gaussian (sigmas: B, in pixels, on the CPU), separably, with reflected
+// borders; the kernel reaches 3 sigma of the largest.
+at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas);
+
+}  // namespace seg

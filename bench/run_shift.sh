@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Mean Dice of models on the test split framed as radiographs from elsewhere would be
-# (bench/framing_variants.py), with and without --largest-component --fill-holes.
-#   bench/run_framing.sh MODEL [MODEL ...]       (env: DATA, B = the tools' folder, WORK)
+# Mean Dice of models on the test split as other hospitals and scanners would show it
+# (bench/shift_variants.py: framing and appearance), plain and with --largest-component --fill-holes.
+#   bench/run_shift.sh MODEL [MODEL ...]
+#   env: DATA, B = the tools' folder, WORK, VARIANTS (default all), POST (default "plain lcc")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data/jsrt}
 bin=${B:-build/bin}
-work=${WORK:-/tmp/seg-framing}
-[[ -d $work/portrait ]] || /usr/bin/python3 bench/framing_variants.py --data "$data" --split test --out "$work"
+work=${WORK:-/tmp/seg-shift}
+variants=${VARIANTS:-"black32 black64 edge32 edge64 markers portrait gamma05 gamma20 lowcontrast equalized sharpened blurred noisy"}
+posts=${POST:-"plain lcc"}
+[[ -d $work/noisy ]] || /usr/bin/python3 bench/shift_variants.py --data "$data" --split test --out "$work"
 mean_dice() { "$bin/seg-evaluate" "$1" "$2" --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); d=r["mean_dice_per_label"]; print(" ".join(f"{x:.3f}" for x in d), f"| {sum(d)/len(d):.4f}")'; }
 for model in "$@"; do
-  for variant in black32 black64 edge32 edge64 markers portrait; do
-    for post in plain lcc; do
+  for variant in $variants; do
+    for post in $posts; do
       out=$work/seg-$$/$variant-$post
       extra=(); [[ $post == lcc ]] && extra=(--largest-component --fill-holes)
       "$bin/seg-segment" --model "$model" "$work/$variant/images" -o "$out" "${extra[@]}" >/dev/null

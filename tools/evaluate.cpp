@@ -38,9 +38,45 @@ struct CasePair {
 // The scores of one case, one entry per reported label.
 struct CaseScores {
   std::string id, pred_source, truth_source;
-  std::vector<double> dice, jaccard, hd95, assd, hd95_mm, assd_mm;
+  std::vector<double> dice, jaccard, hd95, assd, hd95_mm, assd_mm;  // the labels, then the groups
   bool has_mm = false;
 };
+
+// Labels scored as one structure (--merge lungs=1,2): how published work scores "the lungs".
+struct Group {
+  std::string name;
+  std::vector<int> values;
+};
+
+Group parse_group(const std::string& text) {
+  const auto eq = text.find('=');
+  const auto bad = [&] {
+    return UsageError("--merge " + text + ": write NAME=V1,V2 (label values, e.g. lungs=1,2)");
+  };
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) throw bad();
+  Group g{text.substr(0, eq), {}};
+  std::stringstream values(text.substr(eq + 1));
+  for (std::string item; std::getline(values, item, ',');) {
+    size_t used = 0;
+    int v = -1;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    if (used != item.size() || v < 1 || v > 255) throw bad();
+    g.values.push_back(v);
+  }
+  if (g.values.size() < 2) throw bad();
+  return g;
+}
+
+// The pixels whose label is one of `values`.
+at::Tensor mask_of(const at::Tensor& labels, const std::vector<int>& values) {
+  auto mask = torch::zeros_like(labels, torch::kBool);
+  for (int v : values) mask.logical_or_(labels == v);
+  return mask;
+}
 
 // Where the truth comes from: a file, a folder of label maps, or a data set.
 struct TruthSource {
@@ -177,6 +213,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         "finite ones, with the number of inf).",
         "seg-evaluate"};
     std::string pred_arg, truth_arg, data_path, split, csv_path, classes_path, json_path;
+    std::vector<std::string> merge_args;
     int threads = 0;
     app.add_option("PRED", pred_arg, "predicted label map, or a folder of them")->required();
     app.add_option("TRUTH", truth_arg, "true label map, or a folder of them (or use --data)");
@@ -184,6 +221,9 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--split", split, "with --data: evaluate only this split's cases (e.g. test)");
     app.add_option("--classes", classes_path, "dataset.json whose class names label the output");
     app.add_option("--csv", csv_path, "write per case and label scores to this CSV file");
+    app.add_option("--merge", merge_args,
+                   "also score labels as one structure, NAME=V1,V2 (repeatable; e.g. --merge lungs=1,2 as "
+                   "published work scores the lungs); not part of the mean over labels");
     auto* json_option =
         app.add_option("--json", json_path,
                        "JSON report: to stdout alone (bare --json, placed after PRED TRUTH), or to FILE")
@@ -191,6 +231,8 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
+    std::vector<Group> groups;
+    for (const auto& text : merge_args) groups.push_back(parse_group(text));
 
     const bool want_json = json_option->count() > 0;
     const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
@@ -302,6 +344,11 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       for (int v = 1; v <= max_seen; ++v) labels.emplace_back(v, "label_" + std::to_string(v));
     }
     if (labels.empty()) throw Error(pred_arg, "no foreground label to score (every map is all 0)");
+    for (const auto& g : groups)
+      for (int v : g.values)
+        if (std::none_of(labels.begin(), labels.end(), [v](const auto& l) { return l.first == v; }))
+          throw UsageError("--merge " + g.name + ": label " + std::to_string(v) +
+                           " is not one of the scored labels; name values the label maps use");
     const int64_t max_label = labels.back().first + 1;
 
     std::vector<CaseScores> scores;
@@ -330,27 +377,49 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
           s.assd_mm.push_back(mm[i].assd);
         }
       }
+      for (const auto& g : groups) {
+        const auto pm = mask_of(p.pred, g.values).to(at::kByte), tm = mask_of(p.truth, g.values).to(at::kByte);
+        s.dice.push_back(seg::dice_per_label(pm, tm, 2)[0].item<double>());
+        s.jaccard.push_back(seg::jaccard_per_label(pm, tm, 2)[0].item<double>());
+        const auto d = seg::surface_distance(pm, tm);
+        s.hd95.push_back(d.hd95);
+        s.assd.push_back(d.assd);
+        if (s.has_mm) {
+          const auto d_mm = seg::surface_distance(pm, tm, spacing_yx);
+          s.hd95_mm.push_back(d_mm.hd95);
+          s.assd_mm.push_back(d_mm.assd);
+        }
+      }
       any_mm = any_mm || s.has_mm;
       scores.push_back(std::move(s));
     }
 
-    // Summaries per label and over labels (the mean of the per-label means).
-    auto column = [&](size_t label, auto member) {
+    // What is scored: each label, then each group; "1" or "1+2" names their values.
+    std::vector<std::pair<std::string, std::string>> scored;  // name, values
+    for (const auto& [value, name] : labels) scored.emplace_back(name, std::to_string(value));
+    for (const auto& g : groups) {
+      std::string values;
+      for (int v : g.values) values += (values.empty() ? "" : "+") + std::to_string(v);
+      scored.emplace_back(g.name, values);
+    }
+
+    // Summaries per structure and over labels (the mean of the per-label means; groups apart).
+    auto column = [&](size_t k, auto member) {
       std::vector<double> values;
-      for (const auto& s : scores) values.push_back((s.*member)[label]);
+      for (const auto& s : scores) values.push_back((s.*member)[k]);
       return values;
     };
     std::vector<Summary> dice_s, jaccard_s, hd95_s, assd_s;
-    for (size_t l = 0; l < labels.size(); ++l) {
-      dice_s.push_back(summarise(column(l, &CaseScores::dice)));
-      jaccard_s.push_back(summarise(column(l, &CaseScores::jaccard)));
-      hd95_s.push_back(summarise(column(l, &CaseScores::hd95)));
-      assd_s.push_back(summarise(column(l, &CaseScores::assd)));
+    for (size_t k = 0; k < scored.size(); ++k) {
+      dice_s.push_back(summarise(column(k, &CaseScores::dice)));
+      jaccard_s.push_back(summarise(column(k, &CaseScores::jaccard)));
+      hd95_s.push_back(summarise(column(k, &CaseScores::hd95)));
+      assd_s.push_back(summarise(column(k, &CaseScores::assd)));
     }
-    auto mean_of_means = [](const std::vector<Summary>& s) {
+    auto mean_of_means = [&](const std::vector<Summary>& s) {
       double sum = 0;
-      for (const auto& x : s) sum += x.mean;
-      return sum / static_cast<double>(s.size());
+      for (size_t l = 0; l < labels.size(); ++l) sum += s[l].mean;
+      return sum / static_cast<double>(labels.size());
     };
     const double mean_dice = mean_of_means(dice_s);
 
@@ -359,11 +428,11 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       csv << "case,label,name,dice,jaccard,hd95_px,assd_px" << (any_mm ? ",hd95_mm,assd_mm" : "") << "\n";
       csv << std::setprecision(8);
       for (const auto& s : scores)
-        for (size_t l = 0; l < labels.size(); ++l) {
-          csv << s.id << "," << labels[l].first << "," << labels[l].second << "," << s.dice[l] << ","
-              << s.jaccard[l] << "," << s.hd95[l] << "," << s.assd[l];
+        for (size_t k = 0; k < scored.size(); ++k) {
+          csv << s.id << "," << scored[k].second << "," << scored[k].first << "," << s.dice[k] << ","
+              << s.jaccard[k] << "," << s.hd95[k] << "," << s.assd[k];
           if (any_mm) {
-            if (s.has_mm) csv << "," << s.hd95_mm[l] << "," << s.assd_mm[l];
+            if (s.has_mm) csv << "," << s.hd95_mm[k] << "," << s.assd_mm[k];
             else csv << ",,";
           }
           csv << "\n";
@@ -377,7 +446,9 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       if (!split.empty()) report["split"] = split;
       report["labels"] = json::array();
       for (const auto& [value, name] : labels) report["labels"].push_back({{"value", value}, {"name", name}});
-      report["cases"] = json::array();
+      report["groups"] = json::array();
+      for (const auto& g : groups) report["groups"].push_back({{"name", g.name}, {"values", g.values}});
+      report["cases"] = json::array();  // per case: "labels" in order, then "groups"
       for (const auto& s : scores) {
         json c = {{"case", s.id}, {"prediction", s.pred_source}, {"truth", s.truth_source}};
         auto numbers = [](const std::vector<double>& v) {
@@ -396,14 +467,16 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         report["cases"].push_back(c);
       }
       json per_label = json::array(), summary = json::array();
-      for (size_t l = 0; l < labels.size(); ++l) {
-        per_label.push_back(dice_s[l].mean);
-        auto stat = [](const Summary& s) {
-          return json{{"mean", number_or_null(s.mean)}, {"sd", s.sd}, {"cases", s.count}, {"inf", s.infinite}};
-        };
-        summary.push_back({{"value", labels[l].first}, {"name", labels[l].second}, {"dice", stat(dice_s[l])},
-                           {"jaccard", stat(jaccard_s[l])}, {"hd95_px", stat(hd95_s[l])},
-                           {"assd_px", stat(assd_s[l])}});
+      auto stat = [](const Summary& s) {
+        return json{{"mean", number_or_null(s.mean)}, {"sd", s.sd}, {"cases", s.count}, {"inf", s.infinite}};
+      };
+      for (size_t k = 0; k < scored.size(); ++k) {
+        if (k < labels.size()) per_label.push_back(dice_s[k].mean);
+        json entry = {{"name", scored[k].first}, {"dice", stat(dice_s[k])}, {"jaccard", stat(jaccard_s[k])},
+                      {"hd95_px", stat(hd95_s[k])}, {"assd_px", stat(assd_s[k])}};
+        if (k < labels.size()) entry["value"] = labels[k].first;
+        else entry["values"] = groups[k - labels.size()].values;
+        summary.push_back(entry);
       }
       report["mean_dice_per_label"] = per_label;  // in the order of "labels"
       report["mean_dice"] = mean_dice;
@@ -419,19 +492,21 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     // The summary table goes to stdout, or to stderr when stdout carries the JSON.
     std::ostream& table = json_to_stdout ? err : out;
     size_t name_width = std::string("mean over labels").size();
-    for (const auto& [value, name] : labels) name_width = std::max(name_width, name.size() + 5);
+    for (const auto& [name, values] : scored) name_width = std::max(name_width, name.size() + values.size() + 3);
     table << scores.size() << " case(s) evaluated";
     if (truths_skipped > 0) table << "; " << truths_skipped << " truth(s) without a prediction skipped";
     if (outside_split > 0) table << "; " << outside_split << " prediction(s) outside split " << split << " ignored";
     table << "\n" << pad("label", name_width + 2) << pad("dice", 18) << pad("jaccard", 18)
           << pad("hd95 (px)", 24) << "assd (px)\n";
-    for (size_t l = 0; l < labels.size(); ++l)
-      table << pad(labels[l].second + " (" + std::to_string(labels[l].first) + ")", name_width + 2)
-            << pad(mean_sd(dice_s[l]), 18) << pad(mean_sd(jaccard_s[l]), 18) << pad(mean_sd(hd95_s[l]), 24)
-            << mean_sd(assd_s[l]) << "\n";
+    auto row = [&](size_t k) {
+      table << pad(scored[k].first + " (" + scored[k].second + ")", name_width + 2) << pad(mean_sd(dice_s[k]), 18)
+            << pad(mean_sd(jaccard_s[k]), 18) << pad(mean_sd(hd95_s[k]), 24) << mean_sd(assd_s[k]) << "\n";
+    };
+    for (size_t l = 0; l < labels.size(); ++l) row(l);
     table << pad("mean over labels", name_width + 2) << pad(fmt(mean_dice), 18)
           << pad(fmt(mean_of_means(jaccard_s)), 18) << pad(fmt(mean_of_means(hd95_s)), 24)
           << fmt(mean_of_means(assd_s)) << "\n";
+    for (size_t k = labels.size(); k < scored.size(); ++k) row(k);
     return kOk;
   });
 }

@@ -241,7 +241,7 @@ void apply_recipe_defaults(const std::string& architecture, TrainOptions& o) {
   if (architecture == "res-unet") {
     // The accuracy preset (deep supervision comes from the network), made for radiographs
     // from other hospitals: each image normalised on its own, intensity augmentation, and
-    // framing wider or tighter (--augment-zoom; bench/run_framing.sh: a JSRT-only recipe
+    // framing wider or tighter (--augment-zoom; bench/run_shift.sh: a JSRT-only recipe
     // loses the lungs when the chest fills 0.67 of the frame). Many epochs.
     modern_recipe();
     o.lr = 3e-3;

@@ -175,3 +175,43 @@ TEST_F(EvaluateTool, ErrorsNameTheFileAndTheExitCodeSaysWhichKind) {
   EXPECT_NE(missing.err.find("nope: no such file"), std::string::npos) << missing.err;
   EXPECT_EQ(evaluate({"--help"}).code, 0);
 }
+
+// Two lungs with their sides swapped score 0 each but 1 as one structure, as published
+// work scores "the lungs"; the mean over labels leaves the group out.
+TEST_F(EvaluateTool, MergedLabelsScoreAsOneStructureApartFromTheMean) {
+  ScratchDir tmp;
+  auto truth = torch::zeros({10, 16}, torch::kByte), pred = torch::zeros({10, 16}, torch::kByte);
+  truth.slice(0, 2, 8).slice(1, 1, 7).fill_(1);
+  truth.slice(0, 2, 8).slice(1, 9, 15).fill_(2);
+  pred.slice(0, 2, 8).slice(1, 1, 7).fill_(2);
+  pred.slice(0, 2, 8).slice(1, 9, 15).fill_(1);
+  truth.slice(0, 0, 1).fill_(3);
+  pred.slice(0, 0, 1).fill_(3);
+  write_labels(tmp / "pred.png", pred);
+  write_labels(tmp / "truth.png", truth);
+  const auto csv = tmp / "scores.csv";
+  auto r = evaluate({(tmp / "pred.png").string(), (tmp / "truth.png").string(), "--merge", "lungs=1,2", "--csv",
+                     csv.string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = json::parse(r.out);
+  ASSERT_EQ(report["groups"].size(), 1u);
+  EXPECT_EQ(report["groups"][0]["values"], json({1, 2}));
+  const auto dice = report["cases"][0]["dice"];
+  ASSERT_EQ(dice.size(), 4u);  // labels 1, 2, 3, then the group
+  EXPECT_NEAR(dice[0].get<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(dice[1].get<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(dice[2].get<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(dice[3].get<double>(), 1.0, 1e-6);
+  EXPECT_EQ(report["cases"][0]["hd95_px"][3].get<double>(), 0.0);
+  EXPECT_NEAR(report["mean_dice"].get<double>(), 1.0 / 3.0, 1e-6);
+  EXPECT_EQ(report["mean_dice_per_label"].size(), 3u);
+  EXPECT_EQ(report["summary"][3]["name"], "lungs");
+  EXPECT_NE(r.err.find("lungs (1+2)"), std::string::npos) << r.err;
+  EXPECT_NE(seg::read_file(csv).find("pred,1+2,lungs,1,1,0,0"), std::string::npos) << seg::read_file(csv);
+
+  for (const char* bad : {"lungs", "lungs=1", "=1,2", "lungs=1,x", "lungs=1,9"}) {
+    auto e = evaluate({(tmp / "pred.png").string(), (tmp / "truth.png").string(), "--merge", bad});
+    EXPECT_EQ(e.code, 2) << bad;
+    EXPECT_NE(e.err.find("--merge"), std::string::npos) << e.err;
+  }
+}

@@ -162,7 +162,9 @@ at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas) {
   const auto sigma = sigmas.to(images.device(), images.scalar_type()).view({batch, 1}).clamp_min(1e-3);
   if (radius < 1) return images;
   const auto offsets = torch::arange(-radius, radius + 1, images.options()).view({1, -1});
-  auto kernel = torch::exp(-0.5 * (offsets / sigma).pow(2));
+  // Each kernel ends at 3 of its own sigmas, whatever the batch's largest: a sample is
+  // blurred the same in any batch (N ranks, each with a slice, equal one process).
+  auto kernel = torch::exp(-0.5 * (offsets / sigma).pow(2)) * (offsets.abs() <= (3.0 * sigma).ceil());
   kernel = (kernel / kernel.sum(1, true)).repeat_interleave(channels, 0);  // (B C) x K
   const int64_t taps = 2 * radius + 1, groups = batch * channels;
   // One group per image and channel: each sample convolved with its own kernel in one call.

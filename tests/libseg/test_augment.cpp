@@ -263,6 +263,11 @@ TEST(GaussianBlur, EachImageGetsItsOwnNormalisedKernelOfTheGivenWidth) {
   const auto flat = torch::full({1, 1, 16, 16}, 3.0f);
   EXPECT_TRUE(torch::allclose(seg::gaussian_blur(flat, torch::tensor({2.0f})), flat, 1e-5, 1e-5));
   EXPECT_THROW(seg::gaussian_blur(flat, torch::tensor({1.0f, 2.0f})), seg::Error);
+  // A sample is blurred the same alone as beside a wider kernel: ranks holding slices of a
+  // batch agree with one process holding all of it.
+  const auto noise = torch::randn({2, 1, 24, 24});
+  const auto together = seg::gaussian_blur(noise, torch::tensor({0.7f, 2.0f}));
+  EXPECT_TRUE(torch::allclose(together[0], seg::gaussian_blur(noise.narrow(0, 0, 1), torch::tensor({0.7f}))[0], 1e-6, 1e-6));
 }
 
 TEST(RandomTexture, BlursSharpensAndAddsNoiseAsDrawn) {

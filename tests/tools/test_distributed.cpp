@@ -53,7 +53,8 @@ class Distributed : public ::testing::Test {
   std::vector<std::string> train_args(const fs::path& run_dir, int batch, int epochs = 2, int timeout_s = 60) const {
     return {"--data", (tmp_ / "pack.pth").string(), "--model", "fcn", "--epochs", std::to_string(epochs),
             "--batch", std::to_string(batch), "--seed", "3", "--weights", "none", "--threads", "1",
-            "--val-every", "1", "--dist-timeout", std::to_string(timeout_s), "--out", run_dir.string()};
+            "--val-every", "1", "--augment-intensity", "0.2", "--augment-zoom", "0.3", "--augment-texture", "0.5",
+            "--dist-timeout", std::to_string(timeout_s), "--out", run_dir.string()};
   }
 
   // RANK/WORLD_SIZE/... for rank `rank` of `world` meeting at `port`.

@@ -86,7 +86,7 @@ TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, 
 at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws);
 
 // Each sample blurred by its own Gaussian (sigmas: B, in pixels, on the CPU), separably, with reflected
-// borders; the kernel reaches 3 sigma of the largest.
+// borders; each kernel reaches 3 of its sigmas, so a sample's blur does not depend on its batch.
 at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas);
 
 }  // namespace seg

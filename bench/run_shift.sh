@@ -16,7 +16,7 @@ for model in "$@"; do
   for variant in $variants; do
     for post in $posts; do
       out=$work/seg-$$/$variant-$post
-      extra=(); [[ $post == lcc ]] && extra=(--largest-component --fill-holes)
+      extra=(--no-postprocessing); [[ $post == lcc ]] && extra+=(--largest-component --fill-holes)
       "$bin/seg-segment" --model "$model" "$work/$variant/images" -o "$out" "${extra[@]}" >/dev/null
       echo "$model $variant $post: $(mean_dice "$out" "$work/$variant/labels")"
     done

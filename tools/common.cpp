@@ -77,4 +77,10 @@ bool is_terminal(const std::ostream& stream) {
   return false;
 }
 
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string text;
+  for (size_t i = 0; i < parts.size(); ++i) text += (i ? separator : "") + parts[i];
+  return text;
+}
+
 }  // namespace seg::tools

@@ -27,4 +27,7 @@ void set_threads(int requested, int processes_on_machine = 1);
 // True when `stream` is std::cout or std::cerr attached to a terminal (for progress lines).
 bool is_terminal(const std::ostream& stream);
 
+// "a, b, c" for {"a", "b", "c"} with separator ", ".
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
 }  // namespace seg::tools

@@ -374,6 +374,8 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
                                              : "dataset (mean " + std::to_string(info.normalization.mean) + ", std " +
                                                    std::to_string(info.normalization.std) + ")")
       << "\n";
+  out << "post-processing (seg-segment runs it): "
+      << (info.postprocessing.empty() ? "none" : join(info.postprocessing, ", ")) << "\n";
   if (provenance.is_object() && provenance.contains("dataset")) {
     out << "trained on: " << provenance.value("dataset", std::string("?")) << ", split "
         << provenance.value("train_split", std::string("?")) << " (" << provenance.value("train_cases", 0) << " cases), "

@@ -97,7 +97,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     int threads = 0;
     int64_t batch = 8;
     bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
-         holes = false;
+         holes = false, no_postprocessing = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
                    "model file or training run folder; repeat it for an ensemble (the mean of the models' "
@@ -126,6 +126,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "keep each structure's largest connected piece (pieces joined through smaller structures, as the "
                  "lung apex through the clavicle, count as one); other pieces take the next most probable class");
     app.add_flag("--fill-holes", holes, "fill background holes enclosed by one structure");
+    app.add_flag("--no-postprocessing", no_postprocessing,
+                 "skip the clean-up steps the model recommends (chosen on its validation split at the end of "
+                 "training, shown by seg-inspect); --largest-component and --fill-holes still apply");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     app.add_option("--shard", shard_text,
@@ -180,6 +183,18 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       models.back().net->to(device);
     }
     const Model& model = models.front();
+    // The model's own clean-up (for an ensemble: the steps every member recommends), plus
+    // whatever was asked for.
+    std::vector<std::string> steps;
+    for (const auto& step : postprocessing_steps()) {
+      const bool recommended = !no_postprocessing && std::all_of(models.begin(), models.end(), [&](const Model& m) {
+        return std::find(m.info.postprocessing.begin(), m.info.postprocessing.end(), step) != m.info.postprocessing.end();
+      });
+      if (recommended || (step == "largest-component" && largest_component) || (step == "fill-holes" && holes))
+        steps.push_back(step);
+    }
+    const bool wants_probabilities =
+        probabilities || std::find(steps.begin(), steps.end(), "largest-component") != steps.end();
     const PredictOptions predict_options{resize == "pad", tta};
     ensure_writable_dir(out_dir);
     if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
@@ -216,15 +231,14 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
         // One model: labels from its logits, as always.
         const auto logits = predict_logits(model, batch_pixels, device, predict_options);
         labels = logits_to_labels(logits, model.info.classes);
-        if (probabilities || largest_component) probs = torch::softmax(logits, 1);
+        if (wants_probabilities) probs = torch::softmax(logits, 1);
       } else {
         probs = predict_probabilities(models, batch_pixels, device, predict_options);
         labels = logits_to_labels(probs, model.info.classes);
       }
       labels = labels.cpu();
       if (probs.defined()) probs = probs.cpu();
-      if (largest_component) labels = keep_largest_component(labels, model.info.classes, probs);
-      if (holes) labels = fill_holes(labels);
+      labels = postprocess(labels, steps, model.info.classes, probs);
       for (size_t i = 0; i < images.size(); ++i) {
         const auto& item = items[first + i];
         Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};
@@ -247,7 +261,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (terminal) err << "\r\033[K";
     out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " ("
-        << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s)\n";
+        << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s; "
+        << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", ")) << ")\n";
     return kOk;
   });
 }

@@ -99,6 +99,17 @@ class ConsoleObserver : public TrainObserver {
   fs::path run_dir_;
 };
 
+// The clean-ups scored on the validation split after the last epoch, and the one kept.
+void report_postprocessing(std::ostream& out, const ModelInfo& info) {
+  const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
+  if (provenance.is_discarded() || !provenance.contains("postprocessing_val_mean_dice")) return;
+  out << "post-processing on the validation split (mean Dice):";
+  for (const auto& [candidate, dice] : provenance["postprocessing_val_mean_dice"].items())
+    out << " " << candidate << " " << std::fixed << std::setprecision(5) << dice.get<double>();
+  out << "\nseg-segment will run: " << (info.postprocessing.empty() ? "no post-processing" : join(info.postprocessing, ", "))
+      << "\n";
+}
+
 }  // namespace
 
 int train(const Args& args, std::ostream& out, std::ostream& err) {
@@ -206,7 +217,8 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     }
     ConsoleObserver console(out, is_terminal(out), data.classes, run_dir);
     try {
-      train_network(data, o, run_dir, writer ? &console : nullptr, resume, comm.get());
+      const auto result = train_network(data, o, run_dir, writer ? &console : nullptr, resume, comm.get());
+      if (writer) report_postprocessing(out, result.model.info);
     } catch (...) {
       // A new run that failed before its first checkpoint leaves nothing behind.
       if (writer && !resume && !fs::exists(fs::path(run_dir) / "checkpoint.pt")) {

@@ -35,6 +35,9 @@ void register_itk_formats() {
     itk::MetaImageIOFactory::RegisterOneFactory();
     itk::GDCMImageIOFactory::RegisterOneFactory();
     itk::PNGImageIOFactory::RegisterOneFactory();
+    // ITK's warnings are multi-line notices on stderr for every file (GDCM's "Converting from
+    // MONOCHROME1 to MONOCHROME2" for each CR film, say); our errors say what matters.
+    itk::Object::GlobalWarningDisplayOff();
   });
 }
 

@@ -2,6 +2,7 @@
 #include <seg/fs.h>
 #include <seg/torch_archive.h>
 #include <seg/model_file.h>
+#include <seg/postprocess.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
@@ -73,6 +74,7 @@ std::string model_info_to_json(const ModelInfo& info) {
   j["normalization"] = {{"mode", info.normalization.mode},
                         {"mean", info.normalization.mean},
                         {"std", info.normalization.std}};
+  j["postprocessing"] = info.postprocessing;
   j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
   return j.dump(1);
 }
@@ -91,6 +93,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     info.normalization.mode = n.at("mode").get<std::string>();
     info.normalization.mean = n.at("mean").get<double>();
     info.normalization.std = n.at("std").get<double>();
+    info.postprocessing = j.value("postprocessing", std::vector<std::string>{});  // absent before 2026-12
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
     throw Error(source, std::string("model metadata is malformed: ") + e.what());
@@ -103,6 +106,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
   if (info.normalization.mode != "dataset" && info.normalization.mode != "image")
     throw Error(source, "unknown normalization mode \"" + info.normalization.mode + "\"");
   if (!(info.normalization.std > 0)) throw Error(source, "normalization std must be positive");
+  check_postprocessing_steps(info.postprocessing, source);
   return info;
 }
 

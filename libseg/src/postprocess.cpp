@@ -184,4 +184,26 @@ at::Tensor fill_holes(const at::Tensor& labels) {
   return out.to(labels.device());
 }
 
+const std::vector<std::string>& postprocessing_steps() {
+  static const std::vector<std::string> steps{"largest-component", "fill-holes"};
+  return steps;
+}
+
+void check_postprocessing_steps(const std::vector<std::string>& steps, const std::string& source) {
+  const auto& known = postprocessing_steps();
+  for (const auto& step : steps)
+    if (std::find(known.begin(), known.end(), step) == known.end())
+      throw Error(source, "unknown post-processing step \"" + step + "\"; known: largest-component, fill-holes");
+}
+
+at::Tensor postprocess(const at::Tensor& labels, const std::vector<std::string>& steps, const ClassTable& classes,
+                       const at::Tensor& probabilities) {
+  check_postprocessing_steps(steps, "postprocess");
+  const auto has = [&](const char* step) { return std::find(steps.begin(), steps.end(), step) != steps.end(); };
+  at::Tensor out = labels.to(torch::kByte);
+  if (has("largest-component")) out = keep_largest_component(out, classes, probabilities);
+  if (has("fill-holes")) out = fill_holes(out);
+  return out;
+}
+
 }  // namespace seg

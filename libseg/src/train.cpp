@@ -4,6 +4,7 @@
 #include <seg/fs.h>
 #include <seg/metrics.h>
 #include <seg/predict.h>
+#include <seg/postprocess.h>
 #include <seg/train.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -56,28 +57,74 @@ DeviceData to_device(const Dataset& part, const Normalization& norm, const Class
   return d;
 }
 
+// The clean-up candidates scored after the last epoch, fewest steps first.
+const std::vector<std::vector<std::string>>& postprocessing_candidates() {
+  static const std::vector<std::vector<std::string>> candidates{
+      {}, {"largest-component"}, {"fill-holes"}, {"largest-component", "fill-holes"}};
+  return candidates;
+}
+
+std::string candidate_name(const std::vector<std::string>& steps) {
+  std::string name;
+  for (const auto& step : steps) name += (name.empty() ? "" : "+") + step;
+  return name.empty() ? "none" : name;
+}
+
+struct Validation {
+  std::vector<double> dice;                // per label 1..C-1, plain argmax (the notebook's figure)
+  std::vector<double> candidate_mean_dice; // per postprocessing_candidates() entry; empty unless asked
+};
+
 // Mean Dice per label (1..C-1) over the cases, as the notebook's validation: batched, no autograd.
-// With several ranks each scores every world-th case and the sums are added up.
-std::vector<double> validate(SegNetImpl& net, const DeviceData& val, int64_t num_classes, Communicator* comm) {
+// With several ranks each scores every world-th case and the sums are added up. With
+// `score_postprocessing` every clean-up candidate is also run on the predictions (on the CPU)
+// and scored.
+Validation validate(SegNetImpl& net, const DeviceData& val, const ClassTable& classes, Communicator* comm,
+                    bool score_postprocessing) {
   torch::NoGradGuard no_grad;
   net.eval();
+  const int64_t num_classes = classes.size();
   const int64_t n = val.images.size(0), chunk = 16;
   const auto own = comm ? torch::arange(comm->rank(), n, comm->size(), torch::TensorOptions().dtype(torch::kLong).device(val.images.device()))
                         : at::Tensor();
   const auto images = comm ? val.images.index_select(0, own) : val.images;
   const auto labels = comm ? val.labels.index_select(0, own) : val.labels;
-  at::Tensor sum = torch::zeros({num_classes - 1}, torch::TensorOptions().dtype(torch::kFloat).device(val.images.device()));
+  const auto& candidates = postprocessing_candidates();
+  const int64_t rows = score_postprocessing ? static_cast<int64_t>(candidates.size()) : 1;
+  // Row 0: plain argmax; row k: candidate k (row 0 again for the empty candidate).
+  at::Tensor sums = torch::zeros({rows, num_classes - 1}, torch::TensorOptions().dtype(torch::kFloat).device(val.images.device()));
   for (int64_t start = 0; start < images.size(0); start += chunk) {
     const int64_t len = std::min(chunk, images.size(0) - start);
     auto x = images.narrow(0, start, len);
     auto y = labels.narrow(0, start, len);
     auto logits = upsample_logits(net.forward(x), y.size(1), y.size(2));
-    sum += dice_per_case(logits.argmax(1), y, num_classes).sum(0);
+    sums[0] += dice_per_case(logits.argmax(1), y, num_classes).sum(0);
+    if (!score_postprocessing) continue;
+    const auto probabilities = torch::softmax(logits, 1).cpu();
+    const auto plain = logits_to_labels(logits, classes).cpu();
+    const auto truth = y.cpu();
+    for (size_t k = 1; k < candidates.size(); ++k) {
+      const auto cleaned = labels_to_channels(postprocess(plain, candidates[k], classes, probabilities), classes);
+      sums[static_cast<int64_t>(k)] += dice_per_case(cleaned, truth, num_classes).sum(0).to(sums.device());
+    }
   }
-  if (comm) comm->all_reduce_sum(sum);
+  if (comm) comm->all_reduce_sum(sums);
   net.train();
-  auto mean = (sum / static_cast<double>(n)).to(torch::kCPU, torch::kDouble);
-  return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+  const auto mean = (sums / static_cast<double>(n)).to(torch::kCPU, torch::kDouble).contiguous();
+  Validation result;
+  result.dice.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + (num_classes - 1));
+  if (score_postprocessing)
+    for (int64_t k = 0; k < rows; ++k) result.candidate_mean_dice.push_back(mean[k].mean().item<double>());
+  return result;
+}
+
+// nnU-Net's rule: a clean-up is kept only when it raises the validation mean Dice; on a tie
+// the candidate with fewer steps wins.
+size_t best_postprocessing(const std::vector<double>& candidate_mean_dice) {
+  size_t best = 0;
+  for (size_t k = 1; k < candidate_mean_dice.size(); ++k)
+    if (candidate_mean_dice[k] > candidate_mean_dice[best]) best = k;
+  return best;
 }
 
 std::string history_to_json(const std::vector<EpochLog>& history) {
@@ -429,6 +476,15 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   const auto run_start = Clock::now();
   int64_t steps_done_this_run = 0;
   Model model{info, net};
+  json postprocessing_scores;  // candidate -> validation mean Dice, once scored
+  // After the last epoch: score the clean-ups on the validation split and keep the best.
+  auto choose_postprocessing = [&](const Validation& scored) {
+    const auto& candidates = postprocessing_candidates();
+    postprocessing_scores = json::object();
+    for (size_t k = 0; k < candidates.size(); ++k)
+      postprocessing_scores[candidate_name(candidates[k])] = scored.candidate_mean_dice[k];
+    model.info.postprocessing = candidates[best_postprocessing(scored.candidate_mean_dice)];
+  };
   auto write_model = [&](const std::vector<EpochLog>& hist) {
     json provenance = {{"dataset", data.name}, {"source", data.source}, {"train_split", options.train_split},
                        {"train_cases", train.size()}, {"options", json::parse(options.to_json())},
@@ -442,6 +498,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
         provenance["val_mean_dice"] = it->mean_dice();
         break;
       }
+    if (!postprocessing_scores.is_null()) provenance["postprocessing_val_mean_dice"] = postprocessing_scores;
     model.info.provenance_json = provenance.dump();
     save_model(model, run_dir / "model.pth");
   };
@@ -501,7 +558,12 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     if (comm) comm->all_reduce_sum(loss_sum);
     record.loss = loss_sum.item<double>() / static_cast<double>(steps * world);  // one device read an epoch
     const bool validate_now = has_val && (epoch % options.val_every == 0 || epoch == options.epochs);
-    if (validate_now) record.val_dice = validate(*net, val_data, info.classes.size(), comm);
+    if (validate_now) {
+      const bool last = epoch == options.epochs;
+      const auto scored = validate(*net, val_data, info.classes, comm, last);
+      record.val_dice = scored.dice;
+      if (last) choose_postprocessing(scored);
+    }
     record.seconds = seconds_since(epoch_start);
     history.push_back(record);
 
@@ -513,7 +575,10 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     }
     watch.on_epoch(record, history);
   }
-  if (first_epoch > options.epochs && writer) write_model(history);  // nothing left to train: refresh the model file
+  if (first_epoch > options.epochs) {  // nothing left to train: refresh the model file
+    if (has_val) choose_postprocessing(validate(*net, val_data, info.classes, comm, true));
+    if (writer) write_model(history);
+  }
   net->eval();
   return {model, history};
 }

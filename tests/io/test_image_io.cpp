@@ -272,6 +272,23 @@ TEST(ImageIo, ResizeAveragesImagesAndPicksCentresForLabels) {
   EXPECT_TRUE(torch::equal(picked.pixels, torch::tensor({{18, 22}, {50, 54}}, torch::kByte)));
 }
 
+// DICOM through ITK: 16-bit pixels as stored; MONOCHROME1 films (stored as the negative, as
+// many CR and DR systems write them) come back positive, within the stored bits' range
+// (GDCM does this in ITK 5.2; ITK releases have changed it before).
+TEST(ImageIo, ReadsDicomAndTurnsMonochrome1Round) {
+  ScratchDir tmp;
+  const auto stored = (torch::arange(128, torch::kInt) * 32 + 7).reshape({8, 16});  // 7 .. 4071
+  seg::testing::write_dicom(tmp / "m2.dcm", stored, "MONOCHROME2");
+  seg::testing::write_dicom(tmp / "m1.dcm", stored, "MONOCHROME1");
+  const auto plain = io::read_image(tmp / "m2.dcm");
+  EXPECT_EQ(plain.pixel_type, "uint16");
+  ASSERT_EQ(plain.pixels.sizes(), stored.sizes());
+  EXPECT_TRUE(torch::equal(plain.pixels, stored));
+  const auto negative = io::read_image(tmp / "m1.dcm");
+  EXPECT_EQ(negative.pixel_type, "uint16");
+  EXPECT_TRUE(torch::equal(negative.pixels, 4095 - stored)) << negative.pixels;
+}
+
 TEST(ImageIo, CaseIdsAndExtensions) {
   EXPECT_EQ(io::case_id_of("/x/JPCLN001.nii.gz"), "JPCLN001");
   EXPECT_EQ(io::case_id_of("JPCLN001.png"), "JPCLN001");

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -70,11 +71,33 @@ TEST(ModelFile, RoundTripCarriesWeightsAndMetadata) {
   EXPECT_EQ(back.info.input_size, m.info.input_size);
   EXPECT_DOUBLE_EQ(back.info.normalization.std, 20.0);
   EXPECT_NE(back.info.provenance_json.find("epochs_done"), std::string::npos);
+  EXPECT_TRUE(back.info.postprocessing.empty());
   auto raw = torch::rand({2, 40, 24}) * 255;
   auto a = seg::predict_logits(m, raw, torch::kCPU);
   auto b = seg::predict_logits(back, raw, torch::kCPU);
   EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 40, 24}));  // back on the input's own grid
   EXPECT_TRUE(torch::equal(a, b));
+}
+
+// The recommended clean-up travels with the model; files written before it existed read as
+// none; an unknown step is refused, naming the file.
+TEST(ModelFile, CarriesItsPostprocessing) {
+  ScratchDir tmp;
+  auto m = small_model();
+  m.info.postprocessing = {"largest-component", "fill-holes"};
+  seg::save_model(m, tmp / "model.pth");
+  EXPECT_EQ(seg::load_model(tmp / "model.pth").info.postprocessing, m.info.postprocessing);
+  auto j = nlohmann::json::parse(seg::model_info_to_json(m.info));
+  j.erase("postprocessing");
+  EXPECT_TRUE(seg::model_info_from_json(j.dump(), "old.pth").postprocessing.empty());
+  j["postprocessing"] = {"largest-component", "erode"};
+  try {
+    seg::model_info_from_json(j.dump(), "odd.pth");
+    ADD_FAILURE() << "an unknown step was accepted";
+  } catch (const seg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("odd.pth"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("erode"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ModelFile, RejectsAModelForAnotherNetwork) {

@@ -181,3 +181,29 @@ TEST(FillHoles, FillsOnlyHolesEnclosedByOneStructure) {
   auto notch = map_of({"1111", "1000", "1111"});
   EXPECT_TRUE(torch::equal(seg::fill_holes(notch), notch));
 }
+
+// The named steps run in their fixed order (the largest piece first, then its holes), whatever
+// order they are given in; an unknown name is refused.
+TEST(Postprocess, RunsNamedStepsInOrder) {
+  // A ring of 1 with a speck of 1 outside and a hole that the speck's removal does not touch.
+  auto labels = map_of({
+      "1110001",
+      "1010000",
+      "1110000",
+  });
+  const auto classes = five_classes();
+  EXPECT_TRUE(torch::equal(seg::postprocess(labels, {}, classes), labels));
+  const auto both = map_of({
+      "1110000",
+      "1110000",
+      "1110000",
+  });
+  EXPECT_TRUE(torch::equal(seg::postprocess(labels, {"largest-component", "fill-holes"}, classes), both));
+  EXPECT_TRUE(torch::equal(seg::postprocess(labels, {"fill-holes", "largest-component"}, classes), both));
+  EXPECT_TRUE(torch::equal(seg::postprocess(labels, {"fill-holes"}, classes), seg::fill_holes(labels)));
+  EXPECT_TRUE(torch::equal(seg::postprocess(labels, {"largest-component"}, classes),
+                           seg::keep_largest_component(labels, classes)));
+  EXPECT_THROW(seg::postprocess(labels, {"smooth"}, classes), seg::Error);
+  EXPECT_THROW(seg::check_postprocessing_steps({"largest-component", "dilate"}, "m.pth"), seg::Error);
+  EXPECT_NO_THROW(seg::check_postprocessing_steps(seg::postprocessing_steps(), "m.pth"));
+}

@@ -148,6 +148,7 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   EXPECT_TRUE(contains(r.out, "classes: 0 background 1 right_lung 2 left_lung 3 heart")) << r.out;
   EXPECT_TRUE(contains(r.out, "input size: 256x256")) << r.out;
   EXPECT_TRUE(contains(r.out, "validation Dice (split test")) << r.out;
+  EXPECT_TRUE(contains(r.out, "post-processing (seg-segment runs it): largest-component, fill-holes")) << r.out;
 
   r = inspect({shipped.string(), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -155,6 +156,7 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   EXPECT_EQ(j["architecture"], "fast");
   EXPECT_GT(j["trainable_parameters"].get<int64_t>(), 100000);
   EXPECT_EQ(j["classes"].size(), 6u);
+  EXPECT_EQ(j["postprocessing"], nlohmann::json({"largest-component", "fill-holes"}));
 
   // A run folder shows its model.pth; a tensor pack is still a data set.
   ScratchDir tmp;

@@ -3,6 +3,7 @@
 #include <seg/dataset.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
+#include <seg/model_file.h>
 #include <seg/postprocess.h>
 #include <torch/torch.h>
 
@@ -166,11 +167,13 @@ TEST_F(SegmentOptions, LargestComponentRemovesAPlantedSpeck) {
   image.pixels.index_put_({Slice(ty - half, ty + half), Slice(tx - half, tx + half)},
                           image.pixels.index({Slice(cy - half, cy + half), Slice(cx - half, cx + half)}).clone());
   seg::io::write_image(out / "speck.png", image);
-  auto plain = run_tool_in_process(seg::tools::segment,
-                                   {"--model", run(1), (out / "speck.png").string(), "-o", (out / "plain").string()});
+  auto plain = run_tool_in_process(seg::tools::segment, {"--model", run(1), (out / "speck.png").string(), "-o",
+                                                         (out / "plain").string(), "--no-postprocessing"});
   ASSERT_EQ(plain.code, 0) << plain.err;
-  auto lcc = run_tool_in_process(seg::tools::segment, {"--model", run(1), (out / "speck.png").string(), "-o",
-                                                       (out / "lcc").string(), "--largest-component", "--fill-holes"});
+  EXPECT_NE(plain.out.find("no post-processing"), std::string::npos) << plain.out;
+  auto lcc = run_tool_in_process(seg::tools::segment,
+                                 {"--model", run(1), (out / "speck.png").string(), "-o", (out / "lcc").string(),
+                                  "--no-postprocessing", "--largest-component", "--fill-holes"});
   ASSERT_EQ(lcc.code, 0) << lcc.err;
   auto before = seg::io::read_label_map(out / "plain/speck.png").pixels;
   auto after = seg::io::read_label_map(out / "lcc/speck.png").pixels;
@@ -182,4 +185,55 @@ TEST_F(SegmentOptions, LargestComponentRemovesAPlantedSpeck) {
   // One piece per structure, and the main lung is untouched.
   EXPECT_TRUE(torch::equal(seg::keep_largest_component(after, seg::ClassTable::numbered(6)), after));
   EXPECT_EQ(after[cy][cx].item<int>(), 1);
+}
+
+// seg-train scores the clean-ups on the validation split after the last epoch and keeps the
+// best (fewer steps on a tie); seg-segment runs the model's choice unless told not to.
+TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
+  const auto trained = seg::load_model(run(1));
+  const auto provenance = nlohmann::json::parse(trained.info.provenance_json);
+  ASSERT_TRUE(provenance.contains("postprocessing_val_mean_dice")) << provenance.dump();
+  const auto& scores = provenance["postprocessing_val_mean_dice"];
+  ASSERT_EQ(scores.size(), 4u) << scores.dump();
+  EXPECT_NEAR(scores["none"].get<double>(), provenance["val_mean_dice"].get<double>(), 1e-5);
+  std::string chosen;
+  for (const auto& step : trained.info.postprocessing) chosen += (chosen.empty() ? "" : "+") + step;
+  if (chosen.empty()) chosen = "none";
+  ASSERT_TRUE(scores.contains(chosen)) << chosen;
+  const auto steps = [](const std::string& name) { return name == "none" ? 0 : 1 + std::count(name.begin(), name.end(), '+'); };
+  for (const auto& [name, dice] : scores.items()) {
+    EXPECT_LE(dice.get<double>(), scores[chosen].get<double>()) << name << " beats the chosen " << chosen;
+    if (dice.get<double>() == scores[chosen].get<double>()) EXPECT_GE(steps(name), steps(chosen)) << name;
+  }
+
+  // A model that recommends both steps: by default its output is the explicit clean-up's, and
+  // --no-postprocessing gives the plain argmax.
+  ScratchDir out;
+  auto model = seg::load_model(run(1));
+  model.info.postprocessing = {"largest-component", "fill-holes"};
+  seg::save_model(model, out / "cleaning.pth");
+  model.info.postprocessing = {};
+  seg::save_model(model, out / "plain.pth");
+  const auto image = (real_ / "images/JPCNN008.png").string();
+  const auto segment = [&](const std::string& model_file, const std::string& dir, std::vector<std::string> extra) {
+    std::vector<std::string> args{"--model", (out / model_file).string(), image, "-o", (out / dir).string(), "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_tool_in_process(seg::tools::segment, args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return std::make_pair(r.out, seg::io::read_label_map(out / dir / "JPCNN008.png").pixels);
+  };
+  const auto [default_out, by_default] = segment("cleaning.pth", "default", {});
+  EXPECT_NE(default_out.find("post-processing: largest-component, fill-holes"), std::string::npos) << default_out;
+  const auto explicit_steps = segment("plain.pth", "explicit", {"--largest-component", "--fill-holes"}).second;
+  const auto raw = segment("plain.pth", "raw", {}).second;
+  const auto skipped = segment("cleaning.pth", "skipped", {"--no-postprocessing"}).second;
+  EXPECT_TRUE(torch::equal(by_default, explicit_steps));
+  EXPECT_TRUE(torch::equal(skipped, raw));
+  EXPECT_FALSE(torch::equal(raw, explicit_steps)) << "this model's raw output needs no clean-up; pick another case";
+  // An ensemble runs only the steps every member recommends.
+  const auto mixed = run_tool_in_process(seg::tools::segment, {"--model", (out / "cleaning.pth").string(), "--model",
+                                                               (out / "plain.pth").string(), image, "-o",
+                                                               (out / "mixed").string(), "--threads", "1"});
+  ASSERT_EQ(mixed.code, 0) << mixed.err;
+  EXPECT_NE(mixed.out.find("no post-processing"), std::string::npos) << mixed.out;
 }

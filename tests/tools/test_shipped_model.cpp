@@ -114,6 +114,26 @@ TEST_P(ShippedModel, ToleratesOtherBitDepthsExposureAndContrast) {
   expect_lungs_above(report, 0.95);
 }
 
+// Hospital films come as DICOM, often 12-bit MONOCHROME1 (stored as the negative): either
+// polarity segments alike.
+TEST_P(ShippedModel, ReadsDicomFilmsOfEitherPolarity) {
+  SEG_REQUIRE_JSRT(real);
+  ScratchDir tmp;
+  const auto bits12 = (seg::io::read_image(real / "images/JPCNN009.png").pixels.to(torch::kDouble) * (4095.0 / 255))
+                          .round()
+                          .to(torch::kInt);
+  fs::create_directories(tmp / "in");
+  fs::create_directories(tmp / "truth");
+  seg::testing::write_dicom(tmp / "in/positive.dcm", bits12, "MONOCHROME2");
+  seg::testing::write_dicom(tmp / "in/negative.dcm", 4095 - bits12, "MONOCHROME1");
+  for (const char* name : {"positive", "negative"})
+    fs::copy_file(real / "labels/JPCNN009.png", tmp / "truth" / (std::string(name) + ".png"));
+  const auto report = segment_and_score({(tmp / "in").string()}, tmp / "truth", tmp.path());
+  ASSERT_FALSE(report.is_null());
+  ASSERT_EQ(report["cases"].size(), 2u);
+  expect_lungs_above(report, 0.95);
+}
+
 // Films from other scanners' processing: unsharp-masked (CR/DR), soft, histogram-equalised
 // (bench/shift_variants.py measures the whole test split so).
 TEST_P(ShippedModel, ToleratesSharpenedSoftAndEqualisedFilms) {

@@ -25,6 +25,9 @@ struct ModelInfo {
   ClassTable classes;                 // channel k of the output is classes.entries[k]
   std::vector<int64_t> input_size;    // [H, W] the network was trained at
   Normalization normalization;
+  // Clean-up steps (seg::postprocessing_steps() names) that helped on the validation split at
+  // the end of training; seg-segment runs them unless told otherwise.
+  std::vector<std::string> postprocessing;
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 

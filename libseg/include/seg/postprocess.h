@@ -4,6 +4,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+#include <vector>
+
 namespace seg {
 
 // Keeps, for every structure (every label value other than 0), only its largest connected
@@ -32,5 +35,18 @@ at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& cl
 // two structures (the gap between lung and heart) or the border stay as they are.
 // Same shapes, devices and result type as keep_largest_component.
 at::Tensor fill_holes(const at::Tensor& labels);
+
+// The clean-up steps by name, in the order they run: "largest-component", "fill-holes".
+const std::vector<std::string>& postprocessing_steps();
+
+// Throws seg::Error "<source>: unknown post-processing step ..." for a name not in
+// postprocessing_steps().
+void check_postprocessing_steps(const std::vector<std::string>& steps, const std::string& source);
+
+// Runs the named steps (any order given; they run in postprocessing_steps()'s order) on
+// `labels`, with `probabilities` for keep_largest_component as above. No steps: the labels
+// unchanged, as kByte.
+at::Tensor postprocess(const at::Tensor& labels, const std::vector<std::string>& steps, const ClassTable& classes,
+                       const at::Tensor& probabilities = at::Tensor());
 
 }  // namespace seg

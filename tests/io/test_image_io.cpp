@@ -274,7 +274,7 @@ TEST(ImageIo, ResizeAveragesImagesAndPicksCentresForLabels) {
 
 // DICOM through ITK: 16-bit pixels as stored; MONOCHROME1 films (stored as the negative, as
 // many CR and DR systems write them) come back positive, within the stored bits' range
-// (GDCM does this in ITK 5.2; ITK releases have changed it before).
+// (ITK 5.2's GDCMImageIO does it; the test guards against a release that stops).
 TEST(ImageIo, ReadsDicomAndTurnsMonochrome1Round) {
   ScratchDir tmp;
   const auto stored = (torch::arange(128, torch::kInt) * 32 + 7).reshape({8, 16});  // 7 .. 4071

@@ -203,7 +203,9 @@ TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
   const auto steps = [](const std::string& name) { return name == "none" ? 0 : 1 + std::count(name.begin(), name.end(), '+'); };
   for (const auto& [name, dice] : scores.items()) {
     EXPECT_LE(dice.get<double>(), scores[chosen].get<double>()) << name << " beats the chosen " << chosen;
-    if (dice.get<double>() == scores[chosen].get<double>()) EXPECT_GE(steps(name), steps(chosen)) << name;
+    if (dice.get<double>() == scores[chosen].get<double>()) {
+      EXPECT_GE(steps(name), steps(chosen)) << name;
+    }
   }
 
   // A model that recommends both steps: by default its output is the explicit clean-up's, and

@@ -5,6 +5,7 @@
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
+#include <seg/model_file.h>
 
 #include <ATen/ATen.h>
 #include <unistd.h>
@@ -131,6 +132,24 @@ Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
   return data;
 }
 
+bool is_model_input(const fs::path& path) {
+  if (fs::is_directory(path)) return fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
+  return path.extension() == ".pth" && is_model_file(path);
+}
+
+// A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
+void write_model(const fs::path& input, bool half, const Options& options, std::ostream& out) {
+  const fs::path target = options.output;
+  if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
+  if (fs::exists(target) && !options.overwrite)
+    throw Error(target.string(), "exists; choose another name or pass --overwrite");
+  Model model = load_model(input);
+  model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
+  save_model(model, target);
+  out << "wrote model " << target.string() << " (" << model.info.network.architecture << ", weights in "
+      << (half ? "float16" : "float32") << ", " << fs::file_size(target) << " bytes)\n";
+}
+
 // One image or label map in, one out.
 void convert_file(const fs::path& input, const fs::path& output, const Options& options) {
   if (options.labels) {
@@ -177,6 +196,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-convert DATASET --to-notebook -o DIR the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
         "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR | OUT.pth\n"
         "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
+        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half]  a model file, weights in float16 or float32\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
     Options options;
@@ -197,6 +217,8 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--raw-size", raw_size, "--jsrt: edge of the raw images in pixels")->capture_default_str();
     app.add_option("--name", options.name, "name of the written data set");
     app.add_flag("--overwrite", options.overwrite, "replace an existing output");
+    bool half = false;
+    app.add_flag("--half", half, "a model: store its weights as float16 (half the file; masks change only by rounding)");
     if (!parse(app, args, out)) return kOk;
     if (!size_text.empty()) options.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
@@ -218,6 +240,12 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       write_dataset(std::move(data), options, out);
       return kOk;
     }
+
+    if (options.inputs.size() == 1 && is_model_input(options.inputs[0])) {
+      write_model(options.inputs[0], half, options, out);
+      return kOk;
+    }
+    if (half) throw UsageError("--half applies to a model file or training run folder");
 
     if (options.inputs.size() == 1 && fs::exists(options.inputs[0]) && is_dataset_input(options.inputs[0])) {
       io::LoadOptions load;

@@ -356,16 +356,19 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   const auto& info = model.info;
   const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
   const int64_t parameters = count_trainable_parameters(*model.net);
+  const std::string stored_as = model.stored_as == WeightPrecision::float16 ? "float16" : "float32";
   if (as_json) {
     auto j = nlohmann::json::parse(model_info_to_json(info));
     j["path"] = path.string();
     j["trainable_parameters"] = parameters;
+    j["weights_stored_as"] = stored_as;
     out << j.dump(1) << "\n";
     return;
   }
   out << "model: " << path.string() << "\n";
   out << "network: " << info.network.architecture << ", " << info.network.in_channels << " input channel(s), "
-      << info.network.num_classes << " classes, " << parameters << " trainable parameters\n";
+      << info.network.num_classes << " classes, " << parameters << " trainable parameters (stored as " << stored_as
+      << ")\n";
   out << "classes:";
   for (const auto& [name, value] : info.classes.entries) out << " " << value << " " << name;
   out << "\ninput size: " << shape_text(info.input_size.at(0), info.input_size.at(1)) << "\n";

@@ -15,10 +15,16 @@ using nlohmann::json;
 namespace {
 constexpr const char* kModelFormat = "segsuite-model-1";
 
-c10::impl::GenericDict state_dict_of(const torch::nn::Module& net) {
+c10::impl::GenericDict state_dict_of(const torch::nn::Module& net, WeightPrecision precision, const fs::path& path) {
+  const auto dtype = precision == WeightPrecision::float16 ? torch::kHalf : torch::kFloat;
   c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-  for (const auto& item : net.named_parameters(true))
-    dict.insert(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat).contiguous());
+  for (const auto& item : net.named_parameters(true)) {
+    auto stored = item.value().detach().to(torch::kCPU, dtype).contiguous();
+    if (dtype == torch::kHalf && !torch::isfinite(stored).all().item<bool>() &&
+        torch::isfinite(item.value()).all().item<bool>())
+      throw Error(path.string(), "weights \"" + item.key() + "\" exceed the float16 range; keep float32");
+    dict.insert(item.key(), stored);
+  }
   for (const auto& item : net.named_buffers(true))
     dict.insert(item.key(), item.value().detach().to(torch::kCPU).contiguous());
   return dict;
@@ -114,7 +120,7 @@ void save_model(const Model& model, const fs::path& path) {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
   dict.insert("format", std::string(kModelFormat));
   dict.insert("metadata", model_info_to_json(model.info));
-  dict.insert("state_dict", state_dict_of(*model.net));
+  dict.insert("state_dict", state_dict_of(*model.net, model.stored_as, path));
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
@@ -158,7 +164,10 @@ Model load_model(const fs::path& path_or_run) {
   } catch (const UsageError& e) {
     throw Error(path.string(), e.what());
   }
-  copy_state(*model.net, weights->value().toGenericDict(), path);
+  const auto state = weights->value().toGenericDict();
+  copy_state(*model.net, state, path);
+  for (const auto& item : state)
+    if (item.value().toTensor().scalar_type() == torch::kHalf) model.stored_as = WeightPrecision::float16;
   model.net->eval();
   return model;
 }

@@ -3,6 +3,7 @@
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
+#include <seg/model_file.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -199,4 +200,41 @@ TEST(Convert, RealJsrtToPackKeepsEveryCase) {
   EXPECT_EQ(pack.splits.at("test").size(), 87u);
   EXPECT_TRUE(torch::equal(pack.labels[246], io::read_label_map(dir / "labels" / "JPCNN093.png").pixels));
   EXPECT_TRUE(torch::equal(pack.images[0], io::read_image(dir / "images" / "JPCLN001.png").pixels));
+}
+
+// A trained model rewritten with float16 weights: inspect names the precision, the file
+// segments, an existing output is kept unless --overwrite.
+TEST(Convert, ModelToHalfPrecisionAndBack) {
+  ScratchDir tmp;
+  seg::Model model;
+  model.info.network = {"fcn", 1, 3};
+  model.info.classes = seg::ClassTable::numbered(3);
+  model.info.input_size = {32, 32};
+  model.info.postprocessing = {"largest-component"};
+  model.net = seg::make_network(model.info.network);
+  std::filesystem::create_directories(tmp / "run");
+  seg::save_model(model, tmp / "run/model.pth");
+
+  auto r = convert({(tmp / "run").string(), "-o", (tmp / "half.pth").string(), "--half"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "float16")) << r.out;
+  const auto half = seg::load_model(tmp / "half.pth");
+  EXPECT_EQ(half.stored_as, seg::WeightPrecision::float16);
+  EXPECT_EQ(half.info.postprocessing, model.info.postprocessing);
+  const auto inspect = seg::testing::run_tool_in_process(seg::tools::inspect, {(tmp / "half.pth").string()});
+  EXPECT_TRUE(contains(inspect.out, "stored as float16")) << inspect.out;
+
+  const auto before = seg::read_file(tmp / "half.pth");
+  r = convert({(tmp / "half.pth").string(), "-o", (tmp / "half.pth").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "--overwrite")) << r.err;
+  EXPECT_EQ(seg::read_file(tmp / "half.pth"), before);
+  r = convert({(tmp / "half.pth").string(), "-o", (tmp / "full.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(seg::load_model(tmp / "full.pth").stored_as, seg::WeightPrecision::float32);
+
+  r = convert({(tmp / "run/model.pth").string(), "-o", (tmp / "model.png").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, ".pth")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "model.png"));
 }

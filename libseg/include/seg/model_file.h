@@ -31,13 +31,19 @@ struct ModelInfo {
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 
+// How the weights are stored in the file; in memory they are float32 either way. float16
+// halves the file (a shipped model must fit in 10 MB) and changes the masks only by rounding.
+enum class WeightPrecision { float32, float16 };
+
 struct Model {
   ModelInfo info;
   SegNet net;
+  WeightPrecision stored_as = WeightPrecision::float32;  // what load_model found, save_model writes
 };
 
 // A file Python's torch.load reads: {"format": "segsuite-model-1", "metadata": <JSON text>,
-// "state_dict": {name: tensor}}. Weights are saved as float32 on the CPU.
+// "state_dict": {name: tensor}}, tensors on the CPU, parameters as model.stored_as says.
+// Throws seg::Error if a weight does not fit in float16.
 void save_model(const Model& model, const std::filesystem::path& path);
 
 // Reads our model file, or a run folder holding model.pth. Throws seg::Error naming the file.

@@ -3,6 +3,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/models.h>
+#include <seg/postprocess.h>
 #include <seg/predict.h>
 #include <seg/train.h>
 #include <torch/torch.h>
@@ -103,9 +104,13 @@ class ConsoleObserver : public TrainObserver {
 void report_postprocessing(std::ostream& out, const ModelInfo& info) {
   const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
   if (provenance.is_discarded() || !provenance.contains("postprocessing_val_mean_dice")) return;
+  const auto& scores = provenance["postprocessing_val_mean_dice"];
   out << "post-processing on the validation split (mean Dice):";
-  for (const auto& [candidate, dice] : provenance["postprocessing_val_mean_dice"].items())
-    out << " " << candidate << " " << std::fixed << std::setprecision(5) << dice.get<double>();
+  for (const auto& candidate : postprocessing_candidates()) {
+    const auto name = postprocessing_candidate_name(candidate);
+    if (scores.contains(name) && scores[name].is_number())
+      out << " " << name << " " << std::fixed << std::setprecision(5) << scores[name].get<double>();
+  }
   out << "\nseg-segment will run: " << (info.postprocessing.empty() ? "no post-processing" : join(info.postprocessing, ", "))
       << "\n";
 }

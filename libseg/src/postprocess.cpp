@@ -189,6 +189,18 @@ const std::vector<std::string>& postprocessing_steps() {
   return steps;
 }
 
+const std::vector<std::vector<std::string>>& postprocessing_candidates() {
+  static const std::vector<std::vector<std::string>> candidates{
+      {}, {"largest-component"}, {"fill-holes"}, {"largest-component", "fill-holes"}};
+  return candidates;
+}
+
+std::string postprocessing_candidate_name(const std::vector<std::string>& steps) {
+  std::string name;
+  for (const auto& step : steps) name += (name.empty() ? "" : "+") + step;
+  return name.empty() ? "none" : name;
+}
+
 void check_postprocessing_steps(const std::vector<std::string>& steps, const std::string& source) {
   const auto& known = postprocessing_steps();
   for (const auto& step : steps)

@@ -57,19 +57,6 @@ DeviceData to_device(const Dataset& part, const Normalization& norm, const Class
   return d;
 }
 
-// The clean-up candidates scored after the last epoch, fewest steps first.
-const std::vector<std::vector<std::string>>& postprocessing_candidates() {
-  static const std::vector<std::vector<std::string>> candidates{
-      {}, {"largest-component"}, {"fill-holes"}, {"largest-component", "fill-holes"}};
-  return candidates;
-}
-
-std::string candidate_name(const std::vector<std::string>& steps) {
-  std::string name;
-  for (const auto& step : steps) name += (name.empty() ? "" : "+") + step;
-  return name.empty() ? "none" : name;
-}
-
 struct Validation {
   std::vector<double> dice;                // per label 1..C-1, plain argmax (the notebook's figure)
   std::vector<double> candidate_mean_dice; // per postprocessing_candidates() entry; empty unless asked
@@ -482,7 +469,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     const auto& candidates = postprocessing_candidates();
     postprocessing_scores = json::object();
     for (size_t k = 0; k < candidates.size(); ++k)
-      postprocessing_scores[candidate_name(candidates[k])] = scored.candidate_mean_dice[k];
+      postprocessing_scores[postprocessing_candidate_name(candidates[k])] = scored.candidate_mean_dice[k];
     model.info.postprocessing = candidates[best_postprocessing(scored.candidate_mean_dice)];
   };
   auto write_model = [&](const std::vector<EpochLog>& hist) {

@@ -48,6 +48,7 @@ class SegmentOptions : public ::testing::Test {
         setup_error_ = r.err;
         return;
       }
+      if (std::string(seed) == "1") train_output_ = r.out;
     }
   }
   static void TearDownTestSuite() { dir_.reset(); }
@@ -64,11 +65,13 @@ class SegmentOptions : public ::testing::Test {
   static fs::path real_;
   static std::unique_ptr<ScratchDir> dir_;
   static std::string setup_error_;
+  static std::string train_output_;  // what seg-train printed for seed 1
 };
 
 fs::path SegmentOptions::real_;
 std::unique_ptr<ScratchDir> SegmentOptions::dir_;
 std::string SegmentOptions::setup_error_;
+std::string SegmentOptions::train_output_;
 
 at::Tensor probability(const fs::path& dir, const std::string& c, const std::string& name) {
   return seg::io::read_image(dir / "probabilities" / (c + "_" + name + ".nii.gz")).pixels.to(torch::kFloat);
@@ -196,10 +199,15 @@ TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
   const auto& scores = provenance["postprocessing_val_mean_dice"];
   ASSERT_EQ(scores.size(), 4u) << scores.dump();
   EXPECT_NEAR(scores["none"].get<double>(), provenance["val_mean_dice"].get<double>(), 1e-5);
-  std::string chosen;
-  for (const auto& step : trained.info.postprocessing) chosen += (chosen.empty() ? "" : "+") + step;
-  if (chosen.empty()) chosen = "none";
+  const std::string chosen = seg::postprocessing_candidate_name(trained.info.postprocessing);
   ASSERT_TRUE(scores.contains(chosen)) << chosen;
+  // seg-train printed every score, in the candidates' order (fewest steps first).
+  size_t position = train_output_.find("post-processing on the validation split");
+  ASSERT_NE(position, std::string::npos) << train_output_;
+  for (const auto& candidate : seg::postprocessing_candidates()) {
+    position = train_output_.find(" " + seg::postprocessing_candidate_name(candidate) + " ", position);
+    EXPECT_NE(position, std::string::npos) << seg::postprocessing_candidate_name(candidate) << " missing or out of order";
+  }
   const auto steps = [](const std::string& name) { return name == "none" ? 0 : 1 + std::count(name.begin(), name.end(), '+'); };
   for (const auto& [name, dice] : scores.items()) {
     EXPECT_LE(dice.get<double>(), scores[chosen].get<double>()) << name << " beats the chosen " << chosen;

@@ -43,6 +43,14 @@ const std::vector<std::string>& postprocessing_steps();
 // postprocessing_steps().
 void check_postprocessing_steps(const std::vector<std::string>& steps, const std::string& source);
 
+// The clean-ups seg-train scores on the validation split after the last epoch, fewest steps
+// first: none, largest-component, fill-holes, both.
+const std::vector<std::vector<std::string>>& postprocessing_candidates();
+
+// The key a candidate's score is recorded under: "none", "largest-component",
+// "largest-component+fill-holes", ...
+std::string postprocessing_candidate_name(const std::vector<std::string>& steps);
+
 // Runs the named steps (any order given; they run in postprocessing_steps()'s order) on
 // `labels`, with `probabilities` for keep_largest_component as above. No steps: the labels
 // unchanged, as kByte.

@@ -202,8 +202,8 @@ TEST(Convert, RealJsrtToPackKeepsEveryCase) {
   EXPECT_TRUE(torch::equal(pack.images[0], io::read_image(dir / "images" / "JPCLN001.png").pixels));
 }
 
-// A trained model rewritten with float16 weights: inspect names the precision, the file
-// segments, an existing output is kept unless --overwrite.
+// A model rewritten with float16 weights and back: its metadata travels, inspect names the
+// precision, an existing output is kept unless --overwrite, a non-.pth output is refused.
 TEST(Convert, ModelToHalfPrecisionAndBack) {
   ScratchDir tmp;
   seg::Model model;

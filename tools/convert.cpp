@@ -132,11 +132,6 @@ Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
   return data;
 }
 
-bool is_model_input(const fs::path& path) {
-  if (fs::is_directory(path)) return fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
-  return path.extension() == ".pth" && is_model_file(path);
-}
-
 // A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
 void write_model(const fs::path& input, bool half, const Options& options, std::ostream& out) {
   const fs::path target = options.output;
@@ -147,7 +142,7 @@ void write_model(const fs::path& input, bool half, const Options& options, std::
   model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
   save_model(model, target);
   out << "wrote model " << target.string() << " (" << model.info.network.architecture << ", weights in "
-      << (half ? "float16" : "float32") << ", " << fs::file_size(target) << " bytes)\n";
+      << precision_name(model.stored_as) << ", " << fs::file_size(target) << " bytes)\n";
 }
 
 // One image or label map in, one out.
@@ -241,7 +236,10 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       return kOk;
     }
 
-    if (options.inputs.size() == 1 && is_model_input(options.inputs[0])) {
+    if (options.inputs.size() == 1 && is_model_path(options.inputs[0])) {
+      if (options.labels || options.gray || options.size || options.to_notebook || !options.name.empty())
+        throw UsageError("--labels, --gray, --size, --to-notebook and --name apply to images and data sets, not to a model "
+                         "(a model converts with --half or without)");
       write_model(options.inputs[0], half, options, out);
       return kOk;
     }

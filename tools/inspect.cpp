@@ -356,7 +356,7 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   const auto& info = model.info;
   const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
   const int64_t parameters = count_trainable_parameters(*model.net);
-  const std::string stored_as = model.stored_as == WeightPrecision::float16 ? "float16" : "float32";
+  const std::string stored_as = precision_name(model.stored_as);
   if (as_json) {
     auto j = nlohmann::json::parse(model_info_to_json(info));
     j["path"] = path.string();
@@ -423,11 +423,10 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     if (!parse(app, args, out)) return kOk;
     const fs::path path = path_text;
     if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
-    const bool is_run_folder = fs::is_directory(path) && fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
-    if (is_run_folder || (path.extension() == ".pth" && is_model_file(path))) {
+    if (is_model_path(path)) {
       if (!overlay_path.empty() || !overlay.case_id.empty() || !overlay.label_map.empty())
         throw UsageError("--overlay, --case and --label-map apply to images and data sets, not to models");
-      const fs::path file = is_run_folder ? path / "model.pth" : path;
+      const fs::path file = fs::is_directory(path) ? path / "model.pth" : path;
       print_model(out, file, load_model(file), as_json);
       return kOk;
     }

@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include "common.h"
@@ -115,16 +116,25 @@ void report_postprocessing(std::ostream& out, const ModelInfo& info) {
       << "\n";
 }
 
+// The value of `--name VALUE` or `--name=VALUE` in the arguments (the last one given).
+std::optional<std::string> option_value(const Args& args, const std::string& name) {
+  std::optional<std::string> value;
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] == name && i + 1 < args.size()) value = args[i + 1];
+    else if (args[i].rfind(name + "=", 0) == 0) value = args[i].substr(name.size() + 1);
+  return value;
+}
+
 }  // namespace
 
 int train(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("train", err, [&]() -> int {
     CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
     TrainOptions o;
-    // A network's own recipe sets the defaults; options on the command line still win.
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-      if (args[i] == "--model") o.architecture = args[i + 1];
-      else if (args[i].rfind("--model=", 0) == 0) o.architecture = args[i].substr(8);
+    // A network's own recipe sets the defaults; options on the command line still win. The
+    // network is --model's, else that of the model --init starts from.
+    if (const auto model = option_value(args, "--model")) o.architecture = *model;
+    else if (const auto init = option_value(args, "--init")) o.architecture = load_model(*init).info.network.architecture;
     apply_recipe_defaults(o.architecture, o);
     std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
     int threads = 0;
@@ -136,6 +146,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--model", o.architecture, "network:" + networks)->capture_default_str();
     app.add_option("--out", run_dir, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png");
     app.add_option("--resume", resume_dir, "continue the run in this folder from its last checkpoint");
+    app.add_option("--init", o.init_from,
+                   "start from this model's weights (model file or run folder; fine-tuning on other data or at another "
+                   "size): same network and labels, its intensity normalisation is kept");
     auto* epochs_option = app.add_option("--epochs", o.epochs, "epochs (with --resume: extend the run to this many)")->capture_default_str();
     app.add_option("--batch", o.batch, "images per step")->capture_default_str();
     app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
@@ -183,6 +196,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     }
     const bool resume = !resume_dir.empty();
     if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
+    if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
     if (resume) run_dir = resume_dir;
     if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
     if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read

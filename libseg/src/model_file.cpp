@@ -125,6 +125,15 @@ void save_model(const Model& model, const fs::path& path) {
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
+const char* precision_name(WeightPrecision precision) {
+  return precision == WeightPrecision::float16 ? "float16" : "float32";
+}
+
+bool is_model_path(const fs::path& path) {
+  if (fs::is_directory(path)) return fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
+  return path.extension() == ".pth" && is_model_file(path);
+}
+
 bool is_model_file(const fs::path& path) {
   if (!fs::is_regular_file(path)) return false;
   try {

@@ -198,7 +198,7 @@ std::string TrainOptions::to_json() const {
             {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
-            {"weight_decay", weight_decay}, {"schedule", schedule}};
+            {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from}};
   return j.dump();
 }
 
@@ -228,6 +228,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.optimizer = j.value("optimizer", o.optimizer);
     o.weight_decay = j.value("weight_decay", o.weight_decay);
     o.schedule = j.value("schedule", o.schedule);
+    o.init_from = j.value("init_from", o.init_from);
   } catch (const json::exception& e) {
     throw Error(source, std::string("training options are malformed: ") + e.what());
   }
@@ -390,6 +391,19 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
 
   // The model's description: what inference needs.
   ModelInfo info;
+  std::optional<Model> start;  // --init: the weights to fine-tune (a resumed run has its own)
+  if (!resume && !options.init_from.empty()) {
+    start = load_model(options.init_from);
+    const NetworkSpec& have = start->info.network;
+    if (have.architecture != options.architecture || have.num_classes != data.classes.size() || have.in_channels != 1)
+      throw Error(options.init_from, "is a " + have.architecture + " with " + std::to_string(have.num_classes) +
+                                         " classes; fine-tuning it as a " + options.architecture + " on " + std::to_string(data.classes.size()) +
+                                         " classes is not possible (give --model " + have.architecture + " and data with its class table)");
+    if (start->info.classes.entries != data.classes.entries)
+      throw Error(options.init_from, "its class table differs from the data's (" + data.source + "); fine-tune on data with the same labels");
+    // The weights expect the inputs they were trained on.
+    options.normalization = start->info.normalization.mode;
+  }
   if (resume) {
     info = model_info_from_json(meta.info_json, checkpoint_path.string());
   } else {
@@ -397,7 +411,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     info.classes = data.classes;
     info.input_size = {train.images.size(1), train.images.size(2)};
     info.normalization.mode = options.normalization;
-    if (options.normalization == "dataset") {
+    if (start) {
+      info.normalization = start->info.normalization;
+    } else if (options.normalization == "dataset") {
       auto pixels = train.images.to(torch::kDouble);
       info.normalization.mean = pixels.mean().item<double>();
       info.normalization.std = pixels.std().item<double>();
@@ -439,6 +455,11 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     gen.set_state(rng);
     history = history_from_json(meta.history_json);
     first_epoch = meta.epoch + 1;
+  } else if (start) {
+    torch::NoGradGuard no_grad;
+    const auto source = start->net->named_parameters(), source_buffers = start->net->named_buffers();
+    for (auto& p : net->named_parameters()) p.value().copy_(source[p.key()]);
+    for (auto& b : net->named_buffers()) b.value().copy_(source_buffers[b.key()]);
   }
   if (comm) {  // every rank starts from rank 0's weights
     std::vector<at::Tensor> state = net->parameters();

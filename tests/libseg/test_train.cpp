@@ -230,3 +230,43 @@ TEST_F(TrainTest, TextureAugmentationReachesTheStepAndRepeatsWithTheSeed) {
   o.augment_texture = -1;
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
+
+TEST_F(TrainTest, InitStartsFromTheModelsWeightsAndNormalisation) {
+  ScratchDir base, tuned;
+  const auto data = shapes_dataset();
+  auto o = quick_options(2);
+  o.normalization = "image";
+  const auto trained = seg::train_network(data, o, base.path());
+  // Fine-tuning with a learning rate of 0 keeps every weight: the run started from them, not
+  // from the seed's random ones, and with the model's normalisation, not the options'.
+  auto f = quick_options(1);
+  f.lr = 0;
+  f.seed = 99;
+  f.init_from = base.path().string();
+  const auto kept = seg::train_network(data, f, tuned.path());
+  const auto a = weights_of(trained.model), b = weights_of(kept.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  EXPECT_EQ(kept.model.info.normalization.mode, "image");
+  // ... and a learning rate above 0 moves them.
+  ScratchDir moved;
+  f.lr = 1e-2;
+  const auto c = weights_of(seg::train_network(data, f, moved.path()).model);
+  EXPECT_FALSE(torch::equal(a[0], c[0]));
+}
+
+TEST_F(TrainTest, InitFromAnotherNetworkOrClassTableIsAnError) {
+  ScratchDir base, other_net, other_labels;
+  const auto data = shapes_dataset();
+  seg::train_network(data, quick_options(1), base.path());
+  auto o = quick_options(1);
+  o.init_from = base.path().string();
+  o.architecture = "fast";
+  EXPECT_THROW(seg::train_network(data, o, other_net.path()), seg::Error);
+  o.architecture = "fcn";
+  auto relabelled = data;
+  relabelled.classes = {{{"background", 0}, {"disc", 1}, {"box", 2}}};
+  EXPECT_THROW(seg::train_network(relabelled, o, other_labels.path()), seg::Error);
+  EXPECT_TRUE(seg::testing::list_files(other_net.path()).empty());
+  EXPECT_TRUE(seg::testing::list_files(other_labels.path()).empty());
+}

@@ -237,4 +237,9 @@ TEST(Convert, ModelToHalfPrecisionAndBack) {
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, ".pth")) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "model.png"));
+  // Options of images and data sets would be silently dropped: they are a usage error.
+  r = convert({(tmp / "run").string(), "-o", (tmp / "small.pth").string(), "--size", "16"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "not to a model")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "small.pth"));
 }

@@ -2,6 +2,7 @@
 #include <seg/dataset.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
+#include <seg/model_file.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
@@ -122,4 +123,33 @@ TEST_F(TrainSegmentTool, BadInputsAreOneClearLineAndNoOutput) {
   EXPECT_EQ(no_checkpoint.code, 1);
   EXPECT_EQ(std::count(no_checkpoint.err.begin(), no_checkpoint.err.end(), '\n'), 1) << no_checkpoint.err;
   EXPECT_EQ(no_checkpoint.err.rfind("seg-train: error: ", 0), 0u) << no_checkpoint.err;
+}
+
+TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
+  SEG_REQUIRE_JSRT(real);
+  ScratchDir tmp;
+  make_small_jsrt(real, tmp.path());
+  const auto base = (tmp / "base").string(), tuned = (tmp / "tuned").string();
+  auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
+                                         "--threads", "1", "--out", base});
+  ASSERT_EQ(trained.code, 0) << trained.err;
+  // No --model: the network, and with it its recipe, come from the model.
+  auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--size", "128", "--init", base, "--epochs", "1",
+                                   "--threads", "1", "--out", tuned});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto model = seg::load_model(tuned);
+  EXPECT_EQ(model.info.network.architecture, "fast");
+  EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{128, 128}));
+  const auto options = nlohmann::json::parse(model.info.provenance_json)["options"];
+  EXPECT_EQ(options["init_from"], base);
+  EXPECT_EQ(options["loss"], "ce+dice");  // the fast preset's, not the notebook's
+
+  auto both = run_tool_in_process(seg::tools::train, {"--init", base, "--resume", tuned});
+  EXPECT_EQ(both.code, 2) << both.err;
+  auto missing = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--init", (tmp / "none.pth").string(),
+                                         "--out", (tmp / "never").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+  EXPECT_NE(missing.err.find("none.pth"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(tmp / "never"));
 }

@@ -34,6 +34,7 @@ struct ModelInfo {
 // How the weights are stored in the file; in memory they are float32 either way. float16
 // halves the file (a shipped model must fit in 10 MB) and changes the masks only by rounding.
 enum class WeightPrecision { float32, float16 };
+const char* precision_name(WeightPrecision precision);  // "float32", "float16"
 
 struct Model {
   ModelInfo info;
@@ -52,6 +53,9 @@ Model load_model(const std::filesystem::path& path_or_run);
 // Whether `path` is one of our model files (reads its pickle; false for anything else,
 // damaged files included).
 bool is_model_file(const std::filesystem::path& path);
+// A model file, or a training run folder holding one (model.pth and no dataset.json): what
+// load_model reads.
+bool is_model_path(const std::filesystem::path& path);
 
 // Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the
 // "state_dict" of our model file into `net`; every parameter must match in name and shape.

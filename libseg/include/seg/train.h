@@ -35,6 +35,9 @@ struct TrainOptions {
   std::string optimizer = "adam"; // "adam" or "adamw"
   double weight_decay = 0.0;
   std::string schedule = "constant";  // "constant", "onecycle" (warm-up 30 %, cosine down) or "poly" (0.9)
+  // A model file or run folder to start from instead of random weights (fine-tuning: on other
+  // data, at another resolution). Same network and class table; its normalisation is kept.
+  std::string init_from;
 
   std::string to_json() const;
   static TrainOptions from_json(const std::string& text, const std::string& source);

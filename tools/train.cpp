@@ -132,9 +132,17 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
     TrainOptions o;
     // A network's own recipe sets the defaults; options on the command line still win. The
-    // network is --model's, else that of the model --init starts from.
+    // network is --model's, else that of the model --init starts from. An --init model that
+    // cannot be read is reported after parsing, so that --help and usage errors come first.
+    bool init_unreadable = false;
     if (const auto model = option_value(args, "--model")) o.architecture = *model;
-    else if (const auto init = option_value(args, "--init")) o.architecture = load_model(*init).info.network.architecture;
+    else if (const auto init = option_value(args, "--init")) {
+      try {
+        o.architecture = load_model(*init).info.network.architecture;
+      } catch (const Error&) {
+        init_unreadable = true;
+      }
+    }
     apply_recipe_defaults(o.architecture, o);
     std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
     int threads = 0;
@@ -197,6 +205,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     const bool resume = !resume_dir.empty();
     if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
     if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
+    if (init_unreadable) load_model(o.init_from);  // throws its one-line reason
     if (resume) run_dir = resume_dir;
     if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
     if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read

@@ -146,6 +146,12 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
 
   auto both = run_tool_in_process(seg::tools::train, {"--init", base, "--resume", tuned});
   EXPECT_EQ(both.code, 2) << both.err;
+  // Usage comes before reading the model: a missing one does not hide the help or a usage error.
+  auto missing_and_resume = run_tool_in_process(seg::tools::train, {"--init", (tmp / "none.pth").string(), "--resume", tuned});
+  EXPECT_EQ(missing_and_resume.code, 2) << missing_and_resume.err;
+  auto help = run_tool_in_process(seg::tools::train, {"--init", (tmp / "none.pth").string(), "--help"});
+  EXPECT_EQ(help.code, 0) << help.err;
+  EXPECT_NE(help.out.find("--init"), std::string::npos);
   auto missing = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--init", (tmp / "none.pth").string(),
                                          "--out", (tmp / "never").string()});
   EXPECT_EQ(missing.code, 1);

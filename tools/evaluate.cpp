@@ -38,7 +38,7 @@ struct CasePair {
 // The scores of one case, one entry per reported label.
 struct CaseScores {
   std::string id, pred_source, truth_source;
-  std::vector<double> dice, jaccard, hd95, assd, hd95_mm, assd_mm;  // the labels, then the groups
+  std::vector<double> dice, jaccard, rvd, hd95, assd, hd95_mm, assd_mm;  // the labels, then the groups
   bool has_mm = false;
 };
 
@@ -204,13 +204,14 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("evaluate", err, [&]() -> int {
     CLI::App app{
         "Compares predicted label maps with the truth: Dice and Jaccard (the course notebook's\n"
-        "definition, (2|P&T| + 1e-8) / (|P| + |T| + 1e-8)), and the surface distances HD95\n"
-        "and ASSD (pixels, and mm where the truth file carries a spacing), per case and label.\n"
+        "definition, (2|P&T| + 1e-8) / (|P| + |T| + 1e-8)), the relative volume difference\n"
+        "rvd = (|P| - |T|) / |T| (> 0: too large, < 0: too small), and the surface distances\n"
+        "HD95 and ASSD (pixels, and mm where the truth file carries a spacing), per case and label.\n"
         "PRED and TRUTH are two label-map files, or two folders matched by case ID (the file\n"
         "name without extension); or give the truth as a data set with --data [--split].\n"
-        "A label missing from both sides scores Dice 1 and distance 0; missing from one side,\n"
-        "distance inf (null in JSON). Summary: mean ± sample sd over cases (distances over the\n"
-        "finite ones, with the number of inf).",
+        "A label missing from both sides scores Dice 1, rvd 0 and distance 0; missing from one\n"
+        "side, distance inf, and rvd inf where the truth lacks it (null in JSON). Summary: mean\n"
+        "± sample sd over cases (rvd and distances over the finite ones, with the number of inf).",
         "seg-evaluate"};
     std::string pred_arg, truth_arg, data_path, split, csv_path, classes_path, json_path;
     std::vector<std::string> merge_args;
@@ -360,6 +361,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       s.truth_source = p.truth_source;
       const auto dice = seg::dice_per_label(p.pred, p.truth, max_label);
       const auto jaccard = seg::jaccard_per_label(p.pred, p.truth, max_label);
+      const auto rvd = seg::volume_difference_per_label(p.pred, p.truth, max_label);
       const auto px = seg::surface_distance_per_label(p.pred, p.truth, max_label);
       s.has_mm = p.truth_geometry.has_spacing;
       // Geometry spacing is (x, y) in ITK's order; the metrics take (row, col).
@@ -370,6 +372,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         const auto i = static_cast<size_t>(value - 1);
         s.dice.push_back(dice[value - 1].item<double>());
         s.jaccard.push_back(jaccard[value - 1].item<double>());
+        s.rvd.push_back(rvd[value - 1].item<double>());
         s.hd95.push_back(px[i].hd95);
         s.assd.push_back(px[i].assd);
         if (s.has_mm) {
@@ -381,6 +384,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         const auto pm = mask_of(p.pred, g.values).to(at::kByte), tm = mask_of(p.truth, g.values).to(at::kByte);
         s.dice.push_back(seg::dice_per_label(pm, tm, 2)[0].item<double>());
         s.jaccard.push_back(seg::jaccard_per_label(pm, tm, 2)[0].item<double>());
+        s.rvd.push_back(seg::volume_difference_per_label(pm, tm, 2)[0].item<double>());
         const auto d = seg::surface_distance(pm, tm);
         s.hd95.push_back(d.hd95);
         s.assd.push_back(d.assd);
@@ -409,10 +413,11 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       for (const auto& s : scores) values.push_back((s.*member)[k]);
       return values;
     };
-    std::vector<Summary> dice_s, jaccard_s, hd95_s, assd_s;
+    std::vector<Summary> dice_s, jaccard_s, rvd_s, hd95_s, assd_s;
     for (size_t k = 0; k < scored.size(); ++k) {
       dice_s.push_back(summarise(column(k, &CaseScores::dice)));
       jaccard_s.push_back(summarise(column(k, &CaseScores::jaccard)));
+      rvd_s.push_back(summarise(column(k, &CaseScores::rvd)));
       hd95_s.push_back(summarise(column(k, &CaseScores::hd95)));
       assd_s.push_back(summarise(column(k, &CaseScores::assd)));
     }
@@ -425,12 +430,12 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
 
     if (!csv_path.empty()) {
       std::ostringstream csv;
-      csv << "case,label,name,dice,jaccard,hd95_px,assd_px" << (any_mm ? ",hd95_mm,assd_mm" : "") << "\n";
+      csv << "case,label,name,dice,jaccard,rvd,hd95_px,assd_px" << (any_mm ? ",hd95_mm,assd_mm" : "") << "\n";
       csv << std::setprecision(8);
       for (const auto& s : scores)
         for (size_t k = 0; k < scored.size(); ++k) {
           csv << s.id << "," << scored[k].second << "," << scored[k].first << "," << s.dice[k] << ","
-              << s.jaccard[k] << "," << s.hd95[k] << "," << s.assd[k];
+              << s.jaccard[k] << "," << s.rvd[k] << "," << s.hd95[k] << "," << s.assd[k];
           if (any_mm) {
             if (s.has_mm) csv << "," << s.hd95_mm[k] << "," << s.assd_mm[k];
             else csv << ",,";
@@ -458,6 +463,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         };
         c["dice"] = numbers(s.dice);
         c["jaccard"] = numbers(s.jaccard);
+        c["rvd"] = numbers(s.rvd);
         c["hd95_px"] = numbers(s.hd95);
         c["assd_px"] = numbers(s.assd);
         if (s.has_mm) {
@@ -473,7 +479,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       for (size_t k = 0; k < scored.size(); ++k) {
         if (k < labels.size()) per_label.push_back(dice_s[k].mean);
         json entry = {{"name", scored[k].first}, {"dice", stat(dice_s[k])}, {"jaccard", stat(jaccard_s[k])},
-                      {"hd95_px", stat(hd95_s[k])}, {"assd_px", stat(assd_s[k])}};
+                      {"rvd", stat(rvd_s[k])}, {"hd95_px", stat(hd95_s[k])}, {"assd_px", stat(assd_s[k])}};
         if (k < labels.size()) entry["value"] = labels[k].first;
         else entry["values"] = groups[k - labels.size()].values;
         summary.push_back(entry);
@@ -496,15 +502,16 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     table << scores.size() << " case(s) evaluated";
     if (truths_skipped > 0) table << "; " << truths_skipped << " truth(s) without a prediction skipped";
     if (outside_split > 0) table << "; " << outside_split << " prediction(s) outside split " << split << " ignored";
-    table << "\n" << pad("label", name_width + 2) << pad("dice", 18) << pad("jaccard", 18)
+    table << "\n" << pad("label", name_width + 2) << pad("dice", 18) << pad("jaccard", 18) << pad("rvd", 19)
           << pad("hd95 (px)", 24) << "assd (px)\n";
     auto row = [&](size_t k) {
       table << pad(scored[k].first + " (" + scored[k].second + ")", name_width + 2) << pad(mean_sd(dice_s[k]), 18)
-            << pad(mean_sd(jaccard_s[k]), 18) << pad(mean_sd(hd95_s[k]), 24) << mean_sd(assd_s[k]) << "\n";
+            << pad(mean_sd(jaccard_s[k]), 18) << pad(mean_sd(rvd_s[k]), 19) << pad(mean_sd(hd95_s[k]), 24) << mean_sd(assd_s[k]) << "\n";
     };
     for (size_t l = 0; l < labels.size(); ++l) row(l);
     table << pad("mean over labels", name_width + 2) << pad(fmt(mean_dice), 18)
-          << pad(fmt(mean_of_means(jaccard_s)), 18) << pad(fmt(mean_of_means(hd95_s)), 24)
+          << pad(fmt(mean_of_means(jaccard_s)), 18) << pad(fmt(mean_of_means(rvd_s)), 19)
+          << pad(fmt(mean_of_means(hd95_s)), 24)
           << fmt(mean_of_means(assd_s)) << "\n";
     for (size_t k = labels.size(); k < scored.size(); ++k) row(k);
     return kOk;

@@ -144,6 +144,16 @@ at::Tensor jaccard_per_label(const at::Tensor& pred, const at::Tensor& truth, in
   return jaccard_from(overlap_counts(p, t, max_label)).squeeze(0);
 }
 
+at::Tensor volume_difference_per_label(const at::Tensor& pred, const at::Tensor& truth, int64_t max_label) {
+  auto [p, t] = as_rows(pred, truth, false, "volume_difference_per_label");
+  const auto c = overlap_counts(p, t, max_label);
+  const auto predicted = c.pred.to(at::kDouble), expected = c.truth.to(at::kDouble);
+  const auto relative = (predicted - expected) / expected;  // x / 0 = inf, 0 / 0 = nan
+  return at::where(c.pred.eq(0).logical_and(c.truth.eq(0)), at::zeros_like(relative), relative)
+      .to(at::kFloat)
+      .squeeze(0);
+}
+
 at::Tensor jaccard_per_case(const at::Tensor& pred, const at::Tensor& truth, int64_t max_label) {
   auto [p, t] = as_rows(pred, truth, true, "jaccard_per_case");
   return jaccard_from(overlap_counts(p, t, max_label));

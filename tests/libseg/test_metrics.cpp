@@ -80,6 +80,21 @@ TEST(Dice, MatchesTheNotebookFormulaOnAHandExample) {
   EXPECT_DOUBLE_EQ(jac[2].item<double>(), 1.0);
 }
 
+TEST(VolumeDifference, IsSignedRelativeToTheTruthAndInfiniteWhereTheTruthIsEmpty) {
+  // label 1: |P| = 3, |T| = 2 -> +0.5 (too large); label 2: |P| = 1, |T| = 2 -> -0.5;
+  // label 3 absent from both -> 0; label 4 predicted but not in the truth -> +inf.
+  auto pred = label_map({{1, 1, 1, 0}, {0, 2, 0, 4}});
+  auto truth = label_map({{1, 1, 0, 0}, {0, 0, 2, 2}});
+  auto rvd = seg::volume_difference_per_label(pred, truth, 5);
+  ASSERT_EQ(rvd.sizes(), (c10::IntArrayRef{4}));
+  EXPECT_NEAR(rvd[0].item<double>(), 0.5, 1e-7);
+  EXPECT_NEAR(rvd[1].item<double>(), -0.5, 1e-7);
+  EXPECT_EQ(rvd[2].item<double>(), 0.0);
+  EXPECT_TRUE(std::isinf(rvd[3].item<double>()) && rvd[3].item<double>() > 0);
+  // The prediction empty where the truth is not: -1, everything missed.
+  EXPECT_NEAR(seg::volume_difference_per_label(torch::zeros_like(truth), truth, 2)[0].item<double>(), -1.0, 1e-7);
+}
+
 TEST(Dice, PerLabelPoolsTheBatchWhilePerCaseScoresEachCase) {
   auto a = label_map({{1, 1, 0, 0}});
   auto b = label_map({{1, 0, 0, 0}});

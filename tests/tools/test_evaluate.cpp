@@ -70,6 +70,11 @@ TEST_F(EvaluateTool, ReproducesTheNotebookDiceOnRealCases) {
   auto d = seg::dice_per_label(p, t, 7);
   for (int64_t l = 0; l < 5; ++l) EXPECT_NEAR(d[l].item<double>(), kNotebookDice[l], 1e-4);
   EXPECT_NEAR(d[5].item<double>(), 1.0, 1e-7);
+  // rvd: each structure's area in the one case against the other's.
+  for (int64_t l = 1; l <= 5; ++l) {
+    const double area_p = p.eq(l).sum().item<double>(), area_t = t.eq(l).sum().item<double>();
+    EXPECT_NEAR(report["cases"][0]["rvd"][l - 1].get<double>(), area_p / area_t - 1, 1e-6) << "label " << l;
+  }
 }
 
 TEST_F(EvaluateTool, FoldersMatchByCaseIdAndSkipTruthsWithoutPrediction) {
@@ -95,11 +100,13 @@ TEST_F(EvaluateTool, FoldersMatchByCaseIdAndSkipTruthsWithoutPrediction) {
   EXPECT_NEAR(report["cases"][0]["hd95_px"][0].get<double>(), 6.0, 1e-9);
   EXPECT_NEAR(report["cases"][0]["assd_px"][0].get<double>(), 4.5, 1e-9);
   EXPECT_NEAR(report["cases"][1]["dice"][0].get<double>(), 1.0, 1e-6);
+  EXPECT_EQ(report["cases"][0]["rvd"][0].get<double>(), 0.0);  // same size, elsewhere
+  EXPECT_EQ(report["summary"][0]["rvd"]["mean"].get<double>(), 0.0);
   EXPECT_EQ(report["cases"][1]["hd95_px"][0].get<double>(), 0.0);
   EXPECT_FALSE(report["cases"][0].contains("hd95_mm"));  // PNG carries no spacing
 
   const std::string text = seg::read_file(csv);
-  EXPECT_EQ(text.rfind("case,label,name,dice,jaccard,hd95_px,assd_px\n", 0), 0u) << text;
+  EXPECT_EQ(text.rfind("case,label,name,dice,jaccard,rvd,hd95_px,assd_px\n", 0), 0u) << text;
   EXPECT_NE(text.find("\na,1,label_1,"), std::string::npos) << text;
   EXPECT_NE(text.find(",6,4.5\n"), std::string::npos) << text;
 }

@@ -26,6 +26,12 @@ at::Tensor jaccard_per_label(const at::Tensor& pred, const at::Tensor& truth,
 // Batched like dice_per_case: B x (max_label-1).
 at::Tensor jaccard_per_case(const at::Tensor& pred, const at::Tensor& truth, int64_t max_label);
 
+// Relative volume difference (|P==l| - |T==l|) / |T==l| for l in 1..max_label-1, over all
+// pixels (MedPy's ravd, signed): > 0 over-segments, < 0 under-segments, so it tells which way
+// a Dice short of 1 errs. Truth empty: 0 when the prediction is empty too, else +infinity.
+// Float tensor of max_label-1 values on the inputs' device.
+at::Tensor volume_difference_per_label(const at::Tensor& pred, const at::Tensor& truth, int64_t max_label);
+
 // Surface distances between two binary 2D masks (H x W, bool or integer != 0; any device,
 // computed on the CPU with an exact Euclidean distance transform).
 // The surface of a mask is its pixels with a 4-neighbour outside the mask (or on the

@@ -214,7 +214,7 @@ TEST_F(EvaluateTool, MergedLabelsScoreAsOneStructureApartFromTheMean) {
   EXPECT_EQ(report["mean_dice_per_label"].size(), 3u);
   EXPECT_EQ(report["summary"][3]["name"], "lungs");
   EXPECT_NE(r.err.find("lungs (1+2)"), std::string::npos) << r.err;
-  EXPECT_NE(seg::read_file(csv).find("pred,1+2,lungs,1,1,0,0"), std::string::npos) << seg::read_file(csv);
+  EXPECT_NE(seg::read_file(csv).find("pred,1+2,lungs,1,1,0,0,0\n"), std::string::npos) << seg::read_file(csv);
 
   for (const char* bad : {"lungs", "lungs=1", "=1,2", "lungs=1,x", "lungs=1,9"}) {
     auto e = evaluate({(tmp / "pred.png").string(), (tmp / "truth.png").string(), "--merge", bad});

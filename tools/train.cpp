@@ -197,15 +197,15 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
       o.device = "cuda:" + std::to_string(world.local_rank % static_cast<int>(torch::cuda::device_count()));
     o.weight_mode = parse_weight_mode(weight_mode);
 
+    const bool resume = !resume_dir.empty();
+    if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
+    if (init_unreadable) load_model(o.init_from);  // throws its one-line reason (before --dry-run names a network)
     if (dry_run) {
       auto net = make_network({o.architecture, 1, 6});
       out << o.architecture << " (1 input channel, 6 classes):\n" << describe_network(*net);
       return kOk;
     }
-    const bool resume = !resume_dir.empty();
     if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
-    if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
-    if (init_unreadable) load_model(o.init_from);  // throws its one-line reason
     if (resume) run_dir = resume_dir;
     if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
     if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read

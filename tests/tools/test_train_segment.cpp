@@ -152,6 +152,9 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   auto help = run_tool_in_process(seg::tools::train, {"--init", (tmp / "none.pth").string(), "--help"});
   EXPECT_EQ(help.code, 0) << help.err;
   EXPECT_NE(help.out.find("--init"), std::string::npos);
+  auto dry = run_tool_in_process(seg::tools::train, {"--init", (tmp / "none.pth").string(), "--dry-run"});
+  EXPECT_EQ(dry.code, 1) << dry.out;  // not the default network's layers
+  EXPECT_NE(dry.err.find("none.pth"), std::string::npos) << dry.err;
   auto missing = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--init", (tmp / "none.pth").string(),
                                          "--out", (tmp / "never").string()});
   EXPECT_EQ(missing.code, 1);

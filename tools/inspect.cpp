@@ -351,6 +351,30 @@ std::tuple<Image, at::Tensor, ClassTable, std::string> dataset_case(const fs::pa
   return {image, data.labels[row], data.classes, c};
 }
 
+// "JSRT-SCR, split train (160 cases), 100 epochs on cpu": one training run's record, in brief.
+std::string training_summary(const nlohmann::json& provenance) {
+  const int64_t epochs = provenance.value("epochs_done", int64_t{0});
+  std::ostringstream s;
+  s << provenance.value("dataset", std::string("?")) << ", split " << provenance.value("train_split", std::string("?"))
+    << " (" << provenance.value("train_cases", 0) << " cases), " << epochs << (epochs == 1 ? " epoch on " : " epochs on ")
+    << provenance.value("device", std::string("?"));
+  return s.str();
+}
+
+// The models a fine-tune started from, each with its own record, the nearest first.
+void print_lineage(std::ostream& out, const nlohmann::json& provenance) {
+  for (const nlohmann::json* run = &provenance; run->contains("init") && (*run)["init"].is_object(); run = &(*run)["init"]) {
+    const auto& init = (*run)["init"];
+    const auto options = run->value("options", nlohmann::json::object());
+    out << "started from: " << (options.is_object() ? options.value("init_from", std::string("?")) : std::string("?"))
+        << ", trained on " << training_summary(init);
+    if (init.contains("val_mean_dice") && init["val_mean_dice"].is_number())
+      out << ", validation mean Dice " << std::fixed << std::setprecision(4) << init["val_mean_dice"].get<double>()
+          << std::defaultfloat;
+    out << "\n";
+  }
+}
+
 // A model file or run folder: what the network is, what it was trained on, how well it did.
 void print_model(std::ostream& out, const fs::path& path, const Model& model, bool as_json) {
   const auto& info = model.info;
@@ -380,9 +404,7 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   out << "post-processing (seg-segment runs it): "
       << (info.postprocessing.empty() ? "none" : join(info.postprocessing, ", ")) << "\n";
   if (provenance.is_object() && provenance.contains("dataset")) {
-    out << "trained on: " << provenance.value("dataset", std::string("?")) << ", split "
-        << provenance.value("train_split", std::string("?")) << " (" << provenance.value("train_cases", 0) << " cases), "
-        << provenance.value("epochs_done", 0) << " epochs on " << provenance.value("device", std::string("?")) << "\n";
+    out << "trained on: " << training_summary(provenance) << "\n";
     if (provenance.contains("val_mean_dice")) {
       std::ostringstream line;
       line << std::fixed << std::setprecision(4) << "validation Dice (split " << provenance.value("val_split", std::string("?"))
@@ -393,6 +415,7 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
       out << line.str() << "\n";
     }
     if (provenance.contains("options")) out << "training options: " << provenance["options"].dump() << "\n";
+    print_lineage(out, provenance);
   }
 }
 

@@ -413,6 +413,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     info.normalization.mode = options.normalization;
     if (start) {
       info.normalization = start->info.normalization;
+      // The lineage: what the starting model was trained on and how (its own "init" nested in
+      // turn), so that a fine-tuned model keeps the record of every run behind it.
+      info.provenance_json = json{{"init", json::parse(start->info.provenance_json)}}.dump();
     } else if (options.normalization == "dataset") {
       auto pixels = train.images.to(torch::kDouble);
       info.normalization.mean = pixels.mean().item<double>();
@@ -493,6 +496,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       postprocessing_scores[postprocessing_candidate_name(candidates[k])] = scored.candidate_mean_dice[k];
     model.info.postprocessing = candidates[best_postprocessing(scored.candidate_mean_dice)];
   };
+  // (kept in the checkpoint's model info, so a resumed fine-tune still names its start)
+  const json info_provenance = info.provenance_json.empty() ? json::object() : json::parse(info.provenance_json);
+  const json init_record = info_provenance.is_object() ? info_provenance.value("init", json()) : json();
   auto write_model = [&](const std::vector<EpochLog>& hist) {
     json provenance = {{"dataset", data.name}, {"source", data.source}, {"train_split", options.train_split},
                        {"train_cases", train.size()}, {"options", json::parse(options.to_json())},
@@ -507,6 +513,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
         break;
       }
     if (!postprocessing_scores.is_null()) provenance["postprocessing_val_mean_dice"] = postprocessing_scores;
+    if (init_record.is_object()) provenance["init"] = init_record;
     model.info.provenance_json = provenance.dump();
     save_model(model, run_dir / "model.pth");
   };

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "test_support.h"
 
@@ -253,6 +254,33 @@ TEST_F(TrainTest, InitStartsFromTheModelsWeightsAndNormalisation) {
   f.lr = 1e-2;
   const auto c = weights_of(seg::train_network(data, f, moved.path()).model);
   EXPECT_FALSE(torch::equal(a[0], c[0]));
+}
+
+TEST_F(TrainTest, FineTunedModelKeepsTheRecordOfEveryRunBehindIt) {
+  ScratchDir base, tuned, again, resumed;
+  const auto data = shapes_dataset();
+  seg::train_network(data, quick_options(2), base.path());
+  auto f = quick_options(1);
+  f.init_from = base.path().string();
+  seg::train_network(data, f, tuned.path());
+  f.init_from = tuned.path().string();
+  const auto twice = seg::train_network(data, f, again.path());
+  const auto record = nlohmann::json::parse(twice.model.info.provenance_json);
+  ASSERT_TRUE(record.contains("init")) << record.dump();
+  EXPECT_EQ(record["options"]["init_from"], tuned.path().string());
+  EXPECT_EQ(record["init"]["epochs_done"], 1);
+  EXPECT_EQ(record["init"]["options"]["init_from"], base.path().string());
+  ASSERT_TRUE(record["init"].contains("init")) << record.dump();
+  EXPECT_EQ(record["init"]["init"]["epochs_done"], 2);
+  EXPECT_FALSE(record["init"]["init"].contains("init"));
+  // A fine-tune stopped and resumed still names where it started.
+  Interrupt stop(1);
+  f.epochs = 2;
+  EXPECT_THROW(seg::train_network(data, f, resumed.path(), &stop), std::runtime_error);
+  const auto finished = seg::train_network(data, f, resumed.path(), nullptr, /*resume=*/true);
+  const auto after_resume = nlohmann::json::parse(finished.model.info.provenance_json);
+  ASSERT_TRUE(after_resume.contains("init")) << after_resume.dump();
+  EXPECT_EQ(after_resume["init"]["epochs_done"], 1);
 }
 
 TEST_F(TrainTest, InitFromAnotherNetworkOrClassTableIsAnError) {

@@ -143,6 +143,10 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   const auto options = nlohmann::json::parse(model.info.provenance_json)["options"];
   EXPECT_EQ(options["init_from"], base);
   EXPECT_EQ(options["loss"], "ce+dice");  // the fast preset's, not the notebook's
+  auto shown = run_tool_in_process(seg::tools::inspect, {tuned});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("started from: " + base + ", trained on "), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("(12 cases), 1 epoch on cpu"), std::string::npos) << shown.out;
 
   auto both = run_tool_in_process(seg::tools::train, {"--init", base, "--resume", tuned});
   EXPECT_EQ(both.code, 2) << both.err;

@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0;
     std::string padding_name = "zeros";
     uint64_t seed = 0;
     int threads = 0;
@@ -106,6 +106,9 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         ->capture_default_str();
     app.add_option("--texture", texture, "random blur, sharpening and noise (as seg-train --augment-texture; 0: off)")
         ->capture_default_str();
+    app.add_option("--processing", processing,
+                   "random histogram equalisation and local contrast (as seg-train --augment-processing; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -118,6 +121,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
     if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
     if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
+    if (!(processing >= 0)) throw UsageError("--processing must be 0 or more (1: up to fully equalised)");
     const Padding padding = padding_name == "border"    ? Padding::border
                             : padding_name == "minimum" ? Padding::minimum
                                                         : Padding::zeros;
@@ -155,6 +159,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
     auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
+    // (it keeps each sample's mean and deviation: no standardising needed)
+    if (processing > 0) warped_images = apply_processing(warped_images, random_processing_draws(count, w, processing, gen));
     if (texture > 0) {
       // Training applies it to standardised images; here each sample is standardised for it
       // and brought back to its own grey scale.
@@ -174,7 +180,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -200,7 +206,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
     out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
         << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
-        << (texture > 0 ? ", texture " + std::to_string(texture) : std::string()) << ", device " << device.str() << ": " << count
+        << (texture > 0 ? ", texture " + std::to_string(texture) : std::string())
+        << (processing > 0 ? ", processing " + std::to_string(processing) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

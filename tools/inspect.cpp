@@ -363,11 +363,17 @@ std::string training_summary(const nlohmann::json& provenance) {
 
 // The models a fine-tune started from, each with its own record, the nearest first.
 void print_lineage(std::ostream& out, const nlohmann::json& provenance) {
-  for (const nlohmann::json* run = &provenance; run->contains("init") && (*run)["init"].is_object(); run = &(*run)["init"]) {
-    const auto& init = (*run)["init"];
+  for (const nlohmann::json* run = &provenance; run->is_object(); run = &(*run)["init"]) {
     const auto options = run->value("options", nlohmann::json::object());
-    out << "started from: " << (options.is_object() ? options.value("init_from", std::string("?")) : std::string("?"))
-        << ", trained on " << training_summary(init);
+    const std::string init_from = options.is_object() ? options.value("init_from", std::string()) : std::string();
+    if (init_from.empty()) return;
+    out << "started from: " << init_from;
+    if (!run->contains("init") || !(*run)["init"].is_object()) {
+      out << " (this model keeps no record of it)\n";
+      return;
+    }
+    const auto& init = (*run)["init"];
+    out << ", trained on " << training_summary(init);
     if (init.contains("val_mean_dice") && init["val_mean_dice"].is_number())
       out << ", validation mean Dice " << std::fixed << std::setprecision(4) << init["val_mean_dice"].get<double>()
           << std::defaultfloat;

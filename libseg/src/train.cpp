@@ -195,7 +195,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"val_every", val_every}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from}};
@@ -218,6 +218,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.augment_elastic = j.value("augment_elastic", 0.0);
     o.augment_zoom = j.value("augment_zoom", 0.0);
     o.augment_texture = j.value("augment_texture", 0.0);
+    o.augment_processing = j.value("augment_processing", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
     o.train_split = j.at("train_split").get<std::string>();
     o.val_split = j.at("val_split").get<std::string>();
@@ -364,9 +365,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
     throw UsageError("--schedule must be constant, onecycle or poly");
   if (!(options.augment_scale >= 0) || !(options.augment_intensity >= 0) || !(options.augment_elastic >= 0) ||
-      !(options.augment_zoom >= 0) || !(options.augment_texture >= 0))
+      !(options.augment_zoom >= 0) || !(options.augment_texture >= 0) || !(options.augment_processing >= 0))
     throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic, --augment-zoom, "
-                     "--augment-texture) must be 0 or more");
+                     "--augment-texture, --augment-processing) must be 0 or more");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (comm && comm->size() == 1) comm = nullptr;
   const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
@@ -547,6 +548,10 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       if (options.augment_intensity > 0)
         x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)
                                    .narrow(1, rank * options.batch, options.batch));
+      // Processing before texture: a detector's noise is not equalised with the film.
+      if (options.augment_processing > 0)
+        x = apply_processing(x, random_processing_draws(global_batch, x.size(3), options.augment_processing, gen)
+                                    .narrow(0, rank * options.batch, options.batch));
       if (options.augment_texture > 0)
         x = apply_texture(x, random_texture_draws(global_batch, x.size(2), x.size(3), options.augment_texture, gen)
                                  .narrow(rank * options.batch, options.batch));

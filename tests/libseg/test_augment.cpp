@@ -298,3 +298,51 @@ TEST(RandomTexture, BlursSharpensAndAddsNoiseAsDrawn) {
   EXPECT_NEAR(many.select(1, 2).max().item<double>(), 0.125, 0.01);
   EXPECT_GE(many.select(1, 2).min().item<double>(), 0.0);
 }
+
+TEST(RandomProcessing, EqualisesKeepsFlatRegionsFlatAndKeepsEachSamplesMeanAndDeviation) {
+  // A dark half (a flat 0), a ramp and a few bright pixels: equalisation maps values by their rank,
+  // so it keeps the order, leaves equal values equal and spreads the values evenly.
+  auto image = torch::zeros({1, 1, 16, 16});
+  image.index_put_({0, 0, torch::indexing::Slice(8)}, torch::linspace(0.1, 0.2, 16).view({1, 16}).pow(3).expand({8, 16}));
+  image[0][0][15][15] = 5.0;
+  const auto eq = seg::equalize_histogram(image);
+  const auto dark = eq.index({0, 0, torch::indexing::Slice(0, 8)});
+  EXPECT_EQ(dark.max().item<float>(), dark.min().item<float>());  // the flat half stays flat
+  EXPECT_LT(dark.max().item<float>(), eq[0][0][8][0].item<float>());  // and below the ramp
+  const auto ramp = eq[0][0][9];
+  EXPECT_TRUE((ramp.narrow(0, 1, 14) > ramp.narrow(0, 0, 14)).all().item<bool>());  // order kept
+  // The ramp's steps (cubed, so uneven) become even: one rank each.
+  const auto steps = ramp.narrow(0, 1, 14) - ramp.narrow(0, 0, 14);
+  EXPECT_NEAR((steps.max() - steps.min()).item<double>(), 0.0, 1e-4);
+  EXPECT_NEAR(eq.mean().item<double>(), image.mean().item<double>(), 1e-5);
+
+  // Blend 1, amount 0: the equalised image, brought back to the sample's mean and deviation;
+  // blend 0, amount 1: large-scale unsharp masking (a blob gains contrast against its surroundings).
+  auto two = torch::cat({image, torch::zeros({1, 1, 16, 16})});
+  two[1][0].index_put_({torch::indexing::Slice(6, 10), torch::indexing::Slice(6, 10)}, 1.0);
+  const auto out = seg::apply_processing(two, torch::tensor({{1.0f, 2.0f, 0.0f}, {0.0f, 3.0f, 1.0f}}));
+  const auto rescaled = [](const at::Tensor& x, const at::Tensor& like) {
+    return (x - x.mean()) / x.std(false) * like.std(false) + like.mean();
+  };
+  EXPECT_TRUE(torch::allclose(out[0], rescaled(eq[0], two[0]), 1e-4, 1e-4));
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_NEAR(out[k].mean().item<double>(), two[k].mean().item<double>(), 1e-5);
+    EXPECT_NEAR(out[k].std(false).item<double>(), two[k].std(false).item<double>(), 1e-4);
+  }
+  const auto blob = out[1][0].index({torch::indexing::Slice(6, 10), torch::indexing::Slice(6, 10)});
+  EXPECT_TRUE(torch::equal(out[1][0][0][0] < blob.min(), torch::tensor(true)));
+  EXPECT_FALSE(torch::allclose(out[1], two[1], 1e-3, 1e-3));
+
+  // Strength 0 is the identity; a seed repeats; the ranges follow the strength and the width.
+  auto gen = seg::make_seeded_generator(1);
+  EXPECT_TRUE(torch::equal(seg::random_processing(two, 0.0, gen), two));
+  auto g1 = seg::make_seeded_generator(5), g2 = seg::make_seeded_generator(5);
+  EXPECT_TRUE(torch::equal(seg::random_processing(two, 1.0, g1), seg::random_processing(two, 1.0, g2)));
+  auto g3 = seg::make_seeded_generator(6);
+  const auto many = seg::random_processing_draws(4000, 200, 2.0, g3);
+  EXPECT_NEAR(many.select(1, 0).max().item<double>(), 1.0, 1e-6);  // a blend never goes past equalised
+  EXPECT_GE(many.select(1, 0).min().item<double>(), 0.0);
+  EXPECT_NEAR(many.select(1, 1).min().item<double>(), 6.0, 0.1);    // 0.03 of 200 px
+  EXPECT_NEAR(many.select(1, 1).max().item<double>(), 24.0, 0.1);   // 0.12 of 200 px
+  EXPECT_NEAR(many.select(1, 2).max().item<double>(), 3.0, 0.01);
+}

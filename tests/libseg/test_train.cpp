@@ -210,26 +210,31 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   o.augment_elastic = 0.02;
   o.augment_zoom = 0.4;
   o.augment_texture = 0.8;
+  o.augment_processing = 0.6;
   const auto back = seg::TrainOptions::from_json(o.to_json(), "run.json");
   EXPECT_EQ(back.augment_scale, o.augment_scale);
   EXPECT_EQ(back.augment_intensity, o.augment_intensity);
   EXPECT_EQ(back.augment_elastic, o.augment_elastic);
   EXPECT_EQ(back.augment_zoom, o.augment_zoom);
   EXPECT_EQ(back.augment_texture, o.augment_texture);
+  EXPECT_EQ(back.augment_processing, o.augment_processing);
 }
 
-TEST_F(TrainTest, TextureAugmentationReachesTheStepAndRepeatsWithTheSeed) {
-  ScratchDir plain, textured, again, rejected;
+TEST_F(TrainTest, TextureAndProcessingAugmentationReachTheStepAndRepeatWithTheSeed) {
   const auto data = shapes_dataset();
-  auto o = quick_options(2);
-  const auto without = weights_of(seg::train_network(data, o, plain.path()).model);
-  o.augment_texture = 1.0;
-  const auto with = weights_of(seg::train_network(data, o, textured.path()).model);
-  const auto repeated = weights_of(seg::train_network(data, o, again.path()).model);
-  EXPECT_FALSE(torch::equal(without[0], with[0]));
-  EXPECT_TRUE(torch::equal(with[0], repeated[0]));
-  o.augment_texture = -1;
-  EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
+  ScratchDir plain;
+  const auto without = weights_of(seg::train_network(data, quick_options(2), plain.path()).model);
+  for (double seg::TrainOptions::*strength : {&seg::TrainOptions::augment_texture, &seg::TrainOptions::augment_processing}) {
+    ScratchDir augmented, again, rejected;
+    auto o = quick_options(2);
+    o.*strength = 1.0;
+    const auto with = weights_of(seg::train_network(data, o, augmented.path()).model);
+    const auto repeated = weights_of(seg::train_network(data, o, again.path()).model);
+    EXPECT_FALSE(torch::equal(without[0], with[0]));
+    EXPECT_TRUE(torch::equal(with[0], repeated[0]));
+    o.*strength = -1;
+    EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
+  }
 }
 
 TEST_F(TrainTest, InitStartsFromTheModelsWeightsAndNormalisation) {

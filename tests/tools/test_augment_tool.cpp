@@ -152,20 +152,24 @@ TEST_F(AugmentTool, PaddingShowsWhatTrainingSeesBeyondTheImage) {
   EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--padding", "mirror", "-o", (tmp / "bad").string()}).code, 2);
 }
 
-TEST_F(AugmentTool, TextureChangesTheImageNotItsLabelsOrGreyScale) {
+TEST_F(AugmentTool, TextureAndProcessingChangeTheImageNotItsLabelsOrGreyScale) {
   ScratchDir tmp;
   const auto pack_path = one_case_pack(tmp);
-  auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "2", "--seed", "4", "--scale", "0",
-                    "--texture", "1", "-o", (tmp / "t").string()});
-  ASSERT_EQ(r.code, 0) << r.err;
   const auto pack = seg::load_tensor_pack(pack_path);
   const auto original = pack.images[0].to(torch::kFloat);
-  for (const char* k : {"01", "02"}) {
-    const auto image = read_pixels(tmp / "t/images" / (std::string("blk_aug") + k + ".png")).to(torch::kFloat);
-    EXPECT_TRUE(torch::equal(read_pixels(tmp / "t/labels" / (std::string("blk_aug") + k + ".png")), pack.labels[0]));
-    EXPECT_GT((image - original).abs().max().item<double>(), 1.0) << k;
-    EXPECT_NEAR(image.mean().item<double>(), original.mean().item<double>(), 3.0) << k;
+  for (const std::string option : {"texture", "processing"}) {
+    const auto out = tmp / option;
+    auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "2", "--seed", "4", "--scale", "0",
+                      "--" + option, "1", "-o", out.string()});
+    ASSERT_EQ(r.code, 0) << option << ": " << r.err;
+    for (const char* k : {"01", "02"}) {
+      const auto image = read_pixels(out / "images" / (std::string("blk_aug") + k + ".png")).to(torch::kFloat);
+      EXPECT_TRUE(torch::equal(read_pixels(out / "labels" / (std::string("blk_aug") + k + ".png")), pack.labels[0]));
+      EXPECT_GT((image - original).abs().max().item<double>(), 1.0) << option << " " << k;
+      EXPECT_NEAR(image.mean().item<double>(), original.mean().item<double>(), 3.0) << option << " " << k;
+    }
+    EXPECT_EQ(json::parse(seg::read_file(out / "augment.json"))[option].get<double>(), 1.0) << option;
+    EXPECT_EQ(augment({"--data", pack_path.string(), "--case", "blk", "--" + option, "-1", "-o", (tmp / "bad").string()}).code, 2)
+        << option;
   }
-  EXPECT_EQ(json::parse(seg::read_file(tmp / "t/augment.json"))["texture"].get<double>(), 1.0);
-  EXPECT_EQ(augment({"--data", pack_path.string(), "--case", "blk", "--texture", "-1", "-o", (tmp / "bad").string()}).code, 2);
 }

@@ -85,6 +85,22 @@ struct TextureDraws {
 TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen);
 at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws);
 
+// Random film processing, per sample, for radiographs that an archive or a detector's software
+// processed (bench/shift_variants.py: histogram-equalised films cost the lungs 0.005): a blend
+// towards the image's own histogram equalisation, x + b (eq(x) - x) with b ~ min(1, strength U(0, 1)),
+// then large-scale local contrast, + c (x - G_sigma x) with sigma ~ U(0.03, 0.12) of the image's
+// width and c ~ strength * U(0, 1.5); each sample keeps its mean and deviation. On normalised
+// images (B x C x H x W float); strength 0 returns the input.
+at::Tensor random_processing(const at::Tensor& images, double strength, at::Generator& gen);
+
+// Its two halves: draws are B x 3 (blend, sigma in pixels, amount; CPU).
+at::Tensor random_processing_draws(int64_t batch, int64_t width, double strength, at::Generator& gen);
+at::Tensor apply_processing(const at::Tensor& images, const at::Tensor& draws);
+
+// Each sample's histogram equalisation: every value replaced by the fraction of the sample's values
+// at or below it (equal values stay equal), spread to the sample's own mean and deviation.
+at::Tensor equalize_histogram(const at::Tensor& images);
+
 // Each sample blurred by its own Gaussian (sigmas: B, in pixels, on the CPU), separably, with reflected
 // borders; each kernel reaches 3 of its sigmas, so a sample's blur does not depend on its batch.
 at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas);

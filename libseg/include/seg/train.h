@@ -24,6 +24,7 @@ struct TrainOptions {
   double augment_intensity = 0.0; // random gamma, contrast and brightness (seg::random_intensity); 0: off
   double augment_elastic = 0.0;   // small elastic warp on top of the affine one (seg::random_elastic_draws); 0: off
   double augment_texture = 0.0;   // random blur, sharpening and noise (seg::random_texture); 0: off
+  double augment_processing = 0.0;  // random histogram equalisation and local contrast (seg::random_processing); 0: off
   double augment_zoom = 0.0;      // field of view wider or narrower by up to 1 + zoom (seg::random_affine_theta); 0: off
   int64_t val_every = 5;          // validate after every k-th epoch (and after the last); 0: never
   std::string train_split = "train";

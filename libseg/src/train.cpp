@@ -8,6 +8,7 @@
 #include <seg/train.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -185,6 +186,30 @@ torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
 }
 }  // namespace
 
+AutocastScope::AutocastScope(bool enabled, at::DeviceType type) : enabled_(enabled), type_(type) { set(true); }
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  set(false);
+  at::autocast::clear_cache();
+}
+
+void AutocastScope::set(bool on) const {
+  if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  at::autocast::set_autocast_enabled(type_, on);
+#else  // LibTorch 1.13 (Debian 12): one switch per device type
+  if (type_ == at::kCUDA) {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(on);
+  }
+#endif
+}
+
 double EpochLog::mean_dice() const {
   if (val_dice.empty()) return std::nan("");
   double s = 0;
@@ -198,7 +223,8 @@ std::string TrainOptions::to_json() const {
             {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"val_every", val_every}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
-            {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from}};
+            {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
+            {"precision", precision}, {"channels_last", channels_last}};
   return j.dump();
 }
 
@@ -230,6 +256,8 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.weight_decay = j.value("weight_decay", o.weight_decay);
     o.schedule = j.value("schedule", o.schedule);
     o.init_from = j.value("init_from", o.init_from);
+    o.precision = j.value("precision", o.precision);
+    o.channels_last = j.value("channels_last", o.channels_last);
   } catch (const json::exception& e) {
     throw Error(source, std::string("training options are malformed: ") + e.what());
   }
@@ -364,6 +392,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.optimizer != "adam" && options.optimizer != "adamw") throw UsageError("--optimizer must be \"adam\" or \"adamw\"");
   if (options.schedule != "constant" && options.schedule != "onecycle" && options.schedule != "poly")
     throw UsageError("--schedule must be constant, onecycle or poly");
+  if (options.precision != "float32" && options.precision != "bfloat16")
+    throw UsageError("--precision must be float32 or bfloat16");
   if (!(options.augment_scale >= 0) || !(options.augment_intensity >= 0) || !(options.augment_elastic >= 0) ||
       !(options.augment_zoom >= 0) || !(options.augment_texture >= 0) || !(options.augment_processing >= 0))
     throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic, --augment-zoom, "
@@ -465,6 +495,11 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     for (auto& p : net->named_parameters()) p.value().copy_(source[p.key()]);
     for (auto& b : net->named_buffers()) b.value().copy_(source_buffers[b.key()]);
   }
+  if (options.channels_last) {  // NHWC weights; the optimiser's state follows them
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
   if (comm) {  // every rank starts from rank 0's weights
     std::vector<at::Tensor> state = net->parameters();
     for (const auto& b : net->buffers()) state.push_back(b);
@@ -558,7 +593,12 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       if (options.schedule != "constant")
         set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
       optimizer.zero_grad();
-      auto loss = training_loss(net->forward_supervised(x), y, weights, options.loss);
+      if (options.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor loss;
+      {
+        const AutocastScope autocast(options.precision == "bfloat16", device.type());
+        loss = training_loss(net->forward_supervised(x), y, weights, options.loss);
+      }
       loss.backward();
       if (comm) comm->average_gradients(net->parameters());
       optimizer.step();

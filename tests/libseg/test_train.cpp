@@ -218,6 +218,90 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   EXPECT_EQ(back.augment_zoom, o.augment_zoom);
   EXPECT_EQ(back.augment_texture, o.augment_texture);
   EXPECT_EQ(back.augment_processing, o.augment_processing);
+  o.precision = "bfloat16";
+  o.channels_last = true;
+  const auto fast = seg::TrainOptions::from_json(o.to_json(), "run.json");
+  EXPECT_EQ(fast.precision, "bfloat16");
+  EXPECT_TRUE(fast.channels_last);
+}
+
+TEST_F(TrainTest, ChannelsLastTrainsTheSameNetwork) {
+  const auto data = shapes_dataset();
+  ScratchDir plain, nhwc;
+  auto o = quick_options(2);
+  const auto reference = seg::train_network(data, o, plain.path());
+  o.channels_last = true;
+  const auto result = seg::train_network(data, o, nhwc.path());
+  // Only the memory order differs: the same steps, to float rounding.
+  ASSERT_EQ(result.history.size(), reference.history.size());
+  for (size_t e = 0; e < reference.history.size(); ++e)
+    EXPECT_NEAR(result.history[e].loss, reference.history[e].loss, 1e-4 * reference.history[e].loss) << "epoch " << e + 1;
+  const auto a = weights_of(reference.model), b = weights_of(result.model);
+  // (Convolution weights only: a bias before an instance norm gets a gradient of rounding noise,
+  // which Adam scales up to full steps, so it wanders with the order of any sum.)
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].dim() == 4) {
+      EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-3, 1e-4)) << "parameter " << i;
+    }
+  // The model file holds ordinary contiguous weights that load into any run.
+  const auto loaded = seg::load_model(nhwc.path() / "model.pth");
+  for (const auto& p : loaded.net->parameters()) EXPECT_TRUE(p.is_contiguous());
+}
+
+TEST_F(TrainTest, CudaTrainsLikeTheCpuInEveryPrecisionAndMemoryOrder) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: CPU/CUDA training agreement not checked";
+  const auto data = shapes_dataset();
+  auto o = quick_options(2);
+  // Every augmentation on: their draws come from the CPU generator, so both devices see the
+  // same batches; what runs on the device is the warping, filtering and equalisation.
+  o.augment_intensity = 0.2;
+  o.augment_elastic = 0.02;
+  o.augment_zoom = 0.3;
+  o.augment_texture = 1;
+  o.augment_processing = 1;
+  o.loss = "ce+dice";
+  ScratchDir cpu_run;
+  const auto reference = seg::train_network(data, o, cpu_run.path());
+  o.device = "cuda";
+  for (const auto& [precision, nhwc] : std::vector<std::pair<std::string, bool>>{{"float32", false}, {"float32", true}, {"bfloat16", true}}) {
+    ScratchDir run;
+    o.precision = precision;
+    o.channels_last = nhwc;
+    const auto result = seg::train_network(data, o, run.path());
+    const double tolerance = precision == "float32" ? 0.01 : 0.05;
+    for (size_t e = 0; e < reference.history.size(); ++e)
+      EXPECT_NEAR(result.history[e].loss, reference.history[e].loss, tolerance * reference.history[e].loss)
+          << precision << (nhwc ? " channels-last" : "") << ", epoch " << e + 1;
+    EXPECT_EQ(seg::load_model(run.path() / "model.pth").info.network.architecture, "fcn");
+  }
+}
+
+TEST_F(TrainTest, BFloat16AutocastTrainsCloseToFloat32AndKeepsFloat32Weights) {
+  {  // oneDNN's bfloat16 convolution needs AVX-512 (BW, VL, DQ) on the CPU
+    torch::NoGradGuard no_grad;
+    try {
+      const seg::AutocastScope autocast(true, at::kCPU);
+      EXPECT_EQ(torch::conv2d(torch::ones({1, 1, 4, 4}), torch::ones({1, 1, 3, 3})).scalar_type(), torch::kBFloat16);
+    } catch (const c10::Error&) {
+      GTEST_SKIP() << "this CPU has no bfloat16 convolution";
+    }
+  }
+  const auto data = shapes_dataset();
+  ScratchDir plain, mixed, rejected;
+  auto o = quick_options(2);
+  const auto reference = seg::train_network(data, o, plain.path());
+  o.precision = "bfloat16";
+  const auto result = seg::train_network(data, o, mixed.path());
+  // bfloat16 keeps 8 bits of mantissa: the first epoch's loss moves, but only a little.
+  const double a = reference.history[0].loss, b = result.history[0].loss;
+  EXPECT_NE(a, b);
+  EXPECT_NEAR(b, a, 0.05 * a);
+  EXPECT_TRUE(std::isfinite(result.history.back().loss));
+  for (const auto& p : result.model.net->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  // The scope ended with the step: what runs after it is float32 again.
+  EXPECT_EQ(torch::conv2d(torch::ones({1, 1, 4, 4}), torch::ones({1, 1, 3, 3})).scalar_type(), torch::kFloat);
+  o.precision = "float16";
+  EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 
 TEST_F(TrainTest, TextureAndProcessingAugmentationReachTheStepAndRepeatWithTheSeed) {

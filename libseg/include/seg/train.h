@@ -36,6 +36,10 @@ struct TrainOptions {
   std::string optimizer = "adam"; // "adam" or "adamw"
   double weight_decay = 0.0;
   std::string schedule = "constant";  // "constant", "onecycle" (warm-up 30 %, cosine down) or "poly" (0.9)
+  // "float32", or "bfloat16": the forward pass and loss under LibTorch's autocast (bfloat16
+  // matrix work, float32 weights, reductions and optimiser), on the run's device.
+  std::string precision = "float32";
+  bool channels_last = false;     // weights and inputs in NHWC memory order (cuDNN's fastest on tensor cores)
   // A model file or run folder to start from instead of random weights (fine-tuning: on other
   // data, at another resolution). Same network and class table; its normalisation is kept.
   std::string init_from;
@@ -75,6 +79,22 @@ at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, con
 // full resolution first, then coarser), weighted 1, 1/2, 1/4, ... and normalised to sum to 1.
 at::Tensor training_loss(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
                          const at::Tensor& class_weights, const std::string& loss);
+
+// bfloat16 autocast on one device type for the scope's lifetime (--precision bfloat16): matrix
+// work in bfloat16, softmax, losses and reductions in float32, as LibTorch's autocast lists say.
+// bfloat16 keeps float32's exponent, so no loss scaling is needed (float16 would need it).
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, at::DeviceType type);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  void set(bool on) const;
+  bool enabled_;
+  at::DeviceType type_;
+};
 
 // Callbacks for a terminal or a log; the defaults do nothing.
 class TrainObserver {

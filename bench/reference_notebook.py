@@ -46,7 +46,7 @@ def segment_folder(a, dev):
 
 def load_split(root, split):
     if root.endswith(".pth"):  # a segsuite tensor pack (seg-convert DATASET -o pack.pth)
-        pack = torch.load(root)
+        pack = torch.load(root, weights_only=False)  # our own pack: lists of names beside tensors
         row = {c: i for i, c in enumerate(pack["cases"])}
         idx = torch.tensor([row[c] for c in pack["split_" + split]])
         return pack["images"][idx].float(), pack["labels"][idx].long()

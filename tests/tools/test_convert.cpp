@@ -103,6 +103,25 @@ TEST(Convert, DatasetFolderToPackAndBack) {
   EXPECT_EQ(io::load_dataset(tmp / "again").images.sizes(), (std::vector<int64_t>{4, 8, 6}));
 }
 
+// scripts/device/pack_pngs.py makes packs on the GPU machine, which has no seg-convert: its
+// packs must be what seg-convert writes, tensor for tensor and name for name.
+TEST(Convert, PythonPackerForTheGpuMachineWritesWhatSegConvertWrites) {
+  SEG_REQUIRE_PYTHON("torch, PIL, numpy");
+  ScratchDir tmp;
+  const auto d = small_dataset();
+  io::write_dataset_folder(d, tmp / "set");
+  auto r = convert({(tmp / "set").string(), "-o", (tmp / "ours.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string command = std::string(seg::testing::kSystemPython) + " " + SEG_SOURCE_DIR +
+                              "/scripts/device/pack_pngs.py " + (tmp / "set" / "dataset.json").string() + " " +
+                              (tmp / "python.pth").string() + " > " + (tmp / "log").string() + " 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << seg::read_file(tmp / "log");
+  const auto packed = seg::load_tensor_pack(tmp / "python.pth");
+  expect_same(packed, seg::load_tensor_pack(tmp / "ours.pth"));
+  expect_same(packed, d);
+  EXPECT_EQ(packed.name, d.name);
+}
+
 TEST(Convert, BadDatasetNamesTheFileAndWritesNothing) {
   ScratchDir tmp;
   io::write_dataset_folder(small_dataset(), tmp / "set");

@@ -33,6 +33,12 @@ at::Generator make_seeded_generator(uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
+at::Tensor upload(const at::Tensor& host, const at::Device& device, std::optional<at::ScalarType> dtype) {
+  const at::Tensor converted = dtype ? host.to(*dtype) : host;
+  if (!device.is_cuda() || !converted.device().is_cpu()) return converted.to(device);
+  return converted.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
                                const at::Device& device, double zoom) {
   if (batch < 0) throw Error("random_affine_theta", "negative batch size");
@@ -47,7 +53,7 @@ at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
     const auto factor = at::exp(u * std::log1p(zoom));
     theta.narrow(2, 0, 2).mul_(factor);
   }
-  return theta.to(device);
+  return upload(theta, device);
 }
 
 std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const at::Tensor& labels,
@@ -75,7 +81,7 @@ std::pair<at::Tensor, at::Tensor> apply_affine(const at::Tensor& images, const a
        displacement.size(2) != width || displacement.size(3) != 2))
     throw Error("apply_affine", "displacement must be B x H x W x 2 matching the images, got " +
                                     c10::str(displacement.sizes()));
-  auto grid = affine_grid_double(theta.to(images.device()), height, width);
+  auto grid = affine_grid_double(upload(theta, images.device()), height, width);
   if (displacement.defined()) grid = grid + displacement.to(grid.device(), at::kDouble);
   auto source = images.to(at::kDouble);
   // Zero padding about each image's minimum pads with that minimum.
@@ -116,7 +122,7 @@ at::Tensor random_elastic_draws(int64_t batch, double strength, at::Generator& g
 
 at::Tensor elastic_displacement(const at::Tensor& draws, int64_t height, int64_t width, const at::Device& device) {
   namespace F = torch::nn::functional;
-  return F::interpolate(draws.to(device), F::InterpolateFuncOptions()
+  return F::interpolate(upload(draws, device), F::InterpolateFuncOptions()
                                               .size(std::vector<int64_t>{height, width})
                                               .mode(torch::kBicubic)
                                               .align_corners(true))
@@ -131,7 +137,7 @@ at::Tensor random_intensity_draws(int64_t batch, double strength, at::Generator&
 
 at::Tensor apply_intensity(const at::Tensor& images, const at::Tensor& draws_on_cpu) {
   const int64_t batch = images.size(0);
-  const auto draws = draws_on_cpu.to(images.device());
+  const auto draws = upload(draws_on_cpu, images.device());
   const auto flat = images.flatten(1);
   const auto low = std::get<0>(flat.min(1)).view({batch, 1, 1, 1});
   const auto high = std::get<0>(flat.max(1)).view({batch, 1, 1, 1});
@@ -159,7 +165,7 @@ at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas) {
   // The radius is read on the CPU: no device sync. Reflection needs it narrower than the image.
   const int64_t radius = std::min<int64_t>({static_cast<int64_t>(std::ceil(3.0 * sigmas.max().item<double>())),
                                             height - 1, width - 1});
-  const auto sigma = sigmas.to(images.device(), images.scalar_type()).view({batch, 1}).clamp_min(1e-3);
+  const auto sigma = upload(sigmas, images.device(), images.scalar_type()).view({batch, 1}).clamp_min(1e-3);
   if (radius < 1) return images;
   const auto offsets = torch::arange(-radius, radius + 1, images.options()).view({1, -1});
   // Each kernel ends at 3 of its own sigmas, whatever the batch's largest: a sample is
@@ -189,11 +195,11 @@ TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, 
 
 at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws) {
   const int64_t batch = images.size(0);
-  const auto per_sample = draws.per_sample.to(images.device());
+  const auto per_sample = upload(draws.per_sample, images.device());
   const auto amount = per_sample.select(1, 1).view({batch, 1, 1, 1});
   const auto deviation = per_sample.select(1, 2).view({batch, 1, 1, 1});
   const auto detail = images - gaussian_blur(images, draws.per_sample.select(1, 0));
-  return images + amount * detail + deviation * draws.noise.to(images.device());
+  return images + amount * detail + deviation * upload(draws.noise, images.device());
 }
 
 at::Tensor random_texture(const at::Tensor& images, double strength, at::Generator& gen) {
@@ -222,7 +228,7 @@ at::Tensor random_processing_draws(int64_t batch, int64_t width, double strength
 
 at::Tensor apply_processing(const at::Tensor& images, const at::Tensor& draws) {
   const int64_t batch = images.size(0);
-  const auto on_device = draws.to(images.device(), images.scalar_type());
+  const auto on_device = upload(draws, images.device(), images.scalar_type());
   const auto blend = on_device.select(1, 0).view({batch, 1, 1, 1});
   const auto amount = on_device.select(1, 2).view({batch, 1, 1, 1});
   const auto mean = images.mean({1, 2, 3}, true), deviation = images.std({1, 2, 3}, /*unbiased=*/false, true);

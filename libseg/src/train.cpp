@@ -557,7 +557,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   for (int64_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     auto last_report = epoch_start;
-    const auto order = torch::randperm(train.size(), gen, torch::kLong).to(device);
+    const auto order = upload(torch::randperm(train.size(), gen, torch::kLong), device);
     at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     for (int64_t step = 0; step < steps; ++step) {
       // Every rank draws the same global batch and its augmentation, and takes its own slice:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see /work/.library/device/README.md and PLATFORM-NOTES) as one
 # call: makes the tensor packs from the carried PNGs, builds the LibTorch-only part against the
-# machine's CUDA PyTorch, then runs the stages named (default: tests gloo res):
+# machine's CUDA PyTorch, then runs the stages named (default: tests bench gloo):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
 #   bench   training images/s, ours in four precision/memory-order variants against the Python
 #           reference, and light-unet's 50 epochs, ours and the reference (bench/results.md)
@@ -28,7 +28,7 @@ timed() {  # LABEL COMMAND...: the command's wall time (no /usr/bin/time there, 
 }
 pack=.device/jsrt.pth
 bin=build-gpu/bin
-stages=" ${*:-tests gloo res} "
+stages=" ${*:-tests bench gloo} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 
 stage "machine"

@@ -346,3 +346,18 @@ TEST(RandomProcessing, EqualisesKeepsFlatRegionsFlatAndKeepsEachSamplesMeanAndDe
   EXPECT_NEAR(many.select(1, 1).max().item<double>(), 24.0, 0.1);   // 0.12 of 200 px
   EXPECT_NEAR(many.select(1, 2).max().item<double>(), 3.0, 0.01);
 }
+
+TEST(Upload, ConvertsOnTheCpuAndCopiesSnapshotsToCuda) {
+  const auto draws = torch::arange(6, torch::kFloat).view({2, 3});
+  EXPECT_TRUE(torch::equal(seg::upload(draws, torch::kCPU), draws));
+  const auto slice = draws.narrow(1, 1, 2);  // a rank's slice: not contiguous
+  const auto converted = seg::upload(slice, torch::kCPU, torch::kDouble);
+  EXPECT_EQ(converted.scalar_type(), torch::kDouble);
+  EXPECT_TRUE(torch::equal(converted, slice.to(torch::kDouble)));
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: the asynchronous copy not checked";
+  auto host = slice.clone();
+  const auto on_gpu = seg::upload(host, torch::kCUDA, torch::kDouble);
+  host.add_(100);  // the copy is a snapshot, whatever happens to the draws after it was queued
+  EXPECT_TRUE(on_gpu.is_cuda());
+  EXPECT_TRUE(torch::equal(on_gpu.cpu(), slice.to(torch::kDouble)));
+}

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 namespace seg {
@@ -11,6 +12,12 @@ namespace seg {
 // The one random source of a run: a CPU generator seeded with `seed`. Draws are made on the
 // CPU and moved to the device, so a seed gives the same numbers on CPU and CUDA.
 at::Generator make_seeded_generator(uint64_t seed);
+
+// Moves draws made on the CPU to `device` (as `dtype`, when given) without a host-device
+// sync: a CUDA copy from ordinary (pageable) memory waits for every kernel queued before it,
+// several times a step; from pinned memory it queues behind them and the CPU goes on
+// launching the step's work. On the CPU, a plain conversion.
+at::Tensor upload(const at::Tensor& host, const at::Device& device, std::optional<at::ScalarType> dtype = std::nullopt);
 
 // B x 2 x 3 affine matrices I + scale * N(0,1), drawn from `gen` (CPU generator; the result
 // is moved to `device`), so the same seed gives the same matrices on CPU and CUDA.

@@ -4,7 +4,8 @@
 # machine's CUDA PyTorch, then runs the stages named (default: tests bench gloo):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
 #   bench   training images/s, ours in four precision/memory-order variants against the Python
-#           reference, and light-unet's 50 epochs, ours and the reference (bench/results.md)
+#           reference, light-unet's 50 epochs, ours and the reference, and inference latency
+#           (bench/results.md)
 #   gloo    two seg-train processes on the one GPU, built against Debian's Gloo headers (the
 #           wheel ships none)
 #   res     res-unet preset + --augment-processing 1 at 256, as many epochs as time allows
@@ -54,7 +55,7 @@ timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUIL
   "${gloo_hint[@]}" >"$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; exit 1; }
 grep segsuite "$out/cmake.log"
 rm -f "$out/cmake.log"
-timeout 300 ninja -C build-gpu seg-train seg-weights >/tmp/build.log 2>&1 ||
+timeout 300 ninja -C build-gpu seg-train seg-weights bench_predict_latency >/tmp/build.log 2>&1 ||
   { grep -m5 -B2 -A12 "error" /tmp/build.log || tail -40 /tmp/build.log; exit 1; }
 echo "tools built at $SECONDS s"
 timeout 200 ninja -C build-gpu test_libseg >/tmp/build-tests.log 2>&1 ||
@@ -110,6 +111,12 @@ if [ "$(left)" -gt 120 ]; then
     --out /tmp/lu16 >/tmp/lu16.txt 2>&1
   grep -E "epoch 50|rror|s wall" /tmp/lu16.txt
   cp /tmp/lu16/log.csv "$out/light-unet-bfloat16-cl.csv" 2>/dev/null
+fi
+
+stage "inference: light-unet on the 87 test images, one at a time and in batches (ours), one at a time (reference)"
+if [ -f /tmp/lu32/model.pth ]; then
+  pin 0-7 timeout 60 $bin/bench_predict_latency /tmp/lu32/model.pth $pack cuda test 4
+  pin 0-7 timeout 60 python3 bench/reference_notebook.py --data $pack --model light-unet --device cuda --threads 4 --infer 87 2>/dev/null
 fi
 
 stage "throughput of the other networks"

@@ -184,7 +184,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--optimizer", o.optimizer, "adam or adamw")->capture_default_str();
     app.add_option("--weight-decay", o.weight_decay, "weight decay")->capture_default_str();
     app.add_option("--schedule", o.schedule, "learning rate: constant, onecycle or poly")->capture_default_str();
-    app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms");
+    app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms (CUDA: where it has them)");
     app.add_option("--precision", o.precision,
                    "float32, or bfloat16: forward pass and loss under autocast (mixed precision; fastest on GPUs with bfloat16 tensor cores)")
         ->capture_default_str();

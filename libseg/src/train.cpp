@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
 #include <optional>
 #include <sstream>
@@ -405,7 +406,14 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (resume && meta.world_size != world)
     throw UsageError(checkpoint_path.string() + " was trained by " + std::to_string(meta.world_size) +
                      " processes; resume it with as many (this run has " + std::to_string(world) + ")");
-  if (options.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
+  if (options.deterministic) {
+    // cuBLAS repeats itself only with a fixed workspace (NVIDIA's documented setting), read when
+    // its first handle is made: set here unless the user chose one.
+    setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    // warn_only: bilinear upsampling's backward on CUDA (in the loss, and light-unet's decoder)
+    // has no deterministic kernel; stopping every CUDA run at its first step helps no one.
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  }
 
   const Dataset train = data.subset(options.train_split);
   const bool has_val = !options.val_split.empty() && data.splits.count(options.val_split) && options.val_every > 0;

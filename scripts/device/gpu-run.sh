@@ -67,6 +67,13 @@ if want tests; then
   timeout 120 $bin/test_libseg --gtest_brief=1 --gtest_filter='*Cuda*' 2>&1 | tail -15
   (OMP_NUM_THREADS=1 pin 8-15 timeout 400 $bin/test_libseg --gtest_brief=1 >/tmp/test_all.log 2>&1; echo "exit $?" >>/tmp/test_all.log) &
   tests_pid=$!
+  # --deterministic on CUDA: two runs, their losses (LibTorch warns about bilinear's backward)
+  for r in 1 2; do
+    pin 0-7 timeout 60 $bin/seg-train --data $pack --model fcn --epochs 2 --val-every 0 --device cuda --deterministic \
+      --out /tmp/det$r >/tmp/det$r.txt 2>&1 || tail -3 /tmp/det$r.txt
+  done
+  grep -m1 -i "warn" /tmp/det1.txt
+  paste -d' ' <(cut -d, -f2 /tmp/det1/log.csv) <(cut -d, -f2 /tmp/det2/log.csv) | sed 's/^/deterministic losses, run 1 and 2: /'
 fi
 
 # seconds per epoch of a run: the fastest epoch after the first (cuDNN's benchmark search)

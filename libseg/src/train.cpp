@@ -3,6 +3,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/metrics.h>
+#include <seg/optim.h>
 #include <seg/predict.h>
 #include <seg/postprocess.h>
 #include <seg/train.h>
@@ -471,10 +472,10 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   net->to(device);
   std::unique_ptr<torch::optim::Optimizer> optimizer_holder;
   if (options.optimizer == "adamw")
-    optimizer_holder = std::make_unique<torch::optim::AdamW>(
+    optimizer_holder = std::make_unique<MultiTensorAdamW>(
         net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   else
-    optimizer_holder = std::make_unique<torch::optim::Adam>(
+    optimizer_holder = std::make_unique<MultiTensorAdam>(
         net->parameters(), torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
   torch::optim::Optimizer& optimizer = *optimizer_holder;
   auto set_lr = [&](double lr) {
@@ -600,7 +601,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
                                  .narrow(rank * options.batch, options.batch));
       if (options.schedule != "constant")
         set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
-      optimizer.zero_grad();
+      clear_gradients(net->parameters());
       if (options.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       at::Tensor loss;
       {

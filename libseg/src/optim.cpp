@@ -1,0 +1,105 @@
+#include <seg/error.h>
+#include <seg/optim.h>
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+namespace seg {
+namespace {
+
+// The parameter's slot in an optimiser's state: LibTorch 1.x keys it by the address of the
+// tensor's implementation as text, 2.x by the address itself.
+template <typename Map>
+std::unique_ptr<torch::optim::OptimizerParamState>& state_slot(Map& states, const at::Tensor& p) {
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return states[key.str()];
+  } else {
+    return states[p.unsafeGetTensorImpl()];
+  }
+}
+
+// The tensors that take one step together: those at the same step count share a bias correction.
+struct Bucket {
+  std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+};
+
+// One step over a parameter group, as LibTorch's Adam (decoupled = false: weight decay added
+// to the gradient) or AdamW (decoupled = true: the weights shrink by lr * weight decay).
+template <typename Map, typename Options>
+void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Options& options, bool decoupled) {
+  if (options.amsgrad()) throw Error("seg::MultiTensorAdam", "amsgrad is not supported");
+  // (A tensor left without a gradient on some step falls behind the others: one bucket each.)
+  std::map<int64_t, Bucket> by_step;
+  for (auto& p : group.params()) {
+    if (!p.grad().defined()) continue;
+    auto& slot = state_slot(states, p);
+    if (!slot) {
+      auto fresh = std::make_unique<torch::optim::AdamParamState>();
+      fresh->step(0);
+      fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+      fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+      slot = std::move(fresh);
+    }
+    auto& state = static_cast<torch::optim::AdamParamState&>(*slot);
+    state.step(state.step() + 1);
+    Bucket& bucket = by_step[state.step()];
+    bucket.params.push_back(p);
+    bucket.grads.push_back(p.grad());
+    bucket.exp_avgs.push_back(state.exp_avg());
+    bucket.exp_avg_sqs.push_back(state.exp_avg_sq());
+  }
+  const double lr = options.lr(), decay = options.weight_decay(), eps = options.eps();
+  const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
+  for (auto& [step, b] : by_step) {
+    const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
+    const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
+    if (decay != 0) {
+      if (decoupled) at::_foreach_mul_(b.params, 1 - lr * decay);
+      else b.grads = at::_foreach_add(b.grads, b.params, decay);
+    }
+    at::_foreach_mul_(b.exp_avgs, beta1);
+    at::_foreach_add_(b.exp_avgs, b.grads, 1 - beta1);
+    at::_foreach_mul_(b.exp_avg_sqs, beta2);
+    at::_foreach_addcmul_(b.exp_avg_sqs, b.grads, b.grads, 1 - beta2);
+    auto denominators = at::_foreach_sqrt(b.exp_avg_sqs);
+    at::_foreach_div_(denominators, std::sqrt(bias_correction2));
+    at::_foreach_add_(denominators, eps);
+    at::_foreach_addcdiv_(b.params, b.exp_avgs, denominators, -lr / bias_correction1);
+  }
+}
+
+template <typename Options, typename Groups, typename Map>
+torch::Tensor step_all(Groups& groups, Map& states, const torch::optim::Optimizer::LossClosure& closure, bool decoupled) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : groups) adam_step(group, states, static_cast<Options&>(group.options()), decoupled);
+  return loss;
+}
+
+}  // namespace
+
+torch::Tensor MultiTensorAdam::step(LossClosure closure) {
+  return step_all<torch::optim::AdamOptions>(param_groups_, state_, closure, /*decoupled=*/false);
+}
+
+torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
+  return step_all<torch::optim::AdamWOptions>(param_groups_, state_, closure, /*decoupled=*/true);
+}
+
+void clear_gradients(const std::vector<at::Tensor>& parameters) {
+  for (at::Tensor p : parameters) p.mutable_grad().reset();  // (a handle: the same parameter)
+}
+
+}  // namespace seg

@@ -5,6 +5,7 @@
 #include <seg/augment.h>
 #include <seg/dataset.h>
 #include <seg/models.h>
+#include <seg/optim.h>
 #include <seg/train.h>
 #include <torch/torch.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
   if (channels_last)
     for (auto& p : net->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));
+  seg::MultiTensorAdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));  // as seg-train
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> seconds;
   const char* phases[] = {"gather", "augment", "forward", "loss", "backward", "optimizer"};
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
     std::tie(x, y) = seg::random_affine(x, y, 0.1, gen);
     if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     lap("augment");
-    optimizer.zero_grad();
+    seg::clear_gradients(net->parameters());
     const auto logits = net->forward(x);
     lap("forward");
     auto loss = seg::training_loss(logits, y, weights, loss_name);

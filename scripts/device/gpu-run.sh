@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see /work/.library/device/README.md and PLATFORM-NOTES) as one
 # call: makes the tensor packs from the carried PNGs, builds the LibTorch-only part against the
-# machine's CUDA PyTorch, then runs the stages named (default: tests bench gloo):
+# machine's CUDA PyTorch, then runs the stages named (default: tests gloo bench):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
 #   bench   training images/s, ours in four precision/memory-order variants against the Python
 #           reference, light-unet's 50 epochs, ours and the reference, and inference latency
@@ -16,7 +16,7 @@
 # Results in $OUT: run.log (everything), and the training runs' log.csv and model.pth files.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
-budget=${SEG_GPU_BUDGET_S:-520}  # seconds this script may take in all
+budget=${SEG_GPU_BUDGET_S:-560}  # seconds this script may take in all
 mkdir -p "$out"
 exec > >(tee -a "$out/run.log") 2>&1
 left() { echo $((budget - SECONDS)); }
@@ -29,7 +29,7 @@ timed() {  # LABEL COMMAND...: the command's wall time (no /usr/bin/time there, 
 }
 pack=.device/jsrt.pth
 bin=build-gpu/bin
-stages=" ${*:-tests bench gloo} "
+stages=" ${*:-tests gloo bench} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 
 stage "machine"
@@ -94,48 +94,6 @@ reference_throughput() {
     --device cuda --threads 4 --steps 300 2>/dev/null | sed "s/^/reference $1, 300 steps: /"
 }
 
-if want bench; then
-stage "light-unet throughput: precision and memory order"
-for variant in "float32" "bfloat16" "float32 --channels-last" "bfloat16 --channels-last"; do
-  throughput light-unet $variant
-done
-reference_throughput light-unet
-
-stage "light-unet 50 epochs, the notebook's recipe: ours (float32), the Python reference, ours (bfloat16 + channels-last)"
-if [ "$(left)" -gt 150 ]; then
-  timed "ours float32" pin 0-7 timeout 150 $bin/seg-train --data $pack \
-    --model light-unet --epochs 50 --device cuda --threads 4 --out /tmp/lu32 >/tmp/lu32.txt 2>&1
-  grep -E "epoch 50|rror|s wall" /tmp/lu32.txt
-  cp /tmp/lu32/log.csv "$out/light-unet-float32.csv" 2>/dev/null
-fi
-if [ "$(left)" -gt 150 ]; then
-  timed "reference" pin 0-7 timeout 200 python3 bench/reference_notebook.py \
-    --data $pack --model light-unet --device cuda --threads 4 --epochs 50 2>/dev/null
-fi
-if [ "$(left)" -gt 120 ]; then
-  timed "ours bfloat16 channels-last" pin 0-7 timeout 150 $bin/seg-train \
-    --data $pack --model light-unet --epochs 50 --device cuda --threads 4 --precision bfloat16 --channels-last \
-    --out /tmp/lu16 >/tmp/lu16.txt 2>&1
-  grep -E "epoch 50|rror|s wall" /tmp/lu16.txt
-  cp /tmp/lu16/log.csv "$out/light-unet-bfloat16-cl.csv" 2>/dev/null
-fi
-
-stage "inference: light-unet on the 87 test images, one at a time and in batches (ours), one at a time (reference)"
-if [ -f /tmp/lu32/model.pth ]; then
-  pin 0-7 timeout 60 $bin/bench_predict_latency /tmp/lu32/model.pth $pack cuda test 4
-  pin 0-7 timeout 60 python3 bench/reference_notebook.py --data $pack --model light-unet --device cuda --threads 4 --infer 87 2>/dev/null
-fi
-
-stage "throughput of the other networks"
-for model in fcn fcn-wide res-unet; do
-  [ "$(left)" -gt 100 ] || { echo "skipped (time)"; break; }
-  throughput $model float32
-  throughput $model bfloat16 --channels-last
-  [ $model = res-unet ] || reference_throughput $model
-done
-
-fi
-
 if want gloo && [ "$(left)" -gt 150 ]; then
   stage "Gloo: a second build against Debian's Gloo headers, two processes on the one GPU, light-unet 3 epochs"
   if [ ${#gloo_hint[@]} -eq 0 ]; then
@@ -155,6 +113,40 @@ if want gloo && [ "$(left)" -gt 150 ]; then
       --epochs 3 --val-every 3 --device cuda --threads 2 --out /tmp/dist2 2>&1 | grep -E "epoch|rror|process" | tail -4
     [ -f /tmp/dist2/log.csv ] && echo "light-unet, global batch 6: 2 processes $(epoch_s /tmp/dist2) s/epoch, 1 process $(epoch_s /tmp/one) s/epoch"
   fi
+fi
+
+if want bench; then
+stage "light-unet throughput: precision and memory order"
+for variant in "float32" "bfloat16" "float32 --channels-last" "bfloat16 --channels-last"; do
+  throughput light-unet $variant
+done
+reference_throughput light-unet
+
+stage "light-unet 50 epochs, the notebook's recipe: ours, the Python reference (bfloat16 + channels-last: bench/results.md)"
+if [ "$(left)" -gt 150 ]; then
+  timed "ours float32" pin 0-7 timeout 150 $bin/seg-train --data $pack \
+    --model light-unet --epochs 50 --device cuda --threads 4 --out /tmp/lu32 >/tmp/lu32.txt 2>&1
+  grep -E "epoch 50|rror|s wall" /tmp/lu32.txt
+  cp /tmp/lu32/log.csv "$out/light-unet-float32.csv" 2>/dev/null
+fi
+if [ "$(left)" -gt 150 ]; then
+  timed "reference" pin 0-7 timeout 200 python3 bench/reference_notebook.py \
+    --data $pack --model light-unet --device cuda --threads 4 --epochs 50 2>/dev/null
+fi
+stage "inference: light-unet on the 87 test images, one at a time and in batches (ours), one at a time (reference)"
+if [ -f /tmp/lu32/model.pth ]; then
+  pin 0-7 timeout 60 $bin/bench_predict_latency /tmp/lu32/model.pth $pack cuda test 4
+  pin 0-7 timeout 60 python3 bench/reference_notebook.py --data $pack --model light-unet --device cuda --threads 4 --infer 87 2>/dev/null
+fi
+
+stage "throughput of the other networks"
+for model in fcn fcn-wide res-unet; do
+  [ "$(left)" -gt 100 ] || { echo "skipped (time)"; break; }
+  throughput $model float32
+  throughput $model bfloat16 --channels-last
+  [ $model = res-unet ] || reference_throughput $model
+done
+
 fi
 
 if want tests; then

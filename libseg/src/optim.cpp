@@ -33,7 +33,9 @@ struct Bucket {
 
 // One step over a parameter group, as LibTorch's Adam (decoupled = false: weight decay added
 // to the gradient) or AdamW (decoupled = true: the weights shrink by lr * weight decay).
-template <typename Map, typename Options>
+// State is each optimiser's own class (AdamParamState, AdamWParamState), as its load and save
+// expect: the two share a layout, not a type.
+template <typename State, typename Map, typename Options>
 void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Options& options, bool decoupled) {
   if (options.amsgrad()) throw Error("seg::MultiTensorAdam", "amsgrad is not supported");
   // (A tensor left without a gradient on some step falls behind the others: one bucket each.)
@@ -42,13 +44,13 @@ void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Opti
     if (!p.grad().defined()) continue;
     auto& slot = state_slot(states, p);
     if (!slot) {
-      auto fresh = std::make_unique<torch::optim::AdamParamState>();
+      auto fresh = std::make_unique<State>();
       fresh->step(0);
       fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
       fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
       slot = std::move(fresh);
     }
-    auto& state = static_cast<torch::optim::AdamParamState&>(*slot);
+    auto& state = static_cast<State&>(*slot);
     state.step(state.step() + 1);
     Bucket& bucket = by_step[state.step()];
     bucket.params.push_back(p);
@@ -76,7 +78,7 @@ void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Opti
   }
 }
 
-template <typename Options, typename Groups, typename Map>
+template <typename State, typename Options, typename Groups, typename Map>
 torch::Tensor step_all(Groups& groups, Map& states, const torch::optim::Optimizer::LossClosure& closure, bool decoupled) {
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -84,18 +86,18 @@ torch::Tensor step_all(Groups& groups, Map& states, const torch::optim::Optimize
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  for (auto& group : groups) adam_step(group, states, static_cast<Options&>(group.options()), decoupled);
+  for (auto& group : groups) adam_step<State>(group, states, static_cast<Options&>(group.options()), decoupled);
   return loss;
 }
 
 }  // namespace
 
 torch::Tensor MultiTensorAdam::step(LossClosure closure) {
-  return step_all<torch::optim::AdamOptions>(param_groups_, state_, closure, /*decoupled=*/false);
+  return step_all<torch::optim::AdamParamState, torch::optim::AdamOptions>(param_groups_, state_, closure, /*decoupled=*/false);
 }
 
 torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
-  return step_all<torch::optim::AdamWOptions>(param_groups_, state_, closure, /*decoupled=*/true);
+  return step_all<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(param_groups_, state_, closure, /*decoupled=*/true);
 }
 
 void clear_gradients(const std::vector<at::Tensor>& parameters) {

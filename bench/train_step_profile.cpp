@@ -36,9 +36,7 @@ int main(int argc, char** argv) {
   const auto weights = torch::ones({6});
   auto net = seg::make_network({network, 1, 6});
   const bool channels_last = std::getenv("CHANNELS_LAST") != nullptr;
-  if (channels_last)
-    for (auto& p : net->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  if (channels_last) seg::use_channels_last(*net);
   seg::MultiTensorAdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));  // as seg-train
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> seconds;

@@ -259,6 +259,12 @@ SegNet make_network(const NetworkSpec& spec) {
   throw UsageError("unknown network \"" + spec.architecture + "\" (known: " + known + ")");
 }
 
+void use_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
   int64_t total = 0;
   for (const auto& p : module.parameters())

@@ -504,11 +504,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     for (auto& p : net->named_parameters()) p.value().copy_(source[p.key()]);
     for (auto& b : net->named_buffers()) b.value().copy_(source_buffers[b.key()]);
   }
-  if (options.channels_last) {  // NHWC weights; the optimiser's state follows them
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  }
+  if (options.channels_last) use_channels_last(*net);  // the optimiser's new state follows the weights
   if (comm) {  // every rank starts from rank 0's weights
     std::vector<at::Tensor> state = net->parameters();
     for (const auto& b : net->buffers()) state.push_back(b);

@@ -232,7 +232,14 @@ TEST_F(TrainTest, ChannelsLastTrainsTheSameNetwork) {
   const auto reference = seg::train_network(data, o, plain.path());
   o.channels_last = true;
   const auto result = seg::train_network(data, o, nhwc.path());
-  // Only the memory order differs: the same steps, to float rounding.
+  // The run's weights were NHWC (the option reached the network)...
+  // (a weight with several input channels: with one, both orders are the same strides)
+  const auto params = result.model.net->parameters();
+  const auto conv = std::find_if(params.begin(), params.end(), [](const at::Tensor& p) { return p.dim() == 4 && p.size(1) > 1; });
+  ASSERT_NE(conv, params.end());
+  EXPECT_TRUE(conv->is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_FALSE(conv->is_contiguous());
+  // ... and only the memory order differs: the same steps, to float rounding.
   ASSERT_EQ(result.history.size(), reference.history.size());
   for (size_t e = 0; e < reference.history.size(); ++e)
     EXPECT_NEAR(result.history[e].loss, reference.history[e].loss, 1e-4 * reference.history[e].loss) << "epoch " << e + 1;

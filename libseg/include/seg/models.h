@@ -38,6 +38,9 @@ SegNet make_network(const NetworkSpec& spec);
 std::vector<std::string> network_names();
 
 int64_t count_trainable_parameters(const torch::nn::Module& module);
+// Stores every 4-D weight in NHWC (channels-last) memory order, in place: the same values, the
+// layout cuDNN's tensor-core convolutions prefer (seg-train --channels-last).
+void use_channels_last(torch::nn::Module& module);
 // One line per leaf module: name, type, parameter count; then the total.
 std::string describe_network(const torch::nn::Module& module);
 

@@ -186,9 +186,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--schedule", o.schedule, "learning rate: constant, onecycle or poly")->capture_default_str();
     app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms (CUDA: where it has them)");
     app.add_option("--precision", o.precision,
-                   "float32, or bfloat16: forward pass and loss under autocast (mixed precision; fastest on GPUs with bfloat16 tensor cores)")
+                   "float32, or bfloat16: forward pass and loss under autocast (mixed precision; no faster for these networks at 256 x 256 on an H200, bench/results.md)")
         ->capture_default_str();
-    app.add_flag("--channels-last", o.channels_last, "weights and inputs in NHWC memory order (faster convolutions on GPUs)");
+    app.add_flag("--channels-last", o.channels_last, "weights and inputs in NHWC memory order (cuDNN's tensor-core layout; no faster at 256 x 256 on an H200, bench/results.md)");
     app.add_option("--dist-timeout", dist_timeout,
                    "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")
         ->capture_default_str();

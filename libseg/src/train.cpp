@@ -504,7 +504,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     for (auto& p : net->named_parameters()) p.value().copy_(source[p.key()]);
     for (auto& b : net->named_buffers()) b.value().copy_(source_buffers[b.key()]);
   }
-  if (options.channels_last) use_channels_last(*net);  // the optimiser's new state follows the weights
+  if (options.channels_last) use_channels_last(*net);
+  const bool bfloat16 = options.precision == "bfloat16";  // the optimiser's new state follows the weights
   if (comm) {  // every rank starts from rank 0's weights
     std::vector<at::Tensor> state = net->parameters();
     for (const auto& b : net->buffers()) state.push_back(b);
@@ -601,7 +602,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       if (options.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       at::Tensor loss;
       {
-        const AutocastScope autocast(options.precision == "bfloat16", device.type());
+        const AutocastScope autocast(bfloat16, device.type());
         loss = training_loss(net->forward_supervised(x), y, weights, options.loss);
       }
       loss.backward();

@@ -28,10 +28,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_predict_latency MODEL PACK [cpu|cuda] [SPLIT] [THREADS]\n");
     return 2;
   }
-  const seg::Model model = seg::load_model(argv[1]);
-  const seg::Dataset data = seg::load_tensor_pack(argv[2]).subset(argc > 4 ? argv[4] : "test");
-  const at::Device device = seg::parse_device(argc > 3 ? argv[3] : "cpu");
-  torch::set_num_threads(argc > 5 ? std::stoi(argv[5]) : 2);
+  seg::Model model;
+  seg::Dataset data;
+  at::Device device = torch::kCPU;
+  try {  // a bad file or device: one line, as the tools say it
+    model = seg::load_model(argv[1]);
+    data = seg::load_tensor_pack(argv[2]).subset(argc > 4 ? argv[4] : "test");
+    device = seg::parse_device(argc > 3 ? argv[3] : "cpu");
+    torch::set_num_threads(argc > 5 ? std::stoi(argv[5]) : 2);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_predict_latency: error: %s\n", e.what());
+    return 1;
+  }
   model.net->to(device);
   const at::Tensor images = data.images;  // raw, as decoded from the files
   const int64_t n = images.size(0);

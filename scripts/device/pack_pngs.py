@@ -44,6 +44,16 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     spec_path, out = sys.argv[1], sys.argv[2]
+    try:
+        write_pack(spec_path, out)
+    except (OSError, KeyError, ValueError) as e:  # one line, and no partial pack left behind
+        if os.path.exists(out + ".tmp"):
+            os.remove(out + ".tmp")
+        what = f"dataset.json has no {e}" if isinstance(e, KeyError) else str(e)
+        sys.exit(f"pack_pngs.py: error: {spec_path}: {what}")
+
+
+def write_pack(spec_path, out):
     spec = json.load(open(spec_path))
     root = os.path.dirname(os.path.abspath(spec_path))
     splits = spec["split"]

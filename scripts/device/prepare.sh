@@ -9,5 +9,6 @@ data=${SEG_DATA_DIR:-../shared/data/jsrt}
 rm -rf .device/jsrt .device/jsrt.pth .device/jsrt512.pth
 mkdir -p .device/debs .device/jsrt
 cp -r "$data"/dataset.json "$data"/dataset512.json "$data"/images "$data"/labels "$data"/images512 "$data"/labels512 .device/jsrt/
-(cd .device/debs && apt-get download libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev >/dev/null 2>&1)
+(cd .device/debs && apt-get download libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev >/dev/null 2>&1) ||
+  { echo "prepare.sh: error: apt-get download of the header packages failed; run 'apt-get update' and retry" >&2; exit 1; }
 du -sh .device

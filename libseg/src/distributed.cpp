@@ -133,7 +133,10 @@ void Communicator::broadcast(std::vector<at::Tensor> tensors, int root) {
   if (tensors.empty()) return;
   // One collective for all: pack into one flat buffer per dtype would save round trips, but
   // broadcasts happen once per run, so plain per-tensor calls keep it simple.
-  for (auto& t : tensors) {
+  for (const auto& weight : tensors) {
+    // Detached: on CUDA tensors Gloo stages through host memory and copies back in place, which
+    // autograd refuses on a parameter (a leaf that requires grad).
+    at::Tensor t = weight.detach();
     std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
     c10d::BroadcastOptions options;
     options.rootRank = root;

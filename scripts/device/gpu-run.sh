@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see /work/.library/device/README.md and PLATFORM-NOTES) as one
 # call: makes the tensor packs from the carried PNGs, builds the LibTorch-only part against the
-# machine's CUDA PyTorch, then runs the stages named (default: tests gloo bench):
+# machine's CUDA PyTorch, then runs the stages named (default: tests gloo bench graphs):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
-#   bench   training images/s, ours in four precision/memory-order variants against the Python
-#           reference, light-unet's 50 epochs, ours and the reference, and inference latency
-#           (bench/results.md)
+#   bench   training images/s of each network, ours against the Python reference, light-unet's
+#           50 epochs, ours and the reference, and inference latency (bench/results.md)
+#   variants  light-unet's images/s in bfloat16 and channels-last (measured 2026-12-04: no gain)
+#   graphs  the reference's step eager and as a CUDA graph (bench/cuda_graphs_probe.py)
 #   gloo    two seg-train processes on the one GPU, built against Debian's Gloo headers (the
 #           wheel ships none)
 #   res     res-unet preset + --augment-processing 1 at 256, as many epochs as time allows
@@ -29,7 +30,7 @@ timed() {  # LABEL COMMAND...: the command's wall time (no /usr/bin/time there, 
 }
 pack=.device/jsrt.pth
 bin=build-gpu/bin
-stages=" ${*:-tests gloo bench} "
+stages=" ${*:-tests gloo bench graphs} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 
 stage "machine"
@@ -50,7 +51,10 @@ for deb in .device/debs/*.deb; do  # Gloo's headers apart: only the gloo stage's
 done
 gloo_hint=()  # the wheel's own Gloo headers, when it ships them (else one process only)
 [ -d "$prefix/../../include/gloo" ] && gloo_hint=(-DSEG_GLOO_INCLUDE_DIR="$(realpath "$prefix/../../include")")
-timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUILD_TYPE=Release -DSEG_WERROR=OFF \
+build_main=0  # build-gpu: every stage but graphs, and gloo unless it has a build of its own
+for s in tests bench variants res res512; do want $s && build_main=1; done
+want gloo && [ ${#gloo_hint[@]} -gt 0 ] && build_main=1
+[ $build_main = 1 ] && { timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUILD_TYPE=Release -DSEG_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$prefix;$PWD/.device/deps/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
   "${gloo_hint[@]}" >"$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; exit 1; }
 grep segsuite "$out/cmake.log"
@@ -60,7 +64,7 @@ timeout 300 ninja -C build-gpu seg-train seg-weights >/tmp/build.log 2>&1 ||
 echo "tools built at $SECONDS s"
 timeout 200 ninja -C build-gpu test_libseg bench_predict_latency >/tmp/build-tests.log 2>&1 ||
   { grep -m5 -B2 -A12 "error" /tmp/build-tests.log || tail -20 /tmp/build-tests.log; }
-echo "tests built at $SECONDS s"
+echo "tests built at $SECONDS s"; }
 
 if want tests; then
   stage "CUDA unit tests, then the whole test_libseg beside the GPU work"
@@ -117,11 +121,16 @@ if want gloo && [ "$(left)" -gt 150 ]; then
   fi
 fi
 
+if want variants; then
+  stage "light-unet throughput: precision and memory order"
+  for variant in "bfloat16" "float32 --channels-last" "bfloat16 --channels-last"; do
+    throughput light-unet $variant
+  done
+fi
+
 if want bench; then
-stage "light-unet throughput: precision and memory order"
-for variant in "float32" "bfloat16" "float32 --channels-last" "bfloat16 --channels-last"; do
-  throughput light-unet $variant
-done
+stage "light-unet throughput"
+throughput light-unet float32
 reference_throughput light-unet
 
 stage "light-unet 50 epochs, the notebook's recipe: ours, the Python reference (bfloat16 + channels-last: bench/results.md)"
@@ -145,10 +154,14 @@ stage "throughput of the other networks"
 for model in fcn fcn-wide res-unet; do
   [ "$(left)" -gt 100 ] || { echo "skipped (time)"; break; }
   throughput $model float32
-  throughput $model bfloat16 --channels-last
   [ $model = res-unet ] || reference_throughput $model
 done
 
+fi
+
+if want graphs && [ "$(left)" -gt 60 ]; then
+  stage "CUDA graphs: the reference's step eager and graphed, same process"
+  pin 0-7 timeout 90 python3 bench/cuda_graphs_probe.py --data $pack
 fi
 
 if want tests; then

@@ -5,6 +5,7 @@ the same LibTorch build as ours) or any PyTorch.
 
   reference_notebook.py --data ../shared/data/jsrt --model fcn --epochs 50 --threads 2
   reference_notebook.py --data ... --model light-unet --steps 5      # throughput only
+  reference_notebook.py --data ... --model light-unet --notebook-loader  # the notebook's own loop
   reference_notebook.py --data ... --infer 87                          # inference latency
   reference_notebook.py --segment IMAGES --model-file model.pth --out OUT --model fcn
       # what seg-segment does, file to file: read each PNG, normalise as the model file says,
@@ -125,6 +126,55 @@ def augment_affine(image, ground_truth):
     return image, gt.squeeze(1)
 
 
+class SplitDataset(torch.utils.data.Dataset):
+    """The notebook's JSRTDataset: an image [1, H, W] and its label map [H, W] per item."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i].unsqueeze(0), self.labels[i]
+
+
+def notebook_train_model(model, train_x, train_y, test_x, test_y, weight, epochs, dev):
+    """The notebook's train_model as it stands: a DataLoader with two worker processes (created
+    again every epoch), each batch copied to the device, the loss read back every step, and the
+    validation every fifth epoch image by image. Returns the last validation's Dice per class."""
+    loader = torch.utils.data.DataLoader(SplitDataset(train_x, train_y), batch_size=3, shuffle=True,
+                                         num_workers=2, drop_last=True)
+    val = SplitDataset(test_x, test_y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    loss_history = torch.zeros(epochs)
+    dice = torch.zeros(5)
+    for epoch in range(epochs):
+        model.train()
+        for x, y in loader:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            x, y = augment_affine(x, y)
+            optimizer.zero_grad()
+            y_hat = F.interpolate(model(x), size=y.shape[-2:], mode="bilinear")
+            loss = criterion(y_hat, y)
+            loss.backward()
+            optimizer.step()
+            loss_history[epoch] += loss.detach().item()
+        loss_history[epoch] /= len(loader)
+        if epoch % 5 == 4:
+            model.eval()
+            dice = torch.zeros(5)
+            for x, y in val:
+                x, y = x.to(dev, non_blocking=True).unsqueeze(0), y.to(dev, non_blocking=True)
+                with torch.no_grad():
+                    y_hat = F.interpolate(model(x), size=y.shape[-2:], mode="bilinear", align_corners=True)
+                    dice += dice_coeff(y_hat.argmax(1).squeeze(), y, 6)
+            dice /= len(val)
+            print(f"epoch {epoch + 1}: loss {loss_history[epoch]:.4f}, Dice {dice.mean():.4f}", file=sys.stderr)
+    return dice
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data")
@@ -139,6 +189,9 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--train-cases", type=int, default=0, help="use only the first N training cases")
+    ap.add_argument("--notebook-loader", action="store_true",
+                    help="train as the notebook's own loop does (DataLoader with 2 workers, the loss read every "
+                         "step, validation every 5 epochs), not from tensors resident on the device")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -175,6 +228,17 @@ def main():
                 torch.cuda.synchronize()
             result["infer_images"] = n
             result["infer_s_per_image"] = (time.time() - t0) / n
+    elif a.notebook_loader:
+        # the notebook's datasets live on the host, an image [H, W] per case
+        train_x, train_y = train_x[:, 0].cpu(), train_y.cpu()
+        t0 = time.time()
+        dice = notebook_train_model(model, train_x, train_y, test_x[:, 0].cpu(), test_y.cpu(), weight, a.epochs, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        train_s = time.time() - t0
+        steps = a.epochs * (train_x.shape[0] // 3)
+        result.update({"loop": "notebook", "steps": steps, "train_s": train_s, "images_per_s": 3 * steps / train_s,
+                       "val_dice": [round(float(d), 4) for d in dice], "val_mean_dice": round(float(dice.mean()), 4)})
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         criterion = nn.CrossEntropyLoss(weight=weight)

@@ -7,6 +7,8 @@
 #           50 epochs, ours and the reference, and inference latency (bench/results.md)
 #   variants  light-unet's images/s in bfloat16 and channels-last (measured 2026-12-04: no gain)
 #   graphs  the reference's step eager and as a CUDA graph (bench/cuda_graphs_probe.py)
+#   notebook  the notebook's own loop (reference_notebook.py --notebook-loader), light-unet 50
+#           epochs, against ours: the fast preset and light-unet's 50 epochs
 #   gloo    two seg-train processes on the one GPU, built against Debian's Gloo headers (the
 #           wheel ships none)
 #   res     res-unet preset + --augment-processing 1 at 256, as many epochs as time allows
@@ -44,6 +46,12 @@ stage "tensor packs from the PNGs"
 [ -f $pack ] || python3 scripts/device/pack_pngs.py .device/jsrt/dataset.json $pack || exit 1
 if want res512; then python3 scripts/device/pack_pngs.py .device/jsrt/dataset512.json .device/jsrt512.pth; fi
 
+if want notebook; then  # before the build, so that nothing else runs beside it
+  stage "the notebook's own loop (DataLoader, 2 workers), light-unet 50 epochs"
+  timed "notebook loop" pin 0-7 timeout 200 python3 bench/reference_notebook.py --data $pack --model light-unet \
+    --device cuda --threads 4 --epochs 50 --notebook-loader 2>&1 | grep -E "^epoch (5|25|50):|impl|rror|s wall"
+fi
+
 stage "build"
 mkdir -p .device/deps .device/gloo
 for deb in .device/debs/*.deb; do  # Gloo's headers apart: only the gloo stage's build uses them
@@ -52,7 +60,7 @@ done
 gloo_hint=()  # the wheel's own Gloo headers, when it ships them (else one process only)
 [ -d "$prefix/../../include/gloo" ] && gloo_hint=(-DSEG_GLOO_INCLUDE_DIR="$(realpath "$prefix/../../include")")
 build_main=0  # build-gpu: every stage but graphs, and gloo unless it has a build of its own
-for s in tests bench variants res res512; do want $s && build_main=1; done
+for s in tests bench variants res res512 notebook; do want $s && build_main=1; done
 want gloo && [ ${#gloo_hint[@]} -gt 0 ] && build_main=1
 [ $build_main = 1 ] && { timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUILD_TYPE=Release -DSEG_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$prefix;$PWD/.device/deps/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -62,9 +70,11 @@ rm -f "$out/cmake.log"
 timeout 300 ninja -C build-gpu seg-train seg-weights >/tmp/build.log 2>&1 ||
   { grep -m5 -B2 -A12 "error" /tmp/build.log || tail -40 /tmp/build.log; exit 1; }
 echo "tools built at $SECONDS s"
-timeout 200 ninja -C build-gpu test_libseg bench_predict_latency >/tmp/build-tests.log 2>&1 ||
-  { grep -m5 -B2 -A12 "error" /tmp/build-tests.log || tail -20 /tmp/build-tests.log; }
-echo "tests built at $SECONDS s"; }
+if want tests || want bench; then
+  timeout 200 ninja -C build-gpu test_libseg bench_predict_latency >/tmp/build-tests.log 2>&1 ||
+    { grep -m5 -B2 -A12 "error" /tmp/build-tests.log || tail -20 /tmp/build-tests.log; }
+  echo "tests built at $SECONDS s"
+fi; }
 
 if want tests; then
   stage "CUDA unit tests, then the whole test_libseg beside the GPU work"
@@ -157,6 +167,18 @@ for model in fcn fcn-wide res-unet; do
   [ $model = res-unet ] || reference_throughput $model
 done
 
+fi
+
+if want notebook; then
+  stage "ours against the notebook's loop: the fast preset, then light-unet's 50 epochs"
+  timed "ours fast" pin 0-7 timeout 60 $bin/seg-train --data $pack --model fast --device cuda --threads 4 \
+    --out /tmp/fast >/tmp/fast.txt 2>&1
+  grep -E "^epoch 14|rror|s wall" /tmp/fast.txt
+  if [ "$(left)" -gt 45 ]; then
+    timed "ours light-unet" pin 0-7 timeout 60 $bin/seg-train --data $pack --model light-unet --epochs 50 \
+      --device cuda --threads 4 --out /tmp/lu >/tmp/lu.txt 2>&1
+    grep -E "^epoch 50|rror|s wall" /tmp/lu.txt
+  fi
 fi
 
 if want graphs && [ "$(left)" -gt 60 ]; then

@@ -157,6 +157,25 @@ TEST_F(Distributed, ARankThatNeverComesEndsTheRendezvousInBoundedTime) {
   EXPECT_FALSE(fs::exists(tmp_ / "run")) << "nothing written";
 }
 
+// The initial-weight broadcast writes into the parameters themselves: leaves that require grad,
+// in NHWC after --channels-last. An in-place write that autograd sees fails there (it did on
+// CUDA, where Gloo copies the result back, and for NHWC weights, which take a contiguous copy).
+TEST(Communicator, BroadcastsIntoParametersOfAnyMemoryFormat) {
+  if (!seg::distributed_available()) GTEST_SKIP() << "built without Gloo's headers (libgloo-dev)";
+  seg::WorldInfo world;
+  world.master_port = seg::testing::free_port();
+  seg::Communicator comm(world, std::chrono::seconds(30));
+  torch::manual_seed(1);
+  auto nhwc = torch::randn({4, 3, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_();
+  auto plain = torch::randn({4}).requires_grad_();
+  const auto nhwc_before = nhwc.detach().clone(), plain_before = plain.detach().clone();
+  comm.broadcast({nhwc, plain});
+  EXPECT_TRUE(torch::equal(nhwc.detach(), nhwc_before));
+  EXPECT_TRUE(torch::equal(plain.detach(), plain_before));
+  EXPECT_TRUE(nhwc.requires_grad() && nhwc.is_leaf());
+  EXPECT_TRUE(nhwc.is_contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 TEST(SegmentShards, ShardsSplitTheInputsWithoutOverlapOrGap) {
   const auto model = fs::path(SEG_SOURCE_DIR) / "share" / "models" / "jsrt-fast.pth";
   ASSERT_TRUE(fs::exists(model));

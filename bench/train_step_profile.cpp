@@ -2,6 +2,11 @@
 // batch gather, affine augmentation, forward, loss, backward, optimizer. For choosing what to
 // make faster (issue 5); the figures are for comparison within one run, never pass/fail.
 //   build/bin/bench_train_step_profile [NETWORK] [BATCH] [STEPS] [THREADS] [LOSS: ce | ce+dice]
+// Environment: PACK (a tensor pack: its train split instead of random data), CHANNELS_LAST,
+// TRACE (a Chrome trace of the timed steps), DEVICE=cuda. On CUDA each phase ends with a
+// device sync, and a second pass without syncs inside a step says how long the host takes to
+// queue a step against how long the step takes: a step the host cannot queue faster than the
+// GPU runs it is launch-bound, the case CUDA graphs are for.
 #include <seg/augment.h>
 #include <seg/dataset.h>
 #include <seg/models.h>
@@ -10,6 +15,8 @@
 #include <torch/torch.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <memory>
+
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdio>
@@ -33,8 +40,13 @@ int main(int argc, char** argv) {
     images = ((pixels - pixels.mean()) / pixels.std()).unsqueeze(1).contiguous();
     labels = data.labels.to(torch::kLong);
   }
-  const auto weights = torch::ones({6});
+  const char* device_name = std::getenv("DEVICE");
+  const torch::Device device(device_name ? device_name : "cpu");
+  images = images.to(device);
+  labels = labels.to(device);
+  const auto weights = torch::ones({6}, torch::TensorOptions().device(device));
   auto net = seg::make_network({network, 1, 6});
+  net->to(device);
   const bool channels_last = std::getenv("CHANNELS_LAST") != nullptr;
   if (channels_last) seg::use_channels_last(*net);
   seg::MultiTensorAdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3));  // as seg-train
@@ -42,15 +54,18 @@ int main(int argc, char** argv) {
   std::map<std::string, double> seconds;
   const char* phases[] = {"gather", "augment", "forward", "loss", "backward", "optimizer"};
   std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
+  auto sync = [&] { if (device.is_cuda()) torch::cuda::synchronize(); };
   for (int step = -3; step < steps; ++step) {  // 3 warm-up steps
     if (step == 0 && std::getenv("TRACE")) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(std::getenv("TRACE")));
+    sync();
     auto t = Clock::now();
     auto lap = [&](const char* phase) {
+      sync();
       const auto now = Clock::now();
       if (step >= 0) seconds[phase] += std::chrono::duration<double>(now - t).count();
       t = now;
     };
-    const auto index = torch::randint(0, 160, {batch}, gen, torch::kLong);
+    const auto index = torch::randint(0, images.size(0), {batch}, gen, torch::kLong).to(device);
     auto x = images.index_select(0, index);
     auto y = labels.index_select(0, index);
     lap("gather");
@@ -74,4 +89,24 @@ int main(int argc, char** argv) {
               static_cast<long long>(batch), steps, torch::get_num_threads(), 1e3 * total / steps, batch * steps / total);
   for (const char* phase : phases)
     std::printf("  %-10s %7.1f ms  %5.1f %%\n", phase, 1e3 * seconds[phase] / steps, 100 * seconds[phase] / total);
+  if (!device.is_cuda()) return 0;
+  // The same steps with no syncs inside, one at a time: the time the host takes to queue a
+  // step against the time until the GPU has run it (one step's launches stay below the
+  // driver's queue depth, so queuing never waits for the GPU).
+  double queued = 0, ran = 0;
+  for (int step = 0; step < steps; ++step) {
+    sync();
+    const auto start = Clock::now();
+    const auto index = torch::randint(0, images.size(0), {batch}, gen, torch::kLong).to(device);
+    auto [x, y] = seg::random_affine(images.index_select(0, index), labels.index_select(0, index), 0.1, gen);
+    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    seg::clear_gradients(net->parameters());
+    seg::training_loss(net->forward(x), y, weights, loss_name).backward();
+    optimizer.step();
+    queued += std::chrono::duration<double>(Clock::now() - start).count();
+    sync();
+    ran += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  std::printf("without syncs inside: %.2f ms a step, queued by the host in %.2f ms (%.0f %%; near 100 %%: "
+              "launch-bound)\n", 1e3 * ran / steps, 1e3 * queued / steps, 100 * queued / ran);
 }

@@ -7,6 +7,8 @@
 #           50 epochs, ours and the reference, and inference latency (bench/results.md)
 #   variants  light-unet's images/s in bfloat16 and channels-last (measured 2026-12-04: no gain)
 #   graphs  the reference's step eager and as a CUDA graph (bench/cuda_graphs_probe.py)
+#   profile a training step's phases on the GPU, and whether it is launch-bound
+#           (bench/train_step_profile.cpp with DEVICE=cuda)
 #   notebook  the notebook's own loop (reference_notebook.py --notebook-loader), light-unet 50
 #           epochs, against ours: the fast preset and light-unet's 50 epochs
 #   gloo    two seg-train processes on the one GPU, built against Debian's Gloo headers (the
@@ -60,7 +62,7 @@ done
 gloo_hint=()  # the wheel's own Gloo headers, when it ships them (else one process only)
 [ -d "$prefix/../../include/gloo" ] && gloo_hint=(-DSEG_GLOO_INCLUDE_DIR="$(realpath "$prefix/../../include")")
 build_main=0  # build-gpu: every stage but graphs, and gloo unless it has a build of its own
-for s in tests bench variants res res512 notebook; do want $s && build_main=1; done
+for s in tests bench variants res res512 notebook profile; do want $s && build_main=1; done
 want gloo && [ ${#gloo_hint[@]} -gt 0 ] && build_main=1
 [ $build_main = 1 ] && { timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUILD_TYPE=Release -DSEG_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$prefix;$PWD/.device/deps/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -70,8 +72,8 @@ rm -f "$out/cmake.log"
 timeout 300 ninja -C build-gpu seg-train seg-weights >/tmp/build.log 2>&1 ||
   { grep -m5 -B2 -A12 "error" /tmp/build.log || tail -40 /tmp/build.log; exit 1; }
 echo "tools built at $SECONDS s"
-if want tests || want bench; then
-  timeout 200 ninja -C build-gpu test_libseg bench_predict_latency >/tmp/build-tests.log 2>&1 ||
+if want tests || want bench || want profile; then
+  timeout 200 ninja -C build-gpu test_libseg bench_predict_latency bench_train_step_profile >/tmp/build-tests.log 2>&1 ||
     { grep -m5 -B2 -A12 "error" /tmp/build-tests.log || tail -20 /tmp/build-tests.log; }
   echo "tests built at $SECONDS s"
 fi; }
@@ -179,6 +181,13 @@ if want notebook; then
       --device cuda --threads 4 --out /tmp/lu >/tmp/lu.txt 2>&1
     grep -E "^epoch 50|rror|s wall" /tmp/lu.txt
   fi
+fi
+
+if want profile && [ "$(left)" -gt 60 ]; then
+  stage "a step's phases on the GPU, and whether the host's launches or the GPU set its pace"
+  for net in "fast 3 30 4 ce+dice" "fcn 3 30 4 ce" "light-unet 3 30 4 ce" "res-unet 3 30 4 ce+dice"; do
+    DEVICE=cuda PACK=$pack pin 0-7 timeout 60 build-gpu/bin/bench_train_step_profile $net
+  done
 fi
 
 if want graphs && [ "$(left)" -gt 60 ]; then

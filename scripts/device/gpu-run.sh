@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see /work/.library/device/README.md and PLATFORM-NOTES) as one
 # call: makes the tensor packs from the carried PNGs, builds the LibTorch-only part against the
-# machine's CUDA PyTorch, then runs the stages named (default: tests gloo bench graphs):
+# machine's CUDA PyTorch, then runs the stages named (default: tests profile notebook):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
 #   bench   training images/s of each network, ours against the Python reference, light-unet's
 #           50 epochs, ours and the reference, and inference latency (bench/results.md)
@@ -34,7 +34,7 @@ timed() {  # LABEL COMMAND...: the command's wall time (no /usr/bin/time there, 
 }
 pack=.device/jsrt.pth
 bin=build-gpu/bin
-stages=" ${*:-tests gloo bench graphs} "
+stages=" ${*:-tests profile notebook} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 
 stage "machine"

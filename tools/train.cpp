@@ -176,6 +176,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
                    "field of view wider or narrower by up to 1 + zoom, log-uniform (0: off; 0.5: chest at 0.67..1.5 of its size)")
         ->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
+    app.add_option("--checkpoint-every", o.checkpoint_every_s,
+                   "seconds between checkpoints (checkpoint.pt, for --resume), written after an epoch; always after the first and last (0: every epoch)")
+        ->capture_default_str();
     app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
     app.add_option("--normalize", o.normalization, "intensity normalisation: dataset (z-score of the train split) or image (per image, percentile-clipped)")->capture_default_str();

@@ -222,7 +222,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"val_every", val_every}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"val_every", val_every}, {"checkpoint_every_s", checkpoint_every_s}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
@@ -248,6 +248,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.augment_texture = j.value("augment_texture", 0.0);
     o.augment_processing = j.value("augment_processing", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
+    o.checkpoint_every_s = j.value("checkpoint_every_s", o.checkpoint_every_s);
     o.train_split = j.at("train_split").get<std::string>();
     o.val_split = j.at("val_split").get<std::string>();
     o.normalization = j.at("normalization").get<std::string>();
@@ -388,6 +389,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   }
   if (options.batch < 1) throw UsageError("--batch must be at least 1");
   if (options.epochs < 1) throw UsageError("--epochs must be at least 1");
+  if (!(options.checkpoint_every_s >= 0)) throw UsageError("--checkpoint-every must be 0 or more seconds");
   if (options.normalization != "dataset" && options.normalization != "image")
     throw UsageError("--normalize must be \"dataset\" or \"image\"");
   if (options.loss != "ce" && options.loss != "ce+dice") throw UsageError("--loss must be \"ce\" or \"ce+dice\"");
@@ -560,6 +562,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     save_model(model, run_dir / "model.pth");
   };
 
+  auto last_checkpoint = Clock::now();
   for (int64_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     auto last_report = epoch_start;
@@ -636,8 +639,12 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     if (writer) {
       write_file_atomically(run_dir / "log.csv", format_log_csv(history, info.classes));
       if (validate_now || epoch == options.epochs) write_model(history);
-      save_checkpoint(checkpoint_path, *net, optimizer, gen,
-                      {epoch, world, options.to_json(), model_info_to_json(info), history_to_json(history)});
+      // The first epoch's too, so that a started run can always be resumed.
+      if (epoch == first_epoch || epoch == options.epochs || seconds_since(last_checkpoint) >= options.checkpoint_every_s) {
+        save_checkpoint(checkpoint_path, *net, optimizer, gen,
+                        {epoch, world, options.to_json(), model_info_to_json(info), history_to_json(history)});
+        last_checkpoint = Clock::now();
+      }
     }
     watch.on_epoch(record, history);
   }

@@ -52,8 +52,28 @@ seg::TrainOptions quick_options(int64_t epochs) {
   o.seed = 7;
   o.device = "cpu";
   o.val_every = 2;
+  o.checkpoint_every_s = 0;  // a checkpoint after every epoch: the resume tests stop between any two
   return o;
 }
+
+// After each epoch: checkpoint.pt's modification time (a new value: written in that epoch).
+struct CheckpointWatch : seg::TrainObserver {
+  std::filesystem::path path;
+  std::vector<std::filesystem::file_time_type> seen;
+  explicit CheckpointWatch(std::filesystem::path p) : path(std::move(p)) {}
+  void on_epoch(const seg::EpochLog&, const std::vector<seg::EpochLog>&) override {
+    seen.push_back(std::filesystem::exists(path) ? std::filesystem::last_write_time(path)
+                                                 : std::filesystem::file_time_type::min());
+  }
+  // 1-based epochs after which a new checkpoint was there.
+  std::vector<int64_t> written() const {
+    std::vector<int64_t> epochs;
+    for (size_t k = 0; k < seen.size(); ++k)
+      if (seen[k] != std::filesystem::file_time_type::min() && (k == 0 || seen[k] != seen[k - 1]))
+        epochs.push_back(static_cast<int64_t>(k) + 1);
+    return epochs;
+  }
+};
 
 // Stops a run after an epoch's checkpoint, as a kill between epochs would.
 struct Interrupt : seg::TrainObserver {
@@ -103,6 +123,27 @@ TEST_F(TrainTest, ResumedRunReachesTheSameWeights) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
   EXPECT_DOUBLE_EQ(uninterrupted.history.back().loss, resumed.history.back().loss);
+}
+
+// Checkpoints are spaced in time (each write holds training up), but a started run can always
+// be resumed and a finished one holds its last epoch.
+TEST_F(TrainTest, CheckpointsAfterTheFirstAndLastEpochAndEverySoManySeconds) {
+  const auto data = shapes_dataset();
+  auto o = quick_options(4);
+  ScratchDir spaced, every;
+  o.checkpoint_every_s = 1e6;
+  CheckpointWatch watch_spaced(spaced.path() / "checkpoint.pt");
+  seg::train_network(data, o, spaced.path(), &watch_spaced);
+  EXPECT_EQ(watch_spaced.written(), (std::vector<int64_t>{1, 4}));
+  o.checkpoint_every_s = 0;
+  CheckpointWatch watch_every(every.path() / "checkpoint.pt");
+  seg::train_network(data, o, every.path(), &watch_every);
+  EXPECT_EQ(watch_every.written(), (std::vector<int64_t>{1, 2, 3, 4}));
+  // The spaced run resumes and extends like any other.
+  o.epochs = 5;
+  const auto extended = seg::train_network(data, o, spaced.path(), nullptr, /*resume=*/true);
+  EXPECT_EQ(extended.history.size(), 5u);
+  EXPECT_EQ(seg::read_run_options(spaced.path()).checkpoint_every_s, 1e6);  // the run's own setting
 }
 
 TEST_F(TrainTest, SameSeedSameWeightsOtherSeedOthers) {

@@ -68,7 +68,7 @@ class Interrupt : public ::testing::Test {
 
   std::vector<std::string> train_args(const fs::path& run_dir) const {
     return {"--data", (tmp_ / "pack.pth").string(), "--model", "fcn", "--epochs", "4", "--batch", "2", "--seed", "7",
-            "--deterministic", "--threads", "1", "--val-every", "2", "--out", run_dir.string()};
+            "--deterministic", "--threads", "1", "--val-every", "2", "--checkpoint-every", "0", "--out", run_dir.string()};
   }
 
   ScratchDir tmp_{"seg-interrupt"};

@@ -27,6 +27,10 @@ struct TrainOptions {
   double augment_processing = 0.0;  // random histogram equalisation and local contrast (seg::random_processing); 0: off
   double augment_zoom = 0.0;      // field of view wider or narrower by up to 1 + zoom (seg::random_affine_theta); 0: off
   int64_t val_every = 5;          // validate after every k-th epoch (and after the last); 0: never
+  // checkpoint.pt after an epoch once this many seconds have passed since the last one, and
+  // after the first and the last epoch; 0: after every epoch. Each write holds training up (a
+  // light-unet checkpoint is 46 MB), which after every epoch is a good part of a GPU run.
+  double checkpoint_every_s = 30;
   std::string train_split = "train";
   std::string val_split = "test"; // empty or absent from the data: no validation
   std::string normalization = "dataset";  // "dataset" (z-score of the train split) or "image"
@@ -117,7 +121,8 @@ struct TrainResult {
 // Trains on data's train split, validates on its val split, and writes into run_dir:
 // model.pth (the model file; also after every validation, so an interrupted run leaves the
 // best-so-far usable), checkpoint.pt (weights, Adam state, epoch, RNG state, log; written
-// after every epoch), log.csv. Every file is written atomically.
+// after an epoch every options.checkpoint_every_s, and after the last), log.csv. Every file is
+// written atomically.
 // With resume = true the options come from run_dir's checkpoint and training continues
 // after its last finished epoch (`options` then only sets epochs, to extend a run).
 // With a communicator of N > 1 ranks (data parallel, as PyTorch's DDP): every rank holds the

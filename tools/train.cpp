@@ -192,6 +192,8 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
                    "float32, or bfloat16: forward pass and loss under autocast (mixed precision; no faster for these networks at 256 x 256 on an H200, bench/results.md)")
         ->capture_default_str();
     app.add_flag("--channels-last", o.channels_last, "weights and inputs in NHWC memory order (cuDNN's tensor-core layout; no faster at 256 x 256 on an H200, bench/results.md)");
+    app.add_flag("--cuda-graph", o.cuda_graph,
+                 "record each step once as a CUDA graph and replay it (for small networks on a GPU, whose steps are launch-bound; affine augmentation and float32 only)");
     app.add_option("--dist-timeout", dist_timeout,
                    "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")
         ->capture_default_str();

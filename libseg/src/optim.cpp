@@ -100,6 +100,99 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
   return step_all<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(param_groups_, state_, closure, /*decoupled=*/true);
 }
 
+namespace {
+// The state slot's optimiser-specific class, created as MultiTensorAdam(W) would create it.
+template <typename State, typename Map>
+State& adam_state(Map& states, const at::Tensor& p) {
+  auto& slot = state_slot(states, p);
+  if (!slot) {
+    auto fresh = std::make_unique<State>();
+    fresh->step(0);
+    fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+    slot = std::move(fresh);
+  }
+  return static_cast<State&>(*slot);
+}
+
+template <typename State, typename Options>
+void gather_state(torch::optim::Optimizer& optimizer, std::vector<at::Tensor>& params, std::vector<at::Tensor>& exp_avgs,
+                  std::vector<at::Tensor>& exp_avg_sqs, int64_t& step, double& beta1, double& beta2, double& eps,
+                  double& decay, double& lr) {
+  if (optimizer.param_groups().size() != 1) throw Error("seg::DeviceStepAdam", "needs exactly one parameter group");
+  auto& group = optimizer.param_groups().front();
+  const auto& options = static_cast<const Options&>(group.options());
+  if (options.amsgrad()) throw Error("seg::DeviceStepAdam", "amsgrad is not supported");
+  beta1 = std::get<0>(options.betas());
+  beta2 = std::get<1>(options.betas());
+  eps = options.eps();
+  decay = options.weight_decay();
+  lr = options.lr();
+  step = -1;
+  for (const auto& p : group.params()) {
+    auto& state = adam_state<State>(optimizer.state(), p);
+    if (step >= 0 && state.step() != step)
+      throw Error("seg::DeviceStepAdam", "the parameters are at different step counts");
+    step = state.step();
+    params.push_back(p);
+    exp_avgs.push_back(state.exp_avg());
+    exp_avg_sqs.push_back(state.exp_avg_sq());
+  }
+}
+}  // namespace
+
+DeviceStepAdam::DeviceStepAdam(torch::optim::Optimizer& optimizer, bool decoupled)
+    : optimizer_(optimizer), decoupled_(decoupled) {
+  int64_t step = 0;
+  double lr = 0;
+  if (decoupled)
+    gather_state<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_,
+                                                                           step, beta1_, beta2_, eps_, decay_, lr);
+  else
+    gather_state<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_,
+                                                                         step, beta1_, beta2_, eps_, decay_, lr);
+  if (params_.empty()) throw Error("seg::DeviceStepAdam", "no parameters");
+  const auto on_device = at::TensorOptions().dtype(at::kDouble).device(params_.front().device());
+  lr_ = at::full({}, lr, on_device);
+  step_ = at::full({}, static_cast<double>(step), on_device);
+}
+
+void DeviceStepAdam::set_lr(double lr) {
+  lr_.fill_(lr);
+  auto& options = optimizer_.param_groups().front().options();  // the same lr for the host-side steps
+  if (decoupled_) static_cast<torch::optim::AdamWOptions&>(options).lr(lr);
+  else static_cast<torch::optim::AdamOptions&>(options).lr(lr);
+}
+
+void DeviceStepAdam::step() {
+  torch::NoGradGuard no_grad;
+  step_.add_(1);
+  const auto step_size = lr_ / (1 - at::pow(beta1_, step_));
+  const auto bias_correction2_sqrt = at::sqrt(1 - at::pow(beta2_, step_));
+  const auto shrink = decoupled_ && decay_ != 0 ? 1 - lr_ * decay_ : at::Tensor();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor& p = params_[i];
+    at::Tensor grad = p.grad();
+    if (!grad.defined()) throw Error("seg::DeviceStepAdam", "a parameter has no gradient");
+    if (decay_ != 0) {
+      if (decoupled_) p.mul_(shrink);
+      else grad = grad + decay_ * p;
+    }
+    exp_avgs_[i].mul_(beta1_).add_(grad, 1 - beta1_);
+    exp_avg_sqs_[i].mul_(beta2_).addcmul_(grad, grad, 1 - beta2_);
+    const auto denominator = (exp_avg_sqs_[i].sqrt() / bias_correction2_sqrt).add_(eps_);
+    p.sub_(exp_avgs_[i] / denominator * step_size);
+  }
+}
+
+void DeviceStepAdam::sync_step_count() {
+  const auto step = static_cast<int64_t>(std::llround(step_.item<double>()));
+  for (const auto& p : params_) {
+    if (decoupled_) adam_state<torch::optim::AdamWParamState>(optimizer_.state(), p).step(step);
+    else adam_state<torch::optim::AdamParamState>(optimizer_.state(), p).step(step);
+  }
+}
+
 void clear_gradients(const std::vector<at::Tensor>& parameters) {
   for (at::Tensor p : parameters) p.mutable_grad().reset();  // (a handle: the same parameter)
 }

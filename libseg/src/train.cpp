@@ -1,4 +1,5 @@
 #include <seg/augment.h>
+#include <seg/cuda_graph.h>
 #include <seg/distributed.h>
 #include <seg/error.h>
 #include <seg/fs.h>
@@ -226,7 +227,7 @@ std::string TrainOptions::to_json() const {
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
-            {"precision", precision}, {"channels_last", channels_last}};
+            {"precision", precision}, {"channels_last", channels_last}, {"cuda_graph", cuda_graph}};
   return j.dump();
 }
 
@@ -261,6 +262,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.init_from = j.value("init_from", o.init_from);
     o.precision = j.value("precision", o.precision);
     o.channels_last = j.value("channels_last", o.channels_last);
+    o.cuda_graph = j.value("cuda_graph", o.cuda_graph);
   } catch (const json::exception& e) {
     throw Error(source, std::string("training options are malformed: ") + e.what());
   }
@@ -372,6 +374,74 @@ TrainOptions read_run_options(const fs::path& run_dir) {
   return TrainOptions::from_json(read_checkpoint_meta(archive).options_json, (run_dir / "checkpoint.pt").string());
 }
 
+namespace {
+// seg-train --cuda-graph: one training step that reads and writes the same tensors every time
+// (the batch's rows, its affine draws and the learning rate are copied into fixed buffers
+// first, and the optimiser works out its scalars on the device), so that a CUDA graph can
+// record it once and replay it: one launch a step instead of hundreds. The first steps run
+// eagerly, the warm-up a capture needs; on the CPU every step does, which is how the step
+// itself is tested (tests/libseg/test_train.cpp).
+class GraphedStep {
+ public:
+  GraphedStep(SegNet net, torch::optim::Optimizer& optimizer, bool adamw, const DeviceData& data, at::Tensor class_weights,
+              std::string loss, int64_t batch, bool affine, at::Tensor loss_sum)
+      : net_(std::move(net)), adam_(optimizer, adamw), data_(data), class_weights_(std::move(class_weights)),
+        loss_(std::move(loss)), affine_(affine), loss_sum_(std::move(loss_sum)) {
+    const auto device = data.images.device();
+    rows_ = torch::zeros({batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    theta_ = torch::zeros({batch, 2, 3}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+    if (device.is_cuda()) graph_ = std::make_unique<CudaGraph>();
+  }
+
+  // One step on these rows of the data, with these affine draws (batch x 2 x 3; undefined
+  // without augmentation), at this learning rate. Queued only: no host-device sync.
+  void run(const at::Tensor& rows, const at::Tensor& theta, double lr) {
+    rows_.copy_(rows, /*non_blocking=*/true);
+    if (affine_) theta_.copy_(theta, /*non_blocking=*/true);
+    adam_.set_lr(lr);
+    auto body = [this] { step(); };
+    if (!graph_) {
+      clear_gradients(net_->parameters());
+      step();
+    } else if (eager_steps_ < kWarmupSteps) {
+      clear_gradients(net_->parameters());
+      graph_->run_beside(body);
+      ++eager_steps_;
+    } else {
+      if (!graph_->captured()) {
+        clear_gradients(net_->parameters());  // the captured backward writes fresh gradients, not sums
+        graph_->capture(body);
+      }
+      graph_->replay();
+    }
+  }
+
+  void before_checkpoint() { adam_.sync_step_count(); }
+
+ private:
+  static constexpr int kWarmupSteps = 3;
+
+  void step() {
+    at::Tensor x = data_.images.index_select(0, rows_), y = data_.labels.index_select(0, rows_);
+    if (affine_) std::tie(x, y) = apply_affine(x, y, theta_, at::Tensor(), Padding::zeros);
+    const auto loss = training_loss(net_->forward_supervised(x), y, class_weights_, loss_);
+    loss.backward();
+    adam_.step();
+    loss_sum_.add_(loss.detach());
+  }
+
+  SegNet net_;
+  DeviceStepAdam adam_;
+  const DeviceData& data_;
+  at::Tensor class_weights_;
+  std::string loss_;
+  bool affine_;
+  at::Tensor loss_sum_, rows_, theta_;
+  std::unique_ptr<CudaGraph> graph_;  // none on the CPU
+  int eager_steps_ = 0;
+};
+}  // namespace
+
 TrainResult train_network(const Dataset& data, const TrainOptions& requested, const fs::path& run_dir,
                           TrainObserver* observer, bool resume, Communicator* comm) {
   TrainObserver silent;
@@ -404,6 +474,17 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
                      "--augment-texture, --augment-processing) must be 0 or more");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (comm && comm->size() == 1) comm = nullptr;
+  if (options.cuda_graph) {
+    // The graphed step holds the notebook's affine augmentation and float32 only: the others
+    // draw shapes or paddings per step, which a recorded graph cannot follow.
+    if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_intensity > 0 ||
+        options.augment_processing > 0 || options.augment_texture > 0)
+      throw UsageError("--cuda-graph takes the affine augmentation (--augment-scale) only; set --augment-elastic, "
+                       "--augment-zoom, --augment-intensity, --augment-processing and --augment-texture to 0");
+    if (options.precision != "float32" || options.channels_last)
+      throw UsageError("--cuda-graph runs in float32 and the default memory order (no --precision bfloat16, --channels-last)");
+    if (comm) throw UsageError("--cuda-graph runs one process (data-parallel steps exchange gradients on the host)");
+  }
   const int64_t rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
   const bool writer = rank == 0;  // only rank 0 writes the model, checkpoints and logs
   if (resume && meta.world_size != world)
@@ -562,56 +643,68 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     save_model(model, run_dir / "model.pth");
   };
 
+  at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));  // the epoch's, read once
+  std::unique_ptr<GraphedStep> graphed;
+  if (options.cuda_graph)
+    graphed = std::make_unique<GraphedStep>(net, optimizer, options.optimizer == "adamw", train_data, weights, options.loss,
+                                            options.batch, options.augment_scale > 0, loss_sum);
   auto last_checkpoint = Clock::now();
   for (int64_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     auto last_report = epoch_start;
     const auto order = upload(torch::randperm(train.size(), gen, torch::kLong), device);
-    at::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    loss_sum.zero_();
     for (int64_t step = 0; step < steps; ++step) {
       // Every rank draws the same global batch and its augmentation, and takes its own slice:
       // N ranks with batch B follow one process with batch N x B case for case.
       const auto index = order.narrow(0, (step * world + rank) * options.batch, options.batch);
-      at::Tensor x = train_data.images.index_select(0, index);
-      at::Tensor y = train_data.labels.index_select(0, index);
-      if (options.augment_scale > 0 || options.augment_elastic > 0 || options.augment_zoom > 0) {
-        const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device, options.augment_zoom)
-                               .narrow(0, rank * options.batch, options.batch);
-        at::Tensor displacement;
-        if (options.augment_elastic > 0)
-          displacement = elastic_displacement(random_elastic_draws(global_batch, options.augment_elastic, gen)
-                                                  .narrow(0, rank * options.batch, options.batch),
-                                              x.size(2), x.size(3), device);
-        // A wider field of view shows what lay beyond the image: one of the three paddings,
-        // drawn per step, so that the network learns every kind of border as background.
-        Padding padding = Padding::zeros;
-        if (options.augment_zoom > 0)
-          padding = static_cast<Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
-        std::tie(x, y) = apply_affine(x, y, theta, displacement, padding);
+      const double lr = options.schedule != "constant"
+                            ? scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps)
+                            : options.lr;
+      if (graphed) {  // the same draws from the generator as the eager step below makes
+        graphed->run(index, options.augment_scale > 0 ? random_affine_theta(global_batch, options.augment_scale, gen, device)
+                                                      : at::Tensor(), lr);
+      } else {
+        at::Tensor x = train_data.images.index_select(0, index);
+        at::Tensor y = train_data.labels.index_select(0, index);
+        if (options.augment_scale > 0 || options.augment_elastic > 0 || options.augment_zoom > 0) {
+          const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device, options.augment_zoom)
+                                 .narrow(0, rank * options.batch, options.batch);
+          at::Tensor displacement;
+          if (options.augment_elastic > 0)
+            displacement = elastic_displacement(random_elastic_draws(global_batch, options.augment_elastic, gen)
+                                                    .narrow(0, rank * options.batch, options.batch),
+                                                x.size(2), x.size(3), device);
+          // A wider field of view shows what lay beyond the image: one of the three paddings,
+          // drawn per step, so that the network learns every kind of border as background.
+          Padding padding = Padding::zeros;
+          if (options.augment_zoom > 0)
+            padding = static_cast<Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
+          std::tie(x, y) = apply_affine(x, y, theta, displacement, padding);
+        }
+        if (options.augment_intensity > 0)
+          x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)
+                                     .narrow(1, rank * options.batch, options.batch));
+        // Processing before texture: a detector's noise is not equalised with the film.
+        if (options.augment_processing > 0)
+          x = apply_processing(x, random_processing_draws(global_batch, x.size(3), options.augment_processing, gen)
+                                      .narrow(0, rank * options.batch, options.batch));
+        if (options.augment_texture > 0)
+          x = apply_texture(x, random_texture_draws(global_batch, x.size(2), x.size(3), options.augment_texture, gen)
+                                   .narrow(rank * options.batch, options.batch));
+        if (options.schedule != "constant") set_lr(lr);
+        clear_gradients(net->parameters());
+        if (options.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        at::Tensor loss;
+        {
+          const AutocastScope autocast(bfloat16, device.type());
+          loss = training_loss(net->forward_supervised(x), y, weights, options.loss);
+        }
+        loss.backward();
+        if (comm) comm->average_gradients(net->parameters());
+        optimizer.step();
+        loss_sum += loss.detach();
       }
-      if (options.augment_intensity > 0)
-        x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)
-                                   .narrow(1, rank * options.batch, options.batch));
-      // Processing before texture: a detector's noise is not equalised with the film.
-      if (options.augment_processing > 0)
-        x = apply_processing(x, random_processing_draws(global_batch, x.size(3), options.augment_processing, gen)
-                                    .narrow(0, rank * options.batch, options.batch));
-      if (options.augment_texture > 0)
-        x = apply_texture(x, random_texture_draws(global_batch, x.size(2), x.size(3), options.augment_texture, gen)
-                                 .narrow(rank * options.batch, options.batch));
-      if (options.schedule != "constant")
-        set_lr(scheduled_lr(options.schedule, options.lr, (epoch - 1) * steps + step, options.epochs * steps));
-      clear_gradients(net->parameters());
-      if (options.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-      at::Tensor loss;
-      {
-        const AutocastScope autocast(bfloat16, device.type());
-        loss = training_loss(net->forward_supervised(x), y, weights, options.loss);
-      }
-      loss.backward();
-      if (comm) comm->average_gradients(net->parameters());
-      optimizer.step();
-      loss_sum += loss.detach();
       ++steps_done_this_run;
       if (watch.wants_steps() && (seconds_since(last_report) > 0.25 || step + 1 == steps)) {
         last_report = Clock::now();
@@ -641,6 +734,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       if (validate_now || epoch == options.epochs) write_model(history);
       // The first epoch's too, so that a started run can always be resumed.
       if (epoch == first_epoch || epoch == options.epochs || seconds_since(last_checkpoint) >= options.checkpoint_every_s) {
+        if (graphed) graphed->before_checkpoint();
         save_checkpoint(checkpoint_path, *net, optimizer, gen,
                         {epoch, world, options.to_json(), model_info_to_json(info), history_to_json(history)});
         last_checkpoint = Clock::now();

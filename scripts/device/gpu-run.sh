@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (see /work/.library/device/README.md and PLATFORM-NOTES) as one
 # call: makes the tensor packs from the carried PNGs, builds the LibTorch-only part against the
-# machine's CUDA PyTorch, then runs the stages named (default: tests profile notebook):
+# machine's CUDA PyTorch, then runs the stages named (default: tests graph profile notebook):
 #   tests   the whole test_libseg there (the CUDA agreement tests among them)
 #   bench   training images/s of each network, ours against the Python reference, light-unet's
 #           50 epochs, ours and the reference, and inference latency (bench/results.md)
 #   variants  light-unet's images/s in bfloat16 and channels-last (measured 2026-12-04: no gain)
 #   graphs  the reference's step eager and as a CUDA graph (bench/cuda_graphs_probe.py)
+#   graph   seg-train --cuda-graph against the eager step (fcn, fast, light-unet), and the fast
+#           preset's whole run both ways
 #   profile a training step's phases on the GPU, and whether it is launch-bound
 #           (bench/train_step_profile.cpp with DEVICE=cuda)
 #   notebook  the notebook's own loop (reference_notebook.py --notebook-loader), light-unet 50
@@ -34,7 +36,7 @@ timed() {  # LABEL COMMAND...: the command's wall time (no /usr/bin/time there, 
 }
 pack=.device/jsrt.pth
 bin=build-gpu/bin
-stages=" ${*:-tests profile notebook} "
+stages=" ${*:-tests graph profile notebook} "
 want() { [[ "$stages" == *" $1 "* ]]; }
 
 stage "machine"
@@ -62,7 +64,7 @@ done
 gloo_hint=()  # the wheel's own Gloo headers, when it ships them (else one process only)
 [ -d "$prefix/../../include/gloo" ] && gloo_hint=(-DSEG_GLOO_INCLUDE_DIR="$(realpath "$prefix/../../include")")
 build_main=0  # build-gpu: every stage but graphs, and gloo unless it has a build of its own
-for s in tests bench variants res res512 notebook profile; do want $s && build_main=1; done
+for s in tests bench variants res res512 notebook profile graph; do want $s && build_main=1; done
 want gloo && [ ${#gloo_hint[@]} -gt 0 ] && build_main=1
 [ $build_main = 1 ] && { timeout 60 cmake -S . -B build-gpu -G Ninja -DSEG_WITH_IMAGE_IO=OFF -DCMAKE_BUILD_TYPE=Release -DSEG_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$prefix;$PWD/.device/deps/usr" -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -181,6 +183,19 @@ if want notebook; then
       --device cuda --threads 4 --out /tmp/lu >/tmp/lu.txt 2>&1
     grep -E "^epoch 50|rror|s wall" /tmp/lu.txt
   fi
+fi
+
+if want graph && [ "$(left)" -gt 60 ]; then
+  stage "seg-train --cuda-graph against the eager step: images/s, and the fast preset's wall time and Dice"
+  for model in fcn fast light-unet; do
+    throughput $model float32
+    throughput $model float32 --cuda-graph
+  done
+  for flag in "" --cuda-graph; do
+    timed "fast ${flag:-eager}" pin 0-7 timeout 60 $bin/seg-train --data $pack --model fast --device cuda --threads 4 \
+      $flag --out /tmp/fast-graph$flag >/tmp/fast-graph$flag.txt 2>&1
+    grep -E "^epoch 14|rror|s wall" /tmp/fast-graph$flag.txt
+  done
 fi
 
 if want profile && [ "$(left)" -gt 60 ]; then

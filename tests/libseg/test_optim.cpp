@@ -83,3 +83,63 @@ TEST(MultiTensorAdam, AgreesOnCuda) {
   expect_same_steps<seg::MultiTensorAdamW, torch::optim::AdamW>(torch::optim::AdamWOptions(3e-3).weight_decay(1e-4),
                                                                 torch::kCUDA);
 }
+
+namespace {
+
+// seg::DeviceStepAdam against MultiTensorAdam(W) over steps with a learning rate that changes
+// every step (as the one-cycle schedule does), both starting from a state a few steps old; then
+// the step count it keeps on the device, copied back, resumes the host-side optimiser.
+template <typename Optimiser, typename Options>
+void expect_device_step_like_host_step(const Options& options, bool decoupled, const torch::Device& device) {
+  auto a = parameters(5), b = parameters(5);
+  for (auto& p : a) p = p.detach().to(device).set_requires_grad(true);
+  for (auto& p : b) p = p.detach().to(device).set_requires_grad(true);
+  Optimiser host(a, options), on_device_state(b, options);
+  torch::manual_seed(13);
+  auto gradients = [&] {
+    for (size_t i = 0; i < a.size(); ++i) {
+      const auto g = torch::randn(a[i].sizes()).to(device);
+      a[i].mutable_grad() = g.clone();
+      b[i].mutable_grad() = g.clone();
+    }
+  };
+  for (int step = 0; step < 2; ++step) {  // both host-stepped first: a state to take over
+    gradients();
+    host.step();
+    on_device_state.step();
+  }
+  seg::DeviceStepAdam device_step(on_device_state, decoupled);
+  for (int step = 0; step < 6; ++step) {
+    const double lr = options.lr() * (1.0 + 0.5 * step);
+    static_cast<Options&>(host.param_groups().front().options()).lr(lr);
+    device_step.set_lr(lr);
+    gradients();
+    host.step();
+    device_step.step();
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "parameter " << i << ", step " << step + 3;
+  }
+  device_step.sync_step_count();
+  gradients();
+  host.step();
+  on_device_state.step();  // the host-side step again, from the device step's state and count
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "after the hand-back, parameter " << i;
+}
+
+}  // namespace
+
+TEST(DeviceStepAdam, StepsAsAdamWithWeightDecay) {
+  expect_device_step_like_host_step<seg::MultiTensorAdam>(torch::optim::AdamOptions(1e-2).weight_decay(1e-3), false,
+                                                          torch::kCPU);
+}
+
+TEST(DeviceStepAdam, StepsAsAdamW) {
+  expect_device_step_like_host_step<seg::MultiTensorAdamW>(torch::optim::AdamWOptions(3e-3).weight_decay(1e-4), true,
+                                                           torch::kCPU);
+}
+
+TEST(DeviceStepAdam, AgreesOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_device_step_like_host_step<seg::MultiTensorAdamW>(torch::optim::AdamWOptions(3e-3).weight_decay(1e-4), true,
+                                                           torch::kCUDA);
+}

@@ -146,6 +146,73 @@ TEST_F(TrainTest, CheckpointsAfterTheFirstAndLastEpochAndEverySoManySeconds) {
   EXPECT_EQ(seg::read_run_options(spaced.path()).checkpoint_every_s, 1e6);  // the run's own setting
 }
 
+// --cuda-graph's step (fixed buffers, the optimiser's scalars on the device) trains as the
+// eager step does: the same draws, batches and schedule, the same weights to float rounding.
+// On the CPU it runs eagerly; on CUDA it is recorded and replayed (the Cuda test below).
+void expect_graphed_step_trains_like_eager(const torch::Device& device) {
+  const auto data = shapes_dataset();
+  auto o = quick_options(3);
+  o.device = device.str();
+  o.optimizer = "adamw";
+  o.weight_decay = 1e-3;
+  o.schedule = "onecycle";
+  o.loss = "ce+dice";
+  ScratchDir eager_dir, graphed_dir;
+  const auto eager = seg::train_network(data, o, eager_dir.path());
+  o.cuda_graph = true;
+  const auto graphed = seg::train_network(data, o, graphed_dir.path());
+  // The kernels, and what the networks compute. (Not the biases ahead of an instance norm:
+  // their gradients are rounding noise, which Adam's normalised steps blow up to the step size.)
+  const auto a = weights_of(eager.model), b = weights_of(graphed.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].dim() > 1)
+      EXPECT_TRUE(torch::allclose(a[i].cpu(), b[i].cpu(), 1e-3, 1e-4)) << "parameter " << i << ": "
+          << (a[i] - b[i]).abs().max().item<double>();
+  const auto x = ((data.images.narrow(0, 0, 4).to(torch::kFloat) - 128) / 64).unsqueeze(1).to(device);
+  auto predict = [&x](const seg::Model& m) {
+    torch::NoGradGuard no_grad;
+    return m.net->forward(x);
+  };
+  const auto out_eager = predict(eager.model), out_graphed = predict(graphed.model);
+  EXPECT_TRUE(torch::allclose(out_eager, out_graphed, 1e-3, 1e-3)) << (out_eager - out_graphed).abs().max().item<double>();
+  for (size_t e = 0; e < eager.history.size(); ++e)
+    EXPECT_NEAR(eager.history[e].loss, graphed.history[e].loss, 1e-4 * eager.history[e].loss) << "epoch " << e + 1;
+  // What a wrong batch or a frozen schedule gives, for scale: another seed's run is far off.
+  o.cuda_graph = false;
+  o.seed = 8;
+  ScratchDir other_dir;
+  const auto other = seg::train_network(data, o, other_dir.path());
+  EXPECT_FALSE(torch::allclose(a[0].cpu(), weights_of(other.model)[0].cpu(), 1e-3, 1e-4));
+  EXPECT_FALSE(torch::allclose(out_eager, predict(other.model), 1e-3, 1e-3));
+  // A graphed run resumes as any other: its checkpoint holds the optimiser's step count.
+  o.seed = 7;
+  o.cuda_graph = true;
+  o.epochs = 4;
+  const auto resumed = seg::train_network(data, o, graphed_dir.path(), nullptr, /*resume=*/true);
+  EXPECT_EQ(resumed.history.size(), 4u);
+  EXPECT_LT(resumed.history.back().loss, graphed.history.front().loss);
+}
+
+TEST_F(TrainTest, GraphedStepTrainsLikeTheEagerStep) { expect_graphed_step_trains_like_eager(torch::kCPU); }
+
+TEST_F(TrainTest, CudaGraphTrainsLikeTheEagerStep) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_graphed_step_trains_like_eager(torch::kCUDA);
+}
+
+TEST_F(TrainTest, CudaGraphRefusesWhatItCannotRecord) {
+  ScratchDir run;
+  auto o = quick_options(1);
+  o.cuda_graph = true;
+  o.augment_zoom = 0.5;
+  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
+  o.augment_zoom = 0;
+  o.precision = "bfloat16";
+  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
+  EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
+}
+
 TEST_F(TrainTest, SameSeedSameWeightsOtherSeedOthers) {
   ScratchDir a, b, c;
   const auto data = shapes_dataset();

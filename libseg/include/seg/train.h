@@ -44,6 +44,10 @@ struct TrainOptions {
   // matrix work, float32 weights, reductions and optimiser), on the run's device.
   std::string precision = "float32";
   bool channels_last = false;     // weights and inputs in NHWC memory order (cuDNN's fastest on tensor cores)
+  // Each step recorded once as a CUDA graph and replayed (seg/cuda_graph.h): for networks
+  // whose steps the host cannot launch as fast as the GPU runs them. Affine augmentation,
+  // float32 and one process only; on the CPU the same fixed-buffer step runs eagerly.
+  bool cuda_graph = false;
   // A model file or run folder to start from instead of random weights (fine-tuning: on other
   // data, at another resolution). Same network and class table; its normalisation is kept.
   std::string init_from;

@@ -26,6 +26,20 @@ std::unique_ptr<torch::optim::OptimizerParamState>& state_slot(Map& states, cons
   }
 }
 
+// The state slot's optimiser-specific class, created as MultiTensorAdam(W) would create it.
+template <typename State, typename Map>
+State& adam_state(Map& states, const at::Tensor& p) {
+  auto& slot = state_slot(states, p);
+  if (!slot) {
+    auto fresh = std::make_unique<State>();
+    fresh->step(0);
+    fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+    slot = std::move(fresh);
+  }
+  return static_cast<State&>(*slot);
+}
+
 // The tensors that take one step together: those at the same step count share a bias correction.
 struct Bucket {
   std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
@@ -42,15 +56,7 @@ void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Opti
   std::map<int64_t, Bucket> by_step;
   for (auto& p : group.params()) {
     if (!p.grad().defined()) continue;
-    auto& slot = state_slot(states, p);
-    if (!slot) {
-      auto fresh = std::make_unique<State>();
-      fresh->step(0);
-      fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
-      fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
-      slot = std::move(fresh);
-    }
-    auto& state = static_cast<State&>(*slot);
+    auto& state = adam_state<State>(states, p);
     state.step(state.step() + 1);
     Bucket& bucket = by_step[state.step()];
     bucket.params.push_back(p);
@@ -101,19 +107,6 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
 }
 
 namespace {
-// The state slot's optimiser-specific class, created as MultiTensorAdam(W) would create it.
-template <typename State, typename Map>
-State& adam_state(Map& states, const at::Tensor& p) {
-  auto& slot = state_slot(states, p);
-  if (!slot) {
-    auto fresh = std::make_unique<State>();
-    fresh->step(0);
-    fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
-    fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
-    slot = std::move(fresh);
-  }
-  return static_cast<State&>(*slot);
-}
 
 template <typename State, typename Options>
 void gather_state(torch::optim::Optimizer& optimizer, std::vector<at::Tensor>& params, std::vector<at::Tensor>& exp_avgs,

@@ -165,10 +165,12 @@ void expect_graphed_step_trains_like_eager(const torch::Device& device) {
   // their gradients are rounding noise, which Adam's normalised steps blow up to the step size.)
   const auto a = weights_of(eager.model), b = weights_of(graphed.model);
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].dim() > 1)
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].dim() > 1) {
       EXPECT_TRUE(torch::allclose(a[i].cpu(), b[i].cpu(), 1e-3, 1e-4)) << "parameter " << i << ": "
           << (a[i] - b[i]).abs().max().item<double>();
+    }
+  }
   const auto x = ((data.images.narrow(0, 0, 4).to(torch::kFloat) - 128) / 64).unsqueeze(1).to(device);
   auto predict = [&x](const seg::Model& m) {
     torch::NoGradGuard no_grad;

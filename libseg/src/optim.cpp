@@ -40,6 +40,17 @@ State& adam_state(Map& states, const at::Tensor& p) {
   return static_cast<State&>(*slot);
 }
 
+// Adam's hyper-parameters, as both step implementations read them.
+struct AdamHyper {
+  double lr, beta1, beta2, eps, decay;
+};
+
+template <typename Options>
+AdamHyper adam_hyper(const Options& options, const char* who) {
+  if (options.amsgrad()) throw Error(who, "amsgrad is not supported");
+  return {options.lr(), std::get<0>(options.betas()), std::get<1>(options.betas()), options.eps(), options.weight_decay()};
+}
+
 // The tensors that take one step together: those at the same step count share a bias correction.
 struct Bucket {
   std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
@@ -51,7 +62,7 @@ struct Bucket {
 // expect: the two share a layout, not a type.
 template <typename State, typename Map, typename Options>
 void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Options& options, bool decoupled) {
-  if (options.amsgrad()) throw Error("seg::MultiTensorAdam", "amsgrad is not supported");
+  const auto [lr, beta1, beta2, eps, decay] = adam_hyper(options, "seg::MultiTensorAdam");
   // (A tensor left without a gradient on some step falls behind the others: one bucket each.)
   std::map<int64_t, Bucket> by_step;
   for (auto& p : group.params()) {
@@ -64,8 +75,6 @@ void adam_step(torch::optim::OptimizerParamGroup& group, Map& states, const Opti
     bucket.exp_avgs.push_back(state.exp_avg());
     bucket.exp_avg_sqs.push_back(state.exp_avg_sq());
   }
-  const double lr = options.lr(), decay = options.weight_decay(), eps = options.eps();
-  const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
   for (auto& [step, b] : by_step) {
     const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
     const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
@@ -107,20 +116,13 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
 }
 
 namespace {
-
+// The optimiser's one group, its hyper-parameters, and every parameter's state (made if new).
 template <typename State, typename Options>
-void gather_state(torch::optim::Optimizer& optimizer, std::vector<at::Tensor>& params, std::vector<at::Tensor>& exp_avgs,
-                  std::vector<at::Tensor>& exp_avg_sqs, int64_t& step, double& beta1, double& beta2, double& eps,
-                  double& decay, double& lr) {
+AdamHyper take_over(torch::optim::Optimizer& optimizer, std::vector<at::Tensor>& params, std::vector<at::Tensor>& exp_avgs,
+                    std::vector<at::Tensor>& exp_avg_sqs, int64_t& step) {
   if (optimizer.param_groups().size() != 1) throw Error("seg::DeviceStepAdam", "needs exactly one parameter group");
   auto& group = optimizer.param_groups().front();
-  const auto& options = static_cast<const Options&>(group.options());
-  if (options.amsgrad()) throw Error("seg::DeviceStepAdam", "amsgrad is not supported");
-  beta1 = std::get<0>(options.betas());
-  beta2 = std::get<1>(options.betas());
-  eps = options.eps();
-  decay = options.weight_decay();
-  lr = options.lr();
+  const AdamHyper hyper = adam_hyper(static_cast<const Options&>(group.options()), "seg::DeviceStepAdam");
   step = -1;
   for (const auto& p : group.params()) {
     auto& state = adam_state<State>(optimizer.state(), p);
@@ -131,30 +133,29 @@ void gather_state(torch::optim::Optimizer& optimizer, std::vector<at::Tensor>& p
     exp_avgs.push_back(state.exp_avg());
     exp_avg_sqs.push_back(state.exp_avg_sq());
   }
+  return hyper;
 }
 }  // namespace
 
 DeviceStepAdam::DeviceStepAdam(torch::optim::Optimizer& optimizer, bool decoupled)
     : optimizer_(optimizer), decoupled_(decoupled) {
   int64_t step = 0;
-  double lr = 0;
-  if (decoupled)
-    gather_state<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_,
-                                                                           step, beta1_, beta2_, eps_, decay_, lr);
-  else
-    gather_state<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_,
-                                                                         step, beta1_, beta2_, eps_, decay_, lr);
+  const AdamHyper hyper =
+      decoupled ? take_over<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_, step)
+                : take_over<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, params_, exp_avgs_, exp_avg_sqs_, step);
   if (params_.empty()) throw Error("seg::DeviceStepAdam", "no parameters");
+  beta1_ = hyper.beta1;
+  beta2_ = hyper.beta2;
+  eps_ = hyper.eps;
+  decay_ = hyper.decay;
   const auto on_device = at::TensorOptions().dtype(at::kDouble).device(params_.front().device());
-  lr_ = at::full({}, lr, on_device);
+  lr_ = at::full({}, hyper.lr, on_device);
   step_ = at::full({}, static_cast<double>(step), on_device);
 }
 
 void DeviceStepAdam::set_lr(double lr) {
   lr_.fill_(lr);
-  auto& options = optimizer_.param_groups().front().options();  // the same lr for the host-side steps
-  if (decoupled_) static_cast<torch::optim::AdamWOptions&>(options).lr(lr);
-  else static_cast<torch::optim::AdamOptions&>(options).lr(lr);
+  optimizer_.param_groups().front().options().set_lr(lr);  // the same lr for the host-side steps
 }
 
 void DeviceStepAdam::step() {

@@ -562,10 +562,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
         net->parameters(), torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
   torch::optim::Optimizer& optimizer = *optimizer_holder;
   auto set_lr = [&](double lr) {
-    for (auto& group : optimizer.param_groups()) {
-      if (options.optimizer == "adamw") static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      else static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    }
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
   };
   std::vector<EpochLog> history;
   int64_t first_epoch = 1;

@@ -14,14 +14,14 @@
 #include <seg/train.h>
 #include <torch/torch.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
-#include <memory>
-
 #include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -55,32 +55,35 @@ int main(int argc, char** argv) {
   const char* phases[] = {"gather", "augment", "forward", "loss", "backward", "optimizer"};
   std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
   auto sync = [&] { if (device.is_cuda()) torch::cuda::synchronize(); };
+  // One step as seg-train takes it; after_phase(name) is called at the end of each phase.
+  auto train_step = [&](const std::function<void(const char*)>& after_phase) {
+    const auto index = torch::randint(0, images.size(0), {batch}, gen, torch::kLong).to(device);
+    auto x = images.index_select(0, index);
+    auto y = labels.index_select(0, index);
+    after_phase("gather");
+    std::tie(x, y) = seg::random_affine(x, y, 0.1, gen);
+    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    after_phase("augment");
+    seg::clear_gradients(net->parameters());
+    const auto logits = net->forward(x);
+    after_phase("forward");
+    auto loss = seg::training_loss(logits, y, weights, loss_name);
+    after_phase("loss");
+    loss.backward();
+    after_phase("backward");
+    optimizer.step();
+    after_phase("optimizer");
+  };
   for (int step = -3; step < steps; ++step) {  // 3 warm-up steps
     if (step == 0 && std::getenv("TRACE")) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(std::getenv("TRACE")));
     sync();
     auto t = Clock::now();
-    auto lap = [&](const char* phase) {
+    train_step([&](const char* phase) {  // each phase synced, so its time is the device's too
       sync();
       const auto now = Clock::now();
       if (step >= 0) seconds[phase] += std::chrono::duration<double>(now - t).count();
       t = now;
-    };
-    const auto index = torch::randint(0, images.size(0), {batch}, gen, torch::kLong).to(device);
-    auto x = images.index_select(0, index);
-    auto y = labels.index_select(0, index);
-    lap("gather");
-    std::tie(x, y) = seg::random_affine(x, y, 0.1, gen);
-    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    lap("augment");
-    seg::clear_gradients(net->parameters());
-    const auto logits = net->forward(x);
-    lap("forward");
-    auto loss = seg::training_loss(logits, y, weights, loss_name);
-    lap("loss");
-    loss.backward();
-    lap("backward");
-    optimizer.step();
-    lap("optimizer");
+    });
   }
   trace.reset();
   double total = 0;
@@ -97,12 +100,7 @@ int main(int argc, char** argv) {
   for (int step = 0; step < steps; ++step) {
     sync();
     const auto start = Clock::now();
-    const auto index = torch::randint(0, images.size(0), {batch}, gen, torch::kLong).to(device);
-    auto [x, y] = seg::random_affine(images.index_select(0, index), labels.index_select(0, index), 0.1, gen);
-    if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    seg::clear_gradients(net->parameters());
-    seg::training_loss(net->forward(x), y, weights, loss_name).backward();
-    optimizer.step();
+    train_step([](const char*) {});
     queued += std::chrono::duration<double>(Clock::now() - start).count();
     sync();
     ran += std::chrono::duration<double>(Clock::now() - start).count();

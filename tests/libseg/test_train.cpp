@@ -56,21 +56,27 @@ seg::TrainOptions quick_options(int64_t epochs) {
   return o;
 }
 
-// After each epoch: checkpoint.pt's modification time (a new value: written in that epoch).
+// After each epoch: the epoch checkpoint.pt holds (0: none yet), read from the file itself.
 struct CheckpointWatch : seg::TrainObserver {
   std::filesystem::path path;
-  std::vector<std::filesystem::file_time_type> seen;
+  std::vector<int64_t> held;
   explicit CheckpointWatch(std::filesystem::path p) : path(std::move(p)) {}
   void on_epoch(const seg::EpochLog&, const std::vector<seg::EpochLog>&) override {
-    seen.push_back(std::filesystem::exists(path) ? std::filesystem::last_write_time(path)
-                                                 : std::filesystem::file_time_type::min());
+    int64_t epoch = 0;
+    if (std::filesystem::exists(path)) {
+      torch::serialize::InputArchive archive;
+      archive.load_from(path.string());
+      c10::IValue value;
+      archive.read("epoch", value);
+      epoch = value.toInt();
+    }
+    held.push_back(epoch);
   }
-  // 1-based epochs after which a new checkpoint was there.
+  // 1-based epochs after which the checkpoint was that epoch's.
   std::vector<int64_t> written() const {
     std::vector<int64_t> epochs;
-    for (size_t k = 0; k < seen.size(); ++k)
-      if (seen[k] != std::filesystem::file_time_type::min() && (k == 0 || seen[k] != seen[k - 1]))
-        epochs.push_back(static_cast<int64_t>(k) + 1);
+    for (size_t k = 0; k < held.size(); ++k)
+      if (held[k] == static_cast<int64_t>(k) + 1) epochs.push_back(held[k]);
     return epochs;
   }
 };

@@ -15,6 +15,12 @@ Appearance (exposure, processing, detector):
   sharpened         strong unsharp masking (radius 4, 250 %), the look of processed CR/DR films
   blurred           Gaussian blur, sigma 1.5 px (a soft detector, a moving patient)
   noisy             Gaussian noise, sigma 12 grey levels (a low dose)
+Disease (the lung outline as drawn stays lung; the films of tuberculosis screening sets):
+  consolidation     the lower half of one lung (right and left in turn) filled in towards the
+                    heart's grey, patchily (a lobar pneumonia, an effusion seen through)
+  patchy            four to six soft opacities scattered over both lungs (infiltrates, TB)
+  black128          padded by 128 px of black: the chest at half the frame (a child on an adult
+                    detector, a whole-body film)
 
   bench/shift_variants.py --data ../shared/data/jsrt --split test --out /tmp/shift
   for v in black32 ...; do seg-segment --model M /tmp/shift/$v/images -o seg/$v;
@@ -30,6 +36,7 @@ from PIL import Image, ImageFilter
 
 FRAMING = ("black32", "black64", "edge32", "edge64", "markers", "portrait")
 APPEARANCE = ("gamma05", "gamma20", "lowcontrast", "equalized", "sharpened", "blurred", "noisy")
+DISEASE = ("consolidation", "patchy")
 
 
 def to_bytes(values):
@@ -37,9 +44,10 @@ def to_bytes(values):
 
 
 def framing(image, labels):
-    for by in (32, 64):
+    for by in (32, 64, 128):
         yield f"black{by}", np.pad(image, by, mode="constant"), np.pad(labels, by, mode="constant")
-        yield f"edge{by}", np.pad(image, by, mode="edge"), np.pad(labels, by, mode="constant")
+        if by < 128:
+            yield f"edge{by}", np.pad(image, by, mode="edge"), np.pad(labels, by, mode="constant")
     marked = image.copy()
     strokes = ((np.arange(64) % 6) < 3).astype(np.uint8) * 255
     marked[6:20, 6:70] = strokes
@@ -62,6 +70,45 @@ def appearance(image, rng):
     yield "noisy", to_bytes(image + rng.normal(0, 12, image.shape))
 
 
+def smooth(values, sigma):
+    """Separable Gaussian blur of a float image, edges repeated."""
+    radius = int(3 * sigma)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(values.astype(np.float64), radius, mode="edge")
+    rows = np.apply_along_axis(np.convolve, 1, padded, kernel, mode="valid")
+    return np.apply_along_axis(np.convolve, 0, rows, kernel, mode="valid")
+
+
+def opacify(image, region, labels, rng, strength):
+    """Blends `region` (a 0/1 map) towards the heart's median grey, softly and patchily."""
+    heart = image[labels == 3]
+    target = float(np.median(heart)) if heart.size else float(np.percentile(image, 75))
+    grain = smooth(rng.normal(0, 1, image.shape), 4)
+    texture = np.clip(0.75 + 0.25 * (grain - grain.mean()) / grain.std(), 0.3, 1)
+    alpha = np.clip(smooth(region, 3), 0, 1) * texture * strength
+    return to_bytes(image + alpha * (target - image))
+
+
+def disease(image, labels, index, rng):
+    lung = 1 + index % 2  # right and left lung in turn
+    rows = np.nonzero((labels == lung).any(axis=1))[0]
+    if rows.size:
+        cut = rows[0] + (rows[-1] - rows[0]) // 2
+        lower = (labels == lung) & (np.arange(labels.shape[0])[:, None] >= cut)
+        yield "consolidation", opacify(image, lower.astype(np.float64), labels, rng, 0.85)
+    else:
+        yield "consolidation", image
+    lungs = np.argwhere((labels == 1) | (labels == 2))
+    spots = np.zeros(image.shape)
+    yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    for _ in range(rng.integers(4, 7)):
+        cy, cx = lungs[rng.integers(len(lungs))] if len(lungs) else (image.shape[0] // 2, image.shape[1] // 2)
+        sy, sx = rng.uniform(5, 14, 2)
+        spots = np.maximum(spots, np.exp(-0.5 * (((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2)))
+    yield "patchy", opacify(image, (spots > 0.4).astype(np.float64), labels, rng, 0.75)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="data set folder with dataset.json")
@@ -71,10 +118,11 @@ def main():
     with open(os.path.join(args.data, "dataset.json")) as f:
         spec = json.load(f)
     rng = np.random.default_rng(0)
-    for case in spec["split"][args.split]:
+    for index, case in enumerate(spec["split"][args.split]):
         image = np.array(Image.open(os.path.join(args.data, spec["images"].format(case=case))))
         labels = np.array(Image.open(os.path.join(args.data, spec["labels"].format(case=case))))
         outputs = list(framing(image, labels)) + [(name, pixels, labels) for name, pixels in appearance(image, rng)]
+        outputs += [(name, pixels, labels) for name, pixels in disease(image, labels, index, rng)]
         for name, v_image, v_labels in outputs:
             for kind, pixels in (("images", v_image), ("labels", v_labels)):
                 folder = os.path.join(args.out, name, kind)

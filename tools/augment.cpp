@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0;
     std::string padding_name = "zeros";
     uint64_t seed = 0;
     int threads = 0;
@@ -109,6 +109,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--processing", processing,
                    "random histogram equalisation and local contrast (as seg-train --augment-processing; 0: off)")
         ->capture_default_str();
+    app.add_option("--opacity", opacity, "random soft opacities, as of diseased lungs (as seg-train --augment-opacity; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -122,6 +124,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
     if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
     if (!(processing >= 0)) throw UsageError("--processing must be 0 or more (1: up to fully equalised)");
+    if (!(opacity >= 0)) throw UsageError("--opacity must be 0 or more (1: blobs up to soft-tissue grey)");
     const Padding padding = padding_name == "border"    ? Padding::border
                             : padding_name == "minimum" ? Padding::minimum
                                                         : Padding::zeros;
@@ -159,7 +162,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
     auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
-    // (it keeps each sample's mean and deviation: no standardising needed)
+    // (these two work on any grey scale: no standardising needed)
+    if (opacity > 0) warped_images = apply_opacity(warped_images, random_opacity_draws(count, opacity, gen));
     if (processing > 0) warped_images = apply_processing(warped_images, random_processing_draws(count, w, processing, gen));
     if (texture > 0) {
       // Training applies it to standardised images; here each sample is standardised for it
@@ -180,7 +184,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -207,7 +211,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
         << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
         << (texture > 0 ? ", texture " + std::to_string(texture) : std::string())
-        << (processing > 0 ? ", processing " + std::to_string(processing) : std::string()) << ", device " << device.str() << ": " << count
+        << (processing > 0 ? ", processing " + std::to_string(processing) : std::string())
+        << (opacity > 0 ? ", opacity " + std::to_string(opacity) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

@@ -181,11 +181,11 @@ at::Tensor gaussian_blur(const at::Tensor& images, const at::Tensor& sigmas) {
   return x.view_as(images);
 }
 
-TextureDraws TextureDraws::narrow(int64_t start, int64_t length) const {
+DrawsWithNoise DrawsWithNoise::narrow(int64_t start, int64_t length) const {
   return {per_sample.narrow(0, start, length), noise.narrow(0, start, length)};
 }
 
-TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen) {
+DrawsWithNoise random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen) {
   const auto u = at::rand({batch, 3}, gen, at::kFloat);
   const auto sigma = 0.5 + 1.5 * u.select(1, 0);
   const auto amount = strength * (-1.0 + 3.5 * u.select(1, 1));
@@ -193,7 +193,7 @@ TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, 
   return {torch::stack({sigma, amount, deviation}, 1), at::randn({batch, 1, height, width}, gen, at::kFloat)};
 }
 
-at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws) {
+at::Tensor apply_texture(const at::Tensor& images, const DrawsWithNoise& draws) {
   const int64_t batch = images.size(0);
   const auto per_sample = upload(draws.per_sample, images.device());
   const auto amount = per_sample.select(1, 1).view({batch, 1, 1, 1});
@@ -205,6 +205,42 @@ at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws) {
 at::Tensor random_texture(const at::Tensor& images, double strength, at::Generator& gen) {
   if (strength <= 0) return images;
   return apply_texture(images, random_texture_draws(images.size(0), images.size(2), images.size(3), strength, gen));
+}
+
+DrawsWithNoise random_opacity_draws(int64_t batch, double strength, at::Generator& gen) {
+  constexpr int64_t blobs = 6, grain = 12;
+  const auto u = at::rand({batch, blobs, 6}, gen, at::kFloat);
+  const auto centre_x = -0.45 + 0.9 * u.select(2, 0), centre_y = -0.45 + 0.8 * u.select(2, 1);
+  const auto sigma_x = 0.05 + 0.25 * u.select(2, 2), sigma_y = 0.05 + 0.25 * u.select(2, 3);
+  const auto present = (u.select(2, 4) < 0.5).to(at::kFloat);
+  const auto opacity = (strength * (0.5 + 0.5 * u.select(2, 5))).clamp_max(1.0) * present;
+  return {torch::stack({centre_x, centre_y, sigma_x, sigma_y, opacity}, 2),
+          at::randn({batch, 1, grain, grain}, gen, at::kFloat)};
+}
+
+at::Tensor apply_opacity(const at::Tensor& images, const DrawsWithNoise& draws) {
+  namespace F = torch::nn::functional;
+  const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
+  const auto blobs = upload(draws.per_sample, images.device(), images.scalar_type());
+  const auto column = [&](int64_t k) { return blobs.select(2, k).view({batch, -1, 1, 1}); };
+  // Pixel centres in normalised coordinates (align_corners = false, as the affine warp).
+  const auto xs = ((torch::arange(width, images.options()) * 2 + 1) / static_cast<double>(width) - 1).view({1, 1, 1, width});
+  const auto ys = ((torch::arange(height, images.options()) * 2 + 1) / static_cast<double>(height) - 1).view({1, 1, height, 1});
+  const auto g = torch::exp(-0.5 * (((xs - column(0)) / column(2)).pow(2) + ((ys - column(1)) / column(3)).pow(2)));
+  // Flat-topped (an opacity is dense inside, soft at its edge) and nothing below g = 1/4, so a
+  // blob ends 1.67 of its sigmas from its centre.
+  const auto field = std::get<0>(((2 * g - 0.5).clamp(0, 1) * column(4)).max(1, true));  // B x 1 x H x W
+  const auto grain = F::interpolate(upload(draws.noise, images.device(), images.scalar_type()),
+                                    F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width})
+                                        .mode(torch::kBilinear).align_corners(false));
+  const auto alpha = field * (0.75 + 0.25 * grain).clamp(0.3, 1.0);
+  const auto target = images.mean({1, 2, 3}, true) + images.std({1, 2, 3}, /*unbiased=*/false, true);
+  return images + alpha * (target - images);
+}
+
+at::Tensor random_opacity(const at::Tensor& images, double strength, at::Generator& gen) {
+  if (strength <= 0) return images;
+  return apply_opacity(images, random_opacity_draws(images.size(0), strength, gen));
 }
 
 at::Tensor equalize_histogram(const at::Tensor& images) {

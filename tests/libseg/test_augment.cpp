@@ -275,7 +275,7 @@ TEST(RandomTexture, BlursSharpensAndAddsNoiseAsDrawn) {
   // (unsharp masking), and the noise is the drawn field times the drawn deviation.
   auto step = torch::zeros({3, 1, 32, 32});
   step.index_put_({torch::indexing::Slice(), 0, torch::indexing::Slice(), torch::indexing::Slice(16)}, 1.0);
-  seg::TextureDraws draws{torch::tensor({{1.5f, -1.0f, 0.0f}, {1.5f, 1.0f, 0.0f}, {1.5f, 0.0f, 0.5f}}),
+  seg::DrawsWithNoise draws{torch::tensor({{1.5f, -1.0f, 0.0f}, {1.5f, 1.0f, 0.0f}, {1.5f, 0.0f, 0.5f}}),
                           torch::randn({3, 1, 32, 32})};
   const auto out = seg::apply_texture(step, draws);
   EXPECT_TRUE(torch::allclose(out[0], seg::gaussian_blur(step.narrow(0, 0, 1), torch::tensor({1.5f}))[0], 1e-5, 1e-5));
@@ -345,6 +345,52 @@ TEST(RandomProcessing, EqualisesKeepsFlatRegionsFlatAndKeepsEachSamplesMeanAndDe
   EXPECT_NEAR(many.select(1, 1).min().item<double>(), 6.0, 0.1);    // 0.03 of 200 px
   EXPECT_NEAR(many.select(1, 1).max().item<double>(), 24.0, 0.1);   // 0.12 of 200 px
   EXPECT_NEAR(many.select(1, 2).max().item<double>(), 3.0, 0.01);
+}
+
+TEST(RandomOpacity, BlendsTowardsSoftTissueInsideTheFrameAndLeavesItsBorder) {
+  // A dark lung field (-1) beside a bright one (+1): the target is mean + deviation = 1.
+  auto image = -torch::ones({2, 1, 40, 40});
+  image.index_put_({torch::indexing::Slice(), 0, torch::indexing::Slice(), torch::indexing::Slice(20)}, 1.0);
+  // Sample 0: one dense blob (opacity 1) at the centre, sigma 0.2; sample 1: no blob at all.
+  auto blobs = torch::tensor({0.0f, 0.0f, 0.2f, 0.2f, 0.0f}).repeat({2, 6, 1});
+  blobs[0][0][4] = 1.0f;
+  const auto grain = torch::full({2, 1, 12, 12}, 1.0f);  // 0.75 + 0.25 = the whole opacity
+  const auto out = seg::apply_opacity(image, {blobs, grain});
+  EXPECT_NEAR(out[0][0][19][19].item<double>(), 1.0, 1e-5);   // the dense core reaches soft tissue
+  EXPECT_NEAR(out[0][0][19][30].item<double>(), 1.0, 1e-5);   // already bright: stays
+  EXPECT_NEAR(out[0][0][19][2].item<double>(), -1.0, 1e-6);   // beyond 1.67 sigma: untouched
+  EXPECT_TRUE(torch::equal(out[1], image[1]));                // no blob, no change
+  // Every pixel moves towards the target and never past it.
+  EXPECT_TRUE((out >= image - 1e-6).all().item<bool>());
+  EXPECT_TRUE((out <= 1.0 + 1e-6).all().item<bool>());
+
+  // Drawn blobs never reach the outer rows and columns of the frame, whatever the draws.
+  auto gen = seg::make_seeded_generator(3);
+  const auto frame = torch::randn({64, 1, 40, 40});
+  const auto drawn = seg::random_opacity(frame, 1.0, gen);
+  using torch::indexing::Slice;
+  for (const auto& edge : {Slice(0, 1), Slice(39, 40)}) {
+    EXPECT_TRUE(torch::equal(drawn.index({Slice(), 0, edge}), frame.index({Slice(), 0, edge})));
+    EXPECT_TRUE(torch::equal(drawn.index({Slice(), 0, Slice(), edge}), frame.index({Slice(), 0, Slice(), edge})));
+  }
+  EXPECT_FALSE(torch::allclose(drawn, frame));
+
+  // Strength 0 is the identity and draws nothing; a seed repeats; about half the blobs are
+  // present, and their opacity follows the strength, never past 1.
+  auto g0 = seg::make_seeded_generator(1), untouched = seg::make_seeded_generator(1);
+  EXPECT_TRUE(torch::equal(seg::random_opacity(frame, 0.0, g0), frame));
+  EXPECT_TRUE(torch::equal(torch::rand({4}, g0), torch::rand({4}, untouched)));
+  auto g1 = seg::make_seeded_generator(5), g2 = seg::make_seeded_generator(5);
+  EXPECT_TRUE(torch::equal(seg::random_opacity(frame, 1.0, g1), seg::random_opacity(frame, 1.0, g2)));
+  auto g3 = seg::make_seeded_generator(6);
+  const auto many = seg::random_opacity_draws(4000, 0.6, g3).per_sample;
+  const auto opacity = many.select(2, 4);
+  EXPECT_NEAR((opacity > 0).to(torch::kFloat).mean().item<double>(), 0.5, 0.02);
+  EXPECT_NEAR(opacity.max().item<double>(), 0.6, 1e-3);
+  EXPECT_NEAR(opacity.masked_select(opacity > 0).min().item<double>(), 0.3, 1e-3);
+  EXPECT_NEAR(seg::random_opacity_draws(4000, 3.0, g3).per_sample.select(2, 4).max().item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(many.select(2, 2).min().item<double>(), 0.05, 1e-3);
+  EXPECT_NEAR(many.select(2, 3).max().item<double>(), 0.3, 1e-3);
 }
 
 TEST(Upload, ConvertsOnTheCpuAndCopiesSnapshotsToCuda) {

@@ -216,6 +216,9 @@ TEST_F(TrainTest, CudaGraphRefusesWhatItCannotRecord) {
   o.augment_zoom = 0.5;
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
   o.augment_zoom = 0;
+  o.augment_opacity = 1;
+  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
+  o.augment_opacity = 0;
   o.precision = "bfloat16";
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
   EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
@@ -327,6 +330,7 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   o.augment_zoom = 0.4;
   o.augment_texture = 0.8;
   o.augment_processing = 0.6;
+  o.augment_opacity = 0.7;
   const auto back = seg::TrainOptions::from_json(o.to_json(), "run.json");
   EXPECT_EQ(back.augment_scale, o.augment_scale);
   EXPECT_EQ(back.augment_intensity, o.augment_intensity);
@@ -334,6 +338,7 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   EXPECT_EQ(back.augment_zoom, o.augment_zoom);
   EXPECT_EQ(back.augment_texture, o.augment_texture);
   EXPECT_EQ(back.augment_processing, o.augment_processing);
+  EXPECT_EQ(back.augment_opacity, o.augment_opacity);
   o.precision = "bfloat16";
   o.channels_last = true;
   const auto fast = seg::TrainOptions::from_json(o.to_json(), "run.json");
@@ -427,11 +432,12 @@ TEST_F(TrainTest, BFloat16AutocastTrainsCloseToFloat32AndKeepsFloat32Weights) {
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 
-TEST_F(TrainTest, TextureAndProcessingAugmentationReachTheStepAndRepeatWithTheSeed) {
+TEST_F(TrainTest, TextureProcessingAndOpacityAugmentationReachTheStepAndRepeatWithTheSeed) {
   const auto data = shapes_dataset();
   ScratchDir plain;
   const auto without = weights_of(seg::train_network(data, quick_options(2), plain.path()).model);
-  for (double seg::TrainOptions::*strength : {&seg::TrainOptions::augment_texture, &seg::TrainOptions::augment_processing}) {
+  for (double seg::TrainOptions::*strength : {&seg::TrainOptions::augment_texture, &seg::TrainOptions::augment_processing,
+                                              &seg::TrainOptions::augment_opacity}) {
     ScratchDir augmented, again, rejected;
     auto o = quick_options(2);
     o.*strength = 1.0;

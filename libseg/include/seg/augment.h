@@ -82,15 +82,34 @@ namespace seg {
 // grey levels of an 8-bit film). strength 0 returns the input.
 at::Tensor random_texture(const at::Tensor& images, double strength, at::Generator& gen);
 
-// Its two halves, for drawing a whole global batch and applying a rank's slice of it:
-// draws are B x 3 (sigma, amount, noise deviation; CPU) and noise B x 1 x H x W (CPU, N(0, 1)).
-struct TextureDraws {
+// Draws of an augmentation that takes numbers per sample and a field of noise per sample, both
+// made on the CPU; narrow() takes a rank's slice of a global batch's draws.
+struct DrawsWithNoise {
   at::Tensor per_sample;
   at::Tensor noise;
-  TextureDraws narrow(int64_t start, int64_t length) const;
+  DrawsWithNoise narrow(int64_t start, int64_t length) const;
 };
-TextureDraws random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen);
-at::Tensor apply_texture(const at::Tensor& images, const TextureDraws& draws);
+
+// random_texture's two halves, for drawing a whole global batch and applying a rank's slice of it:
+// per_sample B x 3 (sigma, amount, noise deviation) and noise B x 1 x H x W (N(0, 1)).
+DrawsWithNoise random_texture_draws(int64_t batch, int64_t height, int64_t width, double strength, at::Generator& gen);
+at::Tensor apply_texture(const at::Tensor& images, const DrawsWithNoise& draws);
+
+// Random opacities, per sample, for diseased lungs (bench/shift_variants.py: a consolidated lower
+// lobe cost the shipped model 0.03-0.04 of lung Dice; tuberculosis screening sets are full of
+// such films): up to six soft, patchy, flat-topped blobs in the middle of the film that blend
+// the image towards soft-tissue grey (the sample's mean + one deviation), x + alpha (t - x).
+// Labels are unchanged: the lung under an opacity is still lung. Each blob is present with
+// probability 1/2, its centre at U(-0.45, 0.45) across and U(-0.45, 0.35) down (normalised
+// coordinates, 2 spans the image), its sigmas U(0.05, 0.3) per axis (6 to 38 px at 256: a
+// nodule to a lobe), its opacity strength U(0.5, 1) (at most 1), modulated by a smooth grain;
+// no blob reaches the outer 2.5 % of the frame. On normalised images (B x C x H x W float); strength 0 returns the input.
+at::Tensor random_opacity(const at::Tensor& images, double strength, at::Generator& gen);
+
+// Its two halves: per_sample B x 6 x 5 (centre x, centre y, sigma x, sigma y, opacity; 0 for a
+// blob that is absent) and noise B x 1 x 12 x 12 (N(0, 1), the grain before it is smoothed).
+DrawsWithNoise random_opacity_draws(int64_t batch, double strength, at::Generator& gen);
+at::Tensor apply_opacity(const at::Tensor& images, const DrawsWithNoise& draws);
 
 // Random film processing, per sample, for radiographs that an archive or a detector's software
 // processed (bench/shift_variants.py: histogram-equalised films cost the lungs 0.005): a blend

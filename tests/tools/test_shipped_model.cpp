@@ -46,7 +46,28 @@ class ShippedModel : public ::testing::TestWithParam<Shipped> {
     }
     return nlohmann::json::parse(eval.out);
   }
+
+  // Writes each (name, 8-bit image, label map) into tmp/in and tmp/truth and scores them all:
+  // the report, null after a reported failure or a case missing from it.
+  using Variants = std::vector<std::tuple<std::string, at::Tensor, at::Tensor>>;
+  nlohmann::json segment_and_score_variants(const Variants& variants, const fs::path& tmp) const {
+    fs::create_directories(tmp / "in");
+    fs::create_directories(tmp / "truth");
+    for (const auto& [name, image, truth] : variants) {
+      seg::io::write_image(tmp / "in" / (name + ".png"), seg::testing::image_of(image, "uint8"));
+      seg::io::write_label_map(tmp / "truth" / (name + ".png"), seg::testing::image_of(truth, "uint8"));
+    }
+    auto report = segment_and_score({(tmp / "in").string()}, tmp / "truth", tmp);
+    if (!report.is_null() && report["cases"].size() != variants.size()) {
+      ADD_FAILURE() << report["cases"].size() << " of " << variants.size() << " cases scored";
+      return nullptr;
+    }
+    return report;
+  }
 };
+
+// The film framed wider: `by` pixels of black on every side.
+at::Tensor pad_frame(const at::Tensor& t, int64_t by) { return torch::constant_pad_nd(t, {by, by, by, by}, 0); }
 
 // Every case of a report keeps both lungs above `threshold`. "dice" lists labels 1..5 in
 // the order of "labels": the lungs first.
@@ -177,24 +198,14 @@ TEST_P(ShippedModel, ToleratesMarkersAndOtherFieldsOfView) {
   const auto strokes = (torch::arange(64).remainder(6) < 3).to(torch::kByte).mul(255).expand({14, 64});
   marked.index_put_({Slice(6, 20), Slice(6, 70)}, strokes);
   marked.index_put_({Slice(8, 30), Slice(224, 246)}, 255);
-  const auto pad = [](const at::Tensor& t, int64_t by) {
-    return torch::constant_pad_nd(t, {by, by, by, by}, 0);
-  };
-  const std::vector<std::tuple<std::string, at::Tensor, at::Tensor>> variants = {
+  const Variants variants = {
       {"markers", marked, labels},
-      {"wide", pad(pixels, 64), pad(labels, 64)},                                            // 384 x 384, chest smaller
+      {"wide", pad_frame(pixels, 64), pad_frame(labels, 64)},                                           // 384 x 384, chest smaller
       {"tight", pixels.index({Slice(16, 240), Slice(16, 240)}), labels.index({Slice(16, 240), Slice(16, 240)})},
       {"portrait", pixels.index({Slice(), Slice(24, 232)}), labels.index({Slice(), Slice(24, 232)})},  // 256 x 208
   };
-  fs::create_directories(tmp / "in");
-  fs::create_directories(tmp / "truth");
-  for (const auto& [name, image, truth] : variants) {
-    seg::io::write_image(tmp / "in" / (name + ".png"), seg::testing::image_of(image, "uint8"));
-    seg::io::write_label_map(tmp / "truth" / (name + ".png"), seg::testing::image_of(truth, "uint8"));
-  }
-  const auto report = segment_and_score({(tmp / "in").string()}, tmp / "truth", tmp.path());
+  const auto report = segment_and_score_variants(variants, tmp.path());
   ASSERT_FALSE(report.is_null());
-  ASSERT_EQ(report["cases"].size(), variants.size());
   expect_lungs_above(report, 0.93);
 }
 
@@ -222,21 +233,13 @@ TEST_P(ShippedModel, ToleratesConsolidatedLungsAndAChestAtHalfTheFrame) {
     const auto alpha = 0.85 * seg::gaussian_blur(region, torch::tensor({3.0f})).view({256, 256}) * grain;
     return (pixels + alpha * (heart_grey - pixels)).round().clamp(0, 255).to(torch::kByte);
   };
-  const auto pad = [](const at::Tensor& t, int64_t by) { return torch::constant_pad_nd(t, {by, by, by, by}, 0); };
-  const std::vector<std::tuple<std::string, at::Tensor, at::Tensor>> variants = {
+  const Variants variants = {
       {"right_consolidated", consolidated(1), labels},
       {"left_consolidated", consolidated(2), labels},
-      {"half_frame", pad(pixels.to(torch::kByte), 128), pad(labels, 128)},  // 512 x 512, the chest at 0.5
+      {"half_frame", pad_frame(pixels.to(torch::kByte), 128), pad_frame(labels, 128)},  // 512 x 512, the chest at 0.5
   };
-  fs::create_directories(tmp / "in");
-  fs::create_directories(tmp / "truth");
-  for (const auto& [name, image, truth] : variants) {
-    seg::io::write_image(tmp / "in" / (name + ".png"), seg::testing::image_of(image, "uint8"));
-    seg::io::write_label_map(tmp / "truth" / (name + ".png"), seg::testing::image_of(truth, "uint8"));
-  }
-  const auto report = segment_and_score({(tmp / "in").string()}, tmp / "truth", tmp.path());
+  const auto report = segment_and_score_variants(variants, tmp.path());
   ASSERT_FALSE(report.is_null());
-  ASSERT_EQ(report["cases"].size(), variants.size());
   // Measured at worst: res-unet 0.960, fast 0.886; the models shipped before: 0.712 and 0.674.
   expect_lungs_above(report, GetParam().diseased_lung_floor);
 }

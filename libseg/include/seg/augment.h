@@ -103,7 +103,8 @@ at::Tensor apply_texture(const at::Tensor& images, const DrawsWithNoise& draws);
 // probability 1/2, its centre at U(-0.45, 0.45) across and U(-0.45, 0.35) down (normalised
 // coordinates, 2 spans the image), its sigmas U(0.05, 0.3) per axis (6 to 38 px at 256: a
 // nodule to a lobe), its opacity strength U(0.5, 1) (at most 1), modulated by a smooth grain;
-// no blob reaches the outer 2.5 % of the frame. On normalised images (B x C x H x W float); strength 0 returns the input.
+// no blob reaches the outer 2.5 % of the frame. On normalised images (B x C x H x W float);
+// strength 0 returns the input.
 at::Tensor random_opacity(const at::Tensor& images, double strength, at::Generator& gen);
 
 // Its two halves: per_sample B x 6 x 5 (centre x, centre y, sigma x, sigma y, opacity; 0 for a

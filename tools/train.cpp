@@ -40,14 +40,16 @@ std::string duration_text(double seconds) {
 // Progress on a terminal (one rewritten line), and a line per epoch for logs and validation.
 class ConsoleObserver : public TrainObserver {
  public:
-  ConsoleObserver(std::ostream& out, bool terminal, const ClassTable& classes, fs::path run_dir)
-      : out_(out), terminal_(terminal), classes_(classes), run_dir_(std::move(run_dir)) {}
+  ConsoleObserver(std::ostream& out, bool terminal, const ClassTable& classes, fs::path run_dir, bool cuda_graph)
+      : out_(out), terminal_(terminal), classes_(classes), run_dir_(std::move(run_dir)), cuda_graph_(cuda_graph) {}
 
   void on_start(const std::string& device, int64_t params, int64_t train_cases, int64_t val_cases,
                 int64_t first_epoch) override {
     out_ << "training on " << device << " (" << torch::get_num_threads() << " threads): " << params
          << " trainable parameters, " << train_cases << " training cases, " << val_cases << " validation cases"
          << (first_epoch > 1 ? ", resuming at epoch " + std::to_string(first_epoch) : std::string()) << "\n";
+    if (cuda_graph_ && device.rfind("cuda", 0) != 0)
+      out_ << "--cuda-graph: no CUDA device, so each step runs eagerly (the same arithmetic, not recorded)\n";
   }
 
   bool wants_steps() const override { return terminal_; }
@@ -99,6 +101,7 @@ class ConsoleObserver : public TrainObserver {
   bool terminal_;
   ClassTable classes_;
   fs::path run_dir_;
+  bool cuda_graph_;  // asked for: said so when there is no GPU to record on
 };
 
 // The clean-ups scored on the validation split after the last epoch, and the one kept.
@@ -254,7 +257,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
       nlohmann::json description = {{"data", fs::absolute(data_path).string()}, {"size", size_text}, {"arguments", args}};
       write_file_atomically(run_json, description.dump(1) + "\n");
     }
-    ConsoleObserver console(out, is_terminal(out), data.classes, run_dir);
+    ConsoleObserver console(out, is_terminal(out), data.classes, run_dir, o.cuda_graph);
     try {
       const auto result = train_network(data, o, run_dir, writer ? &console : nullptr, resume, comm.get());
       if (writer) report_postprocessing(out, result.model.info);

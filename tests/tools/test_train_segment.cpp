@@ -10,6 +10,7 @@
 
 #include <sstream>
 
+#include "fixtures.h"
 #include "test_support.h"
 #include "tool_run.h"
 #include "tools.h"
@@ -109,6 +110,26 @@ TEST_F(TrainSegmentTool, ModelFileAloneSegmentsAnyImageSize) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto labels = seg::io::read_label_map(tmp / "out/JPCNN010.nii.gz");
   EXPECT_EQ(labels.pixels.sizes(), (std::vector<int64_t>{512, 512}));
+}
+
+// --cuda-graph where there is no GPU trains all the same (the graphed step's arithmetic, run
+// eagerly), and says so instead of leaving the user to think a graph was recorded.
+TEST_F(TrainSegmentTool, CudaGraphOnTheCpuSaysTheStepRunsEagerly) {
+  ScratchDir tmp;
+  seg::save_tensor_pack(seg::testing::random_dataset("tiny", 6, 32, 32, 3, 4), tmp / "pack.pth");
+  const std::vector<std::string> args{"--data", (tmp / "pack.pth").string(), "--model", "fcn", "--epochs", "1",
+                                      "--batch", "2", "--device", "cpu", "--threads", "1", "--out", (tmp / "run").string()};
+  auto graphed = args;
+  graphed.push_back("--cuda-graph");
+  const auto r = run_tool_in_process(seg::tools::train, graphed);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("--cuda-graph: no CUDA device, so each step runs eagerly"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(tmp / "run" / "model.pth"));
+  auto plain = args;
+  plain.back() = (tmp / "plain").string();
+  const auto p = run_tool_in_process(seg::tools::train, plain);
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(p.out.find("--cuda-graph"), std::string::npos) << p.out;
 }
 
 TEST_F(TrainSegmentTool, BadInputsAreOneClearLineAndNoOutput) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common.h"
 #include "fixtures.h"
 #include "test_support.h"
 #include "tool_run.h"
@@ -152,9 +153,7 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   // The clean-up the model file carries (chosen on validation when it was trained), by name.
   const auto carried = seg::load_model(shipped).info.postprocessing;
   ASSERT_FALSE(carried.empty());
-  std::string names;
-  for (const auto& step : carried) names += (names.empty() ? "" : ", ") + step;
-  EXPECT_TRUE(contains(r.out, "post-processing (seg-segment runs it): " + names + "\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "post-processing (seg-segment runs it): " + seg::tools::join(carried, ", ") + "\n")) << r.out;
 
   r = inspect({shipped.string(), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;

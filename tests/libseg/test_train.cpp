@@ -387,6 +387,7 @@ TEST_F(TrainTest, CudaTrainsLikeTheCpuInEveryPrecisionAndMemoryOrder) {
   o.augment_zoom = 0.3;
   o.augment_texture = 1;
   o.augment_processing = 1;
+  o.augment_opacity = 1;
   o.loss = "ce+dice";
   ScratchDir cpu_run;
   const auto reference = seg::train_network(data, o, cpu_run.path());

@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0, devices = 0.0;
     std::string padding_name = "zeros";
     uint64_t seed = 0;
     int threads = 0;
@@ -111,6 +111,9 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         ->capture_default_str();
     app.add_option("--opacity", opacity, "random soft opacities, as of diseased lungs (as seg-train --augment-opacity; 0: off)")
         ->capture_default_str();
+    app.add_option("--devices", devices,
+                   "probability of radiopaque tubes, wires and a pacemaker (as seg-train --augment-devices; 0: off)")
+        ->capture_default_str();
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -125,6 +128,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
     if (!(processing >= 0)) throw UsageError("--processing must be 0 or more (1: up to fully equalised)");
     if (!(opacity >= 0)) throw UsageError("--opacity must be 0 or more (1: blobs up to soft-tissue grey)");
+    if (!(devices >= 0 && devices <= 1)) throw UsageError("--devices is a probability: give 0 to 1");
     const Padding padding = padding_name == "border"    ? Padding::border
                             : padding_name == "minimum" ? Padding::minimum
                                                         : Padding::zeros;
@@ -162,8 +166,9 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
     auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
-    // (these two work on any grey scale: no standardising needed)
+    // (these three work on any grey scale: no standardising needed)
     if (opacity > 0) warped_images = apply_opacity(warped_images, random_opacity_draws(count, opacity, gen));
+    if (devices > 0) warped_images = apply_devices(warped_images, random_device_draws(count, devices, gen));
     if (processing > 0) warped_images = apply_processing(warped_images, random_processing_draws(count, w, processing, gen));
     if (texture > 0) {
       // Training applies it to standardised images; here each sample is standardised for it
@@ -184,7 +189,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"devices", devices}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -212,7 +217,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
         << (texture > 0 ? ", texture " + std::to_string(texture) : std::string())
         << (processing > 0 ? ", processing " + std::to_string(processing) : std::string())
-        << (opacity > 0 ? ", opacity " + std::to_string(opacity) : std::string()) << ", device " << device.str() << ": " << count
+        << (opacity > 0 ? ", opacity " + std::to_string(opacity) : std::string())
+        << (devices > 0 ? ", devices " + std::to_string(devices) : std::string()) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

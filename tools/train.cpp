@@ -173,6 +173,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--augment-texture", o.augment_texture, "random blur/sharpening/noise strength, 1: up to 250 % unsharp masking and 12 grey levels of noise (0: off)")->capture_default_str();
     app.add_option("--augment-processing", o.augment_processing, "random film processing strength: a blend towards histogram equalisation and large-scale local contrast, 1: up to fully equalised and 150 % (0: off)")->capture_default_str();
     app.add_option("--augment-opacity", o.augment_opacity, "random soft opacities in the middle of the film, as of diseased lungs (labels unchanged): strength, 1: blobs up to fully soft-tissue grey (0: off)")->capture_default_str();
+    app.add_option("--augment-devices", o.augment_devices, "probability that a sample shows radiopaque tubes, lines, ECG wires and electrodes or a pacemaker, as bedside films do (labels unchanged; 0: off)")->capture_default_str();
     app.add_option("--augment-elastic", o.augment_elastic,
                    "small elastic warp: sigma of control-point offsets, 2 = image width (0: off; 0.02 is about 2.5 px at 256)")
         ->capture_default_str();

@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <vector>
 
 namespace seg {
 namespace {
@@ -278,6 +280,138 @@ at::Tensor apply_processing(const at::Tensor& images, const at::Tensor& draws) {
 at::Tensor random_processing(const at::Tensor& images, double strength, at::Generator& gen) {
   if (strength <= 0) return images;
   return apply_processing(images, random_processing_draws(images.size(0), images.size(3), strength, gen));
+}
+
+DeviceDraws DeviceDraws::narrow(int64_t start, int64_t length) const {
+  return {curves.narrow(0, start, length), rings.narrow(0, start, length), box.narrow(0, start, length),
+          opacity.narrow(0, start, length)};
+}
+
+DeviceDraws random_device_draws(int64_t batch, double probability, at::Generator& gen) {
+  const auto u = [&](std::vector<int64_t> shape, double low, double high) {
+    return low + (high - low) * at::rand(shape, gen, at::kDouble);
+  };
+  const auto shown = (at::rand({batch, 1}, gen, at::kDouble) < probability).to(at::kDouble);
+  const auto present = [&](int64_t count, double p) { return (at::rand({batch, count}, gen, at::kDouble) < p) * shown; };
+  const auto side = torch::where(at::rand({batch}, gen, at::kDouble) < 0.5, -1.0, 1.0);
+  const auto pacemaker = present(1, 0.3).squeeze(1);
+  const auto box_x = u({batch}, 0.3, 0.65), box_y = u({batch}, -0.8, -0.5);
+  const auto electrodes = torch::stack({u({batch, 4}, -0.85, 0.85), u({batch, 4}, -0.8, 0.6), u({batch, 4}, 0.035, 0.06),
+                                        present(4, 0.6)}, 2);
+  // Curve ends (x0, y0, x2, y2); each control point is the middle pushed by up to `bend`.
+  struct End { at::Tensor x0, y0, x2, y2; double bend; bool thick; at::Tensor present; };
+  const std::vector<End> ends = {
+      {u({batch}, -0.08, 0.08), torch::full({batch}, -1.1, at::kDouble), u({batch}, -0.05, 0.3), u({batch}, 0.5, 1.1),
+       0.2, true, present(1, 0.8).squeeze(1)},                                                          // tube
+      {side * u({batch}, 0.6, 0.95), u({batch}, -0.8, -0.4), u({batch}, -0.2, 0.0), u({batch}, -0.4, 0.0), 0.2, true,
+       present(1, 0.5).squeeze(1)},                                                                     // central line
+      {electrodes.select(1, 0).select(1, 0), electrodes.select(1, 0).select(1, 1), u({batch}, -1.2, 1.2),
+       torch::full({batch}, 1.15, at::kDouble), 0.6, false, electrodes.select(1, 0).select(1, 3)},      // ECG wires
+      {electrodes.select(1, 1).select(1, 0), electrodes.select(1, 1).select(1, 1), u({batch}, -1.2, 1.2),
+       torch::full({batch}, 1.15, at::kDouble), 0.6, false, electrodes.select(1, 1).select(1, 3)},
+      {electrodes.select(1, 2).select(1, 0), electrodes.select(1, 2).select(1, 1), side * 1.15, u({batch}, -0.5, 1.0),
+       0.6, false, electrodes.select(1, 2).select(1, 3)},
+      {electrodes.select(1, 3).select(1, 0), electrodes.select(1, 3).select(1, 1), -side * 1.15, u({batch}, -0.5, 1.0),
+       0.6, false, electrodes.select(1, 3).select(1, 3)},
+      {box_x, box_y, u({batch}, 0.0, 0.25), u({batch}, 0.0, 0.4), 0.25, true, pacemaker},              // pacemaker lead
+      {u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), 0.6, false,
+       present(1, 0.3).squeeze(1)},                                                                     // a stray wire
+  };
+  std::vector<at::Tensor> curves;
+  for (const auto& e : ends) {
+    const auto cx = (e.x0 + e.x2) / 2 + u({batch}, -e.bend, e.bend), cy = (e.y0 + e.y2) / 2 + u({batch}, -e.bend, e.bend);
+    curves.push_back(torch::stack({e.x0, e.y0, cx, cy, e.x2, e.y2, torch::full({batch}, e.thick ? 1.0 : 0.0, at::kDouble),
+                                   e.present}, 1));
+  }
+  const auto box = torch::stack({box_x, box_y, u({batch}, 0.05, 0.09), u({batch}, 0.035, 0.06), pacemaker}, 1);
+  const auto opacity = torch::stack({u({batch}, 0.6, 1.0), u({batch}, 0.3, 0.8)}, 1);
+  return {torch::stack(curves, 1), electrodes, box, opacity};
+}
+
+namespace {
+// The pixels the devices cover, worked out on the CPU in double precision (so CPU and CUDA
+// draw the same ones): B x 2 x N flat indices into H x W, thick channel first; unused slots
+// hold H x W, one past the image.
+at::Tensor device_pixels(const DeviceDraws& draws, int64_t height, int64_t width) {
+  const int64_t batch = draws.curves.size(0), none = height * width;
+  const auto curves = draws.curves.contiguous(), rings = draws.rings.contiguous(), box = draws.box.contiguous();
+  const auto c = curves.accessor<double, 3>();
+  const auto r = rings.accessor<double, 3>();
+  const auto b = box.accessor<double, 2>();
+  // Normalised coordinates to pixels (pixel centres at (2j + 1) / W - 1, as the affine warp).
+  const auto column = [&](double x) { return (x + 1) * width / 2 - 0.5; };
+  const auto row = [&](double y) { return (y + 1) * height / 2 - 0.5; };
+  std::vector<std::array<std::vector<int64_t>, 2>> pixels(batch);
+  size_t longest = 1;
+  for (int64_t s = 0; s < batch; ++s) {
+    auto& [thick, thin] = pixels[s];
+    const auto mark = [&](std::vector<int64_t>& into, double px, double py) {
+      const auto i = std::lround(py), j = std::lround(px);
+      if (i >= 0 && i < height && j >= 0 && j < width) into.push_back(i * width + j);
+    };
+    for (int64_t k = 0; k < c.size(1); ++k) {
+      if (c[s][k][7] == 0) continue;
+      const double x0 = column(c[s][k][0]), y0 = row(c[s][k][1]), x1 = column(c[s][k][2]), y1 = row(c[s][k][3]);
+      const double x2 = column(c[s][k][4]), y2 = row(c[s][k][5]);
+      // The control polygon bounds the curve's length: steps under 2/3 px leave no gaps.
+      const auto steps = static_cast<int64_t>(std::ceil(1.5 * (std::hypot(x1 - x0, y1 - y0) + std::hypot(x2 - x1, y2 - y1)))) + 1;
+      for (int64_t t = 0; t <= steps; ++t) {
+        const double v = static_cast<double>(t) / steps, a = (1 - v) * (1 - v), m = 2 * (1 - v) * v, e = v * v;
+        mark(c[s][k][6] != 0 ? thick : thin, a * x0 + m * x1 + e * x2, a * y0 + m * y1 + e * y2);
+      }
+    }
+    for (int64_t k = 0; k < r.size(1); ++k) {
+      if (r[s][k][3] == 0) continue;
+      const double cx = column(r[s][k][0]), cy = row(r[s][k][1]), radius = r[s][k][2] * width / 2;
+      const auto steps = static_cast<int64_t>(std::ceil(1.5 * 2 * M_PI * radius)) + 4;
+      for (int64_t t = 0; t < steps; ++t) {
+        const double angle = 2 * M_PI * t / steps;
+        mark(thin, cx + radius * std::cos(angle), cy + radius * std::sin(angle));
+      }
+      mark(thick, cx, cy);  // the press stud
+    }
+    if (b[s][4] != 0) {
+      const double left = column(b[s][0] - b[s][2]), right = column(b[s][0] + b[s][2]);
+      const double top = row(b[s][1] - b[s][3]), bottom = row(b[s][1] + b[s][3]);
+      for (auto i = static_cast<int64_t>(std::ceil(top)); i <= bottom; ++i)
+        for (auto j = static_cast<int64_t>(std::ceil(left)); j <= right; ++j) mark(thick, j, i);
+    }
+    longest = std::max({longest, thick.size(), thin.size()});
+  }
+  auto flat = torch::full({batch, 2, static_cast<int64_t>(longest)}, none, at::kLong);
+  auto f = flat.accessor<int64_t, 3>();
+  for (int64_t s = 0; s < batch; ++s)
+    for (int64_t channel = 0; channel < 2; ++channel)
+      for (size_t k = 0; k < pixels[s][channel].size(); ++k) f[s][channel][static_cast<int64_t>(k)] = pixels[s][channel][k];
+  return flat;
+}
+}  // namespace
+
+at::Tensor apply_devices(const at::Tensor& images, const DeviceDraws& draws) {
+  namespace F = torch::nn::functional;
+  const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
+  // Every covered pixel is set to 1, whatever order the writes land in: the same on any device.
+  auto canvas = torch::zeros({batch, 2, height * width + 1}, images.options());
+  canvas.scatter_(2, upload(device_pixels(draws, height, width), images.device()), 1.0);
+  canvas = canvas.narrow(2, 0, height * width).view({batch, 2, height, width});
+  // Widths in proportion to the image: tubes 3 px and wires 1 px at 256.
+  const auto widen = [&](const at::Tensor& x, int64_t reach) {
+    return reach < 1 ? x : F::max_pool2d(x, F::MaxPool2dFuncOptions(2 * reach + 1).stride(1).padding(reach));
+  };
+  const auto scale = static_cast<double>(std::max(height, width)) / 256.0;
+  auto mask = torch::cat({widen(canvas.narrow(1, 0, 1), std::lround(scale)),
+                          widen(canvas.narrow(1, 1, 1), std::lround(scale / 2 - 0.01))}, 1);
+  // Soft edges, as a film downsampled to this size shows them.
+  mask = (gaussian_blur(mask, torch::full({batch}, 0.5 * scale, at::kDouble)) * 1.25).clamp_max(1.0);
+  const auto opacity = upload(draws.opacity, images.device(), images.scalar_type()).view({batch, 2, 1, 1});
+  const auto alpha = std::get<0>((mask * opacity).max(1, true));
+  const auto brightest = images.amax({1, 2, 3}, true);
+  return images + alpha * (brightest - images);
+}
+
+at::Tensor random_devices(const at::Tensor& images, double probability, at::Generator& gen) {
+  if (probability <= 0) return images;
+  return apply_devices(images, random_device_draws(images.size(0), probability, gen));
 }
 
 }  // namespace seg

@@ -223,7 +223,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"augment_opacity", augment_opacity}, {"val_every", val_every}, {"checkpoint_every_s", checkpoint_every_s}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"augment_opacity", augment_opacity}, {"augment_devices", augment_devices}, {"val_every", val_every}, {"checkpoint_every_s", checkpoint_every_s}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
@@ -249,6 +249,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.augment_texture = j.value("augment_texture", 0.0);
     o.augment_processing = j.value("augment_processing", 0.0);
     o.augment_opacity = j.value("augment_opacity", 0.0);
+    o.augment_devices = j.value("augment_devices", 0.0);
     o.val_every = j.at("val_every").get<int64_t>();
     o.checkpoint_every_s = j.value("checkpoint_every_s", o.checkpoint_every_s);
     o.train_split = j.at("train_split").get<std::string>();
@@ -474,16 +475,19 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       !(options.augment_opacity >= 0))
     throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic, --augment-zoom, "
                      "--augment-texture, --augment-processing, --augment-opacity) must be 0 or more");
+  if (!(options.augment_devices >= 0 && options.augment_devices <= 1))
+    throw UsageError("--augment-devices is a probability: give 0 to 1");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
   if (comm && comm->size() == 1) comm = nullptr;
   if (options.cuda_graph) {
     // The graphed step holds the notebook's affine augmentation and float32 only: the others
     // draw shapes or paddings per step, which a recorded graph cannot follow.
     if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_intensity > 0 ||
-        options.augment_processing > 0 || options.augment_texture > 0 || options.augment_opacity > 0)
+        options.augment_processing > 0 || options.augment_texture > 0 || options.augment_opacity > 0 ||
+        options.augment_devices > 0)
       throw UsageError("--cuda-graph takes the affine augmentation (--augment-scale) only; set --augment-elastic, "
-                       "--augment-zoom, --augment-intensity, --augment-processing, --augment-texture and "
-                       "--augment-opacity to 0");
+                       "--augment-zoom, --augment-intensity, --augment-processing, --augment-texture, "
+                       "--augment-opacity and --augment-devices to 0");
     if (options.precision != "float32" || options.channels_last)
       throw UsageError("--cuda-graph runs in float32 and the default memory order (no --precision bfloat16, --channels-last)");
     if (comm) throw UsageError("--cuda-graph runs one process (data-parallel steps exchange gradients on the host)");
@@ -682,9 +686,13 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
             padding = static_cast<Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
           std::tie(x, y) = apply_affine(x, y, theta, displacement, padding);
         }
-        // Opacities are anatomy: drawn before exposure, processing and detector act on the film.
+        // Opacities and devices are in the patient: drawn before exposure, processing and
+        // detector act on the film.
         if (options.augment_opacity > 0)
           x = apply_opacity(x, random_opacity_draws(global_batch, options.augment_opacity, gen)
+                                   .narrow(rank * options.batch, options.batch));
+        if (options.augment_devices > 0)
+          x = apply_devices(x, random_device_draws(global_batch, options.augment_devices, gen)
                                    .narrow(rank * options.batch, options.batch));
         if (options.augment_intensity > 0)
           x = apply_intensity(x, random_intensity_draws(global_batch, options.augment_intensity, gen)

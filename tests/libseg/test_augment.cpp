@@ -393,6 +393,61 @@ TEST(RandomOpacity, BlendsTowardsSoftTissueInsideTheFrameAndLeavesItsBorder) {
   EXPECT_NEAR(many.select(2, 3).max().item<double>(), 0.3, 1e-3);
 }
 
+// Devices drawn by hand: no device at all, one tube straight across the middle, a pacemaker box.
+seg::DeviceDraws hand_drawn_devices(int64_t batch) {
+  auto o = torch::TensorOptions(torch::kDouble);
+  seg::DeviceDraws d{torch::zeros({batch, 8, 8}, o), torch::zeros({batch, 4, 4}, o), torch::zeros({batch, 5}, o),
+                     torch::tensor({1.0, 0.5}, o).repeat({batch, 1})};
+  // Sample 1: a thick curve from x = -1.2 to 1.2 along y = 0.1 (control in the middle).
+  d.curves[1][0] = torch::tensor({-1.2, 0.1, 0.0, 0.1, 1.2, 0.1, 1.0, 1.0}, o);
+  // Sample 2: a pacemaker at (0.5, -0.5), 0.12 x 0.08 of the half-width.
+  d.box[2] = torch::tensor({0.5, -0.5, 0.06, 0.04, 1.0}, o);
+  return d;
+}
+
+TEST(RandomDevices, DrawsThinBrightDevicesAndNothingElse) {
+  auto gen = seg::make_seeded_generator(2);
+  const auto images = torch::randn({3, 1, 256, 256}, gen);
+  const auto out = seg::apply_devices(images, hand_drawn_devices(3));
+  using torch::indexing::Slice;
+  const auto brightest = [&](int64_t s) { return images[s].max().item<double>(); };
+  EXPECT_TRUE(torch::equal(out[0], images[0]));  // nothing present: untouched
+  // The tube: y = 0.1 is row 140.3, so rows 139 to 141 (3 px wide) at the brightest value
+  // across the whole width, soft 2 px either side, nothing beyond.
+  for (int64_t row : {139, 140, 141})
+    EXPECT_TRUE(torch::allclose(out[1][0][row], torch::full({256}, brightest(1)), 1e-5, 1e-5)) << row;
+  EXPECT_TRUE(torch::equal(out[1].index({0, Slice(0, 137)}), images[1].index({0, Slice(0, 137)})));
+  EXPECT_TRUE(torch::equal(out[1].index({0, Slice(144)}), images[1].index({0, Slice(144)})));
+  // The pacemaker: columns 184..199, rows 59..68 at the brightest value; 10 px away, untouched.
+  EXPECT_TRUE(torch::allclose(out[2].index({0, Slice(59, 69), Slice(184, 200)}),
+                              torch::full({10, 16}, brightest(2)), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(out[2].index({0, Slice(), Slice(0, 174)}), images[2].index({0, Slice(), Slice(0, 174)})));
+  // Every pixel moves towards the sample's brightest value and never past it.
+  EXPECT_TRUE((out >= images - 1e-6).all().item<bool>());
+  EXPECT_TRUE((out <= images.amax({1, 2, 3}, true) + 1e-6).all().item<bool>());
+  // A rank's slice of the draws gives that rank's slice of the batch.
+  EXPECT_TRUE(torch::equal(seg::apply_devices(images.narrow(0, 1, 2), hand_drawn_devices(3).narrow(1, 2)),
+                           out.narrow(0, 1, 2)));
+
+  // Drawn: probability 0 is the identity and draws nothing; a seed repeats; the devices cover
+  // a few per cent of the film, not the film.
+  const auto frame = torch::randn({16, 1, 256, 256}, gen);
+  auto g0 = seg::make_seeded_generator(1), untouched = seg::make_seeded_generator(1);
+  EXPECT_TRUE(torch::equal(seg::random_devices(frame, 0.0, g0), frame));
+  EXPECT_TRUE(torch::equal(torch::rand({4}, g0), torch::rand({4}, untouched)));
+  auto g1 = seg::make_seeded_generator(5), g2 = seg::make_seeded_generator(5);
+  const auto drawn = seg::random_devices(frame, 1.0, g1);
+  EXPECT_TRUE(torch::equal(drawn, seg::random_devices(frame, 1.0, g2)));
+  const auto covered = (drawn - frame).abs().gt(1e-3).to(torch::kDouble).mean({1, 2, 3});
+  EXPECT_GT(covered.min().item<double>(), 0.005);
+  EXPECT_LT(covered.max().item<double>(), 0.15);
+  // A sample shows devices with the probability given.
+  auto g3 = seg::make_seeded_generator(6);
+  const auto many = seg::random_device_draws(4000, 0.3, g3);
+  const auto shown = many.curves.select(2, 7).amax(1).maximum(many.rings.select(2, 3).amax(1)).maximum(many.box.select(1, 4));
+  EXPECT_NEAR(shown.mean().item<double>(), 0.3, 0.025);
+}
+
 TEST(Upload, ConvertsOnTheCpuAndCopiesSnapshotsToCuda) {
   const auto draws = torch::arange(6, torch::kFloat).view({2, 3});
   EXPECT_TRUE(torch::equal(seg::upload(draws, torch::kCPU), draws));

@@ -112,6 +112,31 @@ at::Tensor random_opacity(const at::Tensor& images, double strength, at::Generat
 DrawsWithNoise random_opacity_draws(int64_t batch, double strength, at::Generator& gen);
 at::Tensor apply_opacity(const at::Tensor& images, const DrawsWithNoise& draws);
 
+// Random radiopaque devices, per sample, for bedside and intensive-care films
+// (bench/shift_variants.py "devices": a pacemaker and its lead across the left lung cost the
+// shipped model a quarter of that lung): a tube down the middle (nasogastric or endotracheal,
+// p 0.8), a central line from either shoulder (p 0.5), four ECG electrodes (rings) with wires
+// running off the film (p 0.6 each), a stray wire (p 0.3) and a pacemaker with its lead into
+// the heart (p 0.3), blended towards the sample's brightest value (metal is denser than bone):
+// tubes and the pacemaker by U(0.6, 1), wires and electrodes by U(0.3, 0.8). Labels are
+// unchanged: the lung under a wire is still lung. A sample shows devices at all with
+// probability `probability` (0 to 1; 0 returns the input). Tubes are 3 px wide and wires 1 px
+// at 256 x 256, wider in proportion on larger images.
+at::Tensor random_devices(const at::Tensor& images, double probability, at::Generator& gen);
+
+// Its two halves, in normalised coordinates (2 spans the image; y down):
+//   curves  B x 8 x 8: quadratic Bezier start, control and end (x, y each), thick (1: tube or
+//           lead, 0: wire), present (0 or 1)
+//   rings   B x 4 x 4: electrode centre x, y, radius, present
+//   box     B x 5: pacemaker centre x, y, half-width, half-height, present
+//   opacity B x 2: the blend of tubes and pacemaker, of wires and electrodes
+struct DeviceDraws {
+  at::Tensor curves, rings, box, opacity;
+  DeviceDraws narrow(int64_t start, int64_t length) const;
+};
+DeviceDraws random_device_draws(int64_t batch, double probability, at::Generator& gen);
+at::Tensor apply_devices(const at::Tensor& images, const DeviceDraws& draws);
+
 // Random film processing, per sample, for radiographs that an archive or a detector's software
 // processed (bench/shift_variants.py: histogram-equalised films cost the lungs 0.005): a blend
 // towards the image's own histogram equalisation, x + b (eq(x) - x) with b ~ min(1, strength U(0, 1)),

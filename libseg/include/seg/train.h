@@ -26,6 +26,7 @@ struct TrainOptions {
   double augment_texture = 0.0;   // random blur, sharpening and noise (seg::random_texture); 0: off
   double augment_processing = 0.0;  // random histogram equalisation and local contrast (seg::random_processing); 0: off
   double augment_opacity = 0.0;   // random soft opacities, as of diseased lungs (seg::random_opacity); 0: off
+  double augment_devices = 0.0;   // probability of tubes, wires and a pacemaker drawn in (seg::random_devices); 0: off
   double augment_zoom = 0.0;      // field of view wider or narrower by up to 1 + zoom (seg::random_affine_theta); 0: off
   int64_t val_every = 5;          // validate after every k-th epoch (and after the last); 0: never
   // checkpoint.pt after an epoch once this many seconds have passed since the last one, and

@@ -21,6 +21,14 @@ Disease (the lung outline as drawn stays lung; the films of tuberculosis screeni
   patchy            four to six soft opacities scattered over both lungs (infiltrates, TB)
   black128          padded by 128 px of black: the chest at half the frame (a child on an adult
                     detector, a whole-body film)
+Bedside films (intensive care; the lung under a device stays lung):
+  devices           radiopaque tubes and lines (a nasogastric or endotracheal tube down the
+                    middle, a central line from the shoulder), ECG wires and electrodes over the
+                    chest, a pacemaker in one case of three
+  rotated           the film turned by 12 degrees (alternately either way) about its centre,
+                    the corners black: a patient not square to the detector
+  jpeg              stored as JPEG at quality 30 at 1024 x 1024 (its blocks 2 px wide at 256), as
+                    some archives and public sets store films
 
   bench/shift_variants.py --data ../shared/data/jsrt --split test --out /tmp/shift
   for v in black32 ...; do seg-segment --model M /tmp/shift/$v/images -o seg/$v;
@@ -28,6 +36,7 @@ Disease (the lung outline as drawn stays lung; the films of tuberculosis screeni
 (bench/run_shift.sh does both.) The images stay outside the repository: JSRT is research-only.
 """
 import argparse
+import io
 import json
 import os
 
@@ -37,6 +46,7 @@ from PIL import Image, ImageFilter
 FRAMING = ("black32", "black64", "edge32", "edge64", "markers", "portrait")
 APPEARANCE = ("gamma05", "gamma20", "lowcontrast", "equalized", "sharpened", "blurred", "noisy")
 DISEASE = ("consolidation", "patchy")
+BEDSIDE = ("devices", "rotated", "jpeg")
 
 
 def to_bytes(values):
@@ -109,6 +119,68 @@ def disease(image, labels, index, rng):
     yield "patchy", opacify(image, (spots > 0.4).astype(np.float64), labels, rng, 0.75)
 
 
+def stroke(shape, points, radius):
+    """Soft-edged mask (0..1) of discs of `radius` px centred on `points` (N x 2, row and column)."""
+    mask = np.zeros(shape)
+    reach = int(np.ceil(radius)) + 1
+    yy, xx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    for cy, cx in points:
+        iy, ix = int(round(cy)), int(round(cx))
+        disc = np.clip(radius + 0.5 - np.hypot(yy + iy - cy, xx + ix - cx), 0, 1)
+        top, left = iy - reach, ix - reach
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + disc.shape[0], shape[0]), min(left + disc.shape[1], shape[1])
+        if r0 < r1 and c0 < c1:
+            window = mask[r0:r1, c0:c1]
+            np.maximum(window, disc[r0 - top:r1 - top, c0 - left:c1 - left], out=window)
+    return mask
+
+
+def curve(rng, start, end, bend):
+    """Points a pixel apart along a quadratic Bezier from `start` to `end`, its control point
+    pushed sideways by up to `bend` px."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    control = (start + end) / 2 + rng.uniform(-bend, bend, 2)
+    n = int(np.linalg.norm(end - start) * 1.5) + 2
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t ** 2 * end
+
+
+def devices(image, rng):
+    """Bright (radiopaque) tubes, lines, wires, electrodes and sometimes a pacemaker."""
+    h, w = image.shape
+    dense = np.zeros(image.shape)  # tubes and the pacemaker: nearly opaque
+    thin = np.zeros(image.shape)   # wires and electrodes: fainter
+    dense = np.maximum(dense, stroke(image.shape, curve(rng, (0, w * rng.uniform(0.47, 0.53)),
+                                                        (h * rng.uniform(0.8, 1.0), w * rng.uniform(0.5, 0.65)), 20), 1.5))
+    side = rng.choice([0.1, 0.9])
+    dense = np.maximum(dense, 0.8 * stroke(image.shape, curve(rng, (h * rng.uniform(0.15, 0.3), w * side),
+                                                              (h * rng.uniform(0.3, 0.4), w * 0.47), 15), 1.0))
+    for _ in range(rng.integers(3, 6)):
+        at = (h * rng.uniform(0.15, 0.85), w * rng.uniform(0.1, 0.9))
+        ring = stroke(image.shape, at + 6 * np.stack([np.sin(np.linspace(0, 2 * np.pi, 40)),
+                                                      np.cos(np.linspace(0, 2 * np.pi, 40))], 1), 1.0)
+        thin = np.maximum(thin, np.maximum(ring, 0.6 * stroke(image.shape, [at], 3)))
+        thin = np.maximum(thin, stroke(image.shape, curve(rng, at, (h * rng.uniform(0.9, 1.1), w * rng.uniform(0, 1)), 60), 0.6))
+    if rng.random() < 1 / 3:
+        top, left = int(h * rng.uniform(0.12, 0.2)), int(w * rng.uniform(0.68, 0.78))
+        dense[top:top + 12, left:left + 18] = 1
+        dense = np.maximum(dense, stroke(image.shape, curve(rng, (top + 6, left), (h * 0.55, w * 0.55), 20), 1.0))
+    opaque = np.maximum(0.9 * dense, 0.6 * thin)
+    return to_bytes(image + opaque * (250 - image))
+
+
+def bedside(image, labels, index, rng):
+    yield "devices", devices(image, rng), labels
+    angle = 12 if index % 2 == 0 else -12
+    turn = lambda pixels, resample: np.array(Image.fromarray(pixels).rotate(angle, resample, fillcolor=0))
+    yield "rotated", turn(image, Image.BILINEAR), turn(labels, Image.NEAREST)
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((4 * image.shape[1], 4 * image.shape[0]), Image.BICUBIC).save(
+        buffer, format="JPEG", quality=30)
+    yield "jpeg", np.array(Image.open(buffer).resize(image.shape[::-1], Image.BOX)), labels
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="data set folder with dataset.json")
@@ -118,11 +190,13 @@ def main():
     with open(os.path.join(args.data, "dataset.json")) as f:
         spec = json.load(f)
     rng = np.random.default_rng(0)
+    bedside_rng = np.random.default_rng(1)  # its own, so that the earlier variants stay as they were
     for index, case in enumerate(spec["split"][args.split]):
         image = np.array(Image.open(os.path.join(args.data, spec["images"].format(case=case))))
         labels = np.array(Image.open(os.path.join(args.data, spec["labels"].format(case=case))))
         outputs = list(framing(image, labels)) + [(name, pixels, labels) for name, pixels in appearance(image, rng)]
         outputs += [(name, pixels, labels) for name, pixels in disease(image, labels, index, rng)]
+        outputs += list(bedside(image, labels, index, bedside_rng))
         for name, v_image, v_labels in outputs:
             for kind, pixels in (("images", v_image), ("labels", v_labels)):
                 folder = os.path.join(args.out, name, kind)

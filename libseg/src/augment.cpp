@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <vector>
 
@@ -329,25 +328,26 @@ DeviceDraws random_device_draws(int64_t batch, double probability, at::Generator
 }
 
 namespace {
-// The pixels the devices cover, worked out on the CPU in double precision (so CPU and CUDA
-// draw the same ones): B x 2 x N flat indices into H x W, thick channel first; unused slots
-// hold H x W, one past the image.
-at::Tensor device_pixels(const DeviceDraws& draws, int64_t height, int64_t width) {
-  const int64_t batch = draws.curves.size(0), none = height * width;
-  const auto curves = draws.curves.contiguous(), rings = draws.rings.contiguous(), box = draws.box.contiguous();
+// The pixels the devices cover, B x 2 x H x W (thick, thin; 1 where covered), drawn on the CPU
+// in double precision, so a seed covers the same pixels on the CPU and on CUDA. A uint8 canvas
+// goes up as a quarter of a float one; the device widens, softens and blends.
+at::Tensor device_canvas(const DeviceDraws& draws, int64_t height, int64_t width) {
+  const int64_t batch = draws.curves.size(0);
+  const auto as_double = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble).contiguous(); };
+  const auto curves = as_double(draws.curves), rings = as_double(draws.rings), box = as_double(draws.box);
   const auto c = curves.accessor<double, 3>();
   const auto r = rings.accessor<double, 3>();
   const auto b = box.accessor<double, 2>();
+  auto canvas = torch::zeros({batch, 2, height, width}, at::kByte);
+  auto pixels = canvas.accessor<uint8_t, 4>();
   // Normalised coordinates to pixels (pixel centres at (2j + 1) / W - 1, as the affine warp).
   const auto column = [&](double x) { return (x + 1) * width / 2 - 0.5; };
   const auto row = [&](double y) { return (y + 1) * height / 2 - 0.5; };
-  std::vector<std::array<std::vector<int64_t>, 2>> pixels(batch);
-  size_t longest = 1;
+  constexpr int64_t kThick = 0, kThin = 1;
   for (int64_t s = 0; s < batch; ++s) {
-    auto& [thick, thin] = pixels[s];
-    const auto mark = [&](std::vector<int64_t>& into, double px, double py) {
+    const auto mark = [&](int64_t channel, double px, double py) {
       const auto i = std::lround(py), j = std::lround(px);
-      if (i >= 0 && i < height && j >= 0 && j < width) into.push_back(i * width + j);
+      if (i >= 0 && i < height && j >= 0 && j < width) pixels[s][channel][i][j] = 1;
     };
     for (int64_t k = 0; k < c.size(1); ++k) {
       if (c[s][k][7] == 0) continue;
@@ -357,7 +357,7 @@ at::Tensor device_pixels(const DeviceDraws& draws, int64_t height, int64_t width
       const auto steps = static_cast<int64_t>(std::ceil(1.5 * (std::hypot(x1 - x0, y1 - y0) + std::hypot(x2 - x1, y2 - y1)))) + 1;
       for (int64_t t = 0; t <= steps; ++t) {
         const double v = static_cast<double>(t) / steps, a = (1 - v) * (1 - v), m = 2 * (1 - v) * v, e = v * v;
-        mark(c[s][k][6] != 0 ? thick : thin, a * x0 + m * x1 + e * x2, a * y0 + m * y1 + e * y2);
+        mark(c[s][k][6] != 0 ? kThick : kThin, a * x0 + m * x1 + e * x2, a * y0 + m * y1 + e * y2);
       }
     }
     for (int64_t k = 0; k < r.size(1); ++k) {
@@ -366,34 +366,25 @@ at::Tensor device_pixels(const DeviceDraws& draws, int64_t height, int64_t width
       const auto steps = static_cast<int64_t>(std::ceil(1.5 * 2 * M_PI * radius)) + 4;
       for (int64_t t = 0; t < steps; ++t) {
         const double angle = 2 * M_PI * t / steps;
-        mark(thin, cx + radius * std::cos(angle), cy + radius * std::sin(angle));
+        mark(kThin, cx + radius * std::cos(angle), cy + radius * std::sin(angle));
       }
-      mark(thick, cx, cy);  // the press stud
+      mark(kThick, cx, cy);  // the press stud
     }
     if (b[s][4] != 0) {
       const double left = column(b[s][0] - b[s][2]), right = column(b[s][0] + b[s][2]);
       const double top = row(b[s][1] - b[s][3]), bottom = row(b[s][1] + b[s][3]);
       for (auto i = static_cast<int64_t>(std::ceil(top)); i <= bottom; ++i)
-        for (auto j = static_cast<int64_t>(std::ceil(left)); j <= right; ++j) mark(thick, j, i);
+        for (auto j = static_cast<int64_t>(std::ceil(left)); j <= right; ++j) mark(kThick, j, i);
     }
-    longest = std::max({longest, thick.size(), thin.size()});
   }
-  auto flat = torch::full({batch, 2, static_cast<int64_t>(longest)}, none, at::kLong);
-  auto f = flat.accessor<int64_t, 3>();
-  for (int64_t s = 0; s < batch; ++s)
-    for (int64_t channel = 0; channel < 2; ++channel)
-      for (size_t k = 0; k < pixels[s][channel].size(); ++k) f[s][channel][static_cast<int64_t>(k)] = pixels[s][channel][k];
-  return flat;
+  return canvas;
 }
 }  // namespace
 
 at::Tensor apply_devices(const at::Tensor& images, const DeviceDraws& draws) {
   namespace F = torch::nn::functional;
   const int64_t batch = images.size(0), height = images.size(2), width = images.size(3);
-  // Every covered pixel is set to 1, whatever order the writes land in: the same on any device.
-  auto canvas = torch::zeros({batch, 2, height * width + 1}, images.options());
-  canvas.scatter_(2, upload(device_pixels(draws, height, width), images.device()), 1.0);
-  canvas = canvas.narrow(2, 0, height * width).view({batch, 2, height, width});
+  const auto canvas = upload(device_canvas(draws, height, width), images.device()).to(images.scalar_type());
   // Widths in proportion to the image: tubes 3 px and wires 1 px at 256.
   const auto widen = [&](const at::Tensor& x, int64_t reach) {
     return reach < 1 ? x : F::max_pool2d(x, F::MaxPool2dFuncOptions(2 * reach + 1).stride(1).padding(reach));

@@ -130,6 +130,8 @@ at::Tensor random_devices(const at::Tensor& images, double probability, at::Gene
 //   rings   B x 4 x 4: electrode centre x, y, radius, present
 //   box     B x 5: pacemaker centre x, y, half-width, half-height, present
 //   opacity B x 2: the blend of tubes and pacemaker, of wires and electrodes
+// All on the CPU: apply_devices works out the pixels each device covers there (in double
+// precision, the same for CPU and CUDA) and sends the device a uint8 mask.
 struct DeviceDraws {
   at::Tensor curves, rings, box, opacity;
   DeviceDraws narrow(int64_t start, int64_t length) const;

@@ -299,19 +299,22 @@ DeviceDraws random_device_draws(int64_t batch, double probability, at::Generator
                                         present(4, 0.6)}, 2);
   // Curve ends (x0, y0, x2, y2); each control point is the middle pushed by up to `bend`.
   struct End { at::Tensor x0, y0, x2, y2; double bend; bool thick; at::Tensor present; };
+  // Electrode k's wire: the first two run off the bottom, the others off either side.
+  const auto wire = [&](int64_t k) {
+    const auto electrode = electrodes.select(1, k);
+    const auto bottom = torch::full({batch}, 1.15, at::kDouble);
+    return k < 2 ? End{electrode.select(1, 0), electrode.select(1, 1), u({batch}, -1.2, 1.2), bottom, 0.6, false,
+                       electrode.select(1, 3)}
+                 : End{electrode.select(1, 0), electrode.select(1, 1), (k == 2 ? side : -side) * 1.15,
+                       u({batch}, -0.5, 1.0), 0.6, false, electrode.select(1, 3)};
+  };
+  // (A braced list is evaluated in order, so the draws come in the same order everywhere.)
   const std::vector<End> ends = {
       {u({batch}, -0.08, 0.08), torch::full({batch}, -1.1, at::kDouble), u({batch}, -0.05, 0.3), u({batch}, 0.5, 1.1),
        0.2, true, present(1, 0.8).squeeze(1)},                                                          // tube
       {side * u({batch}, 0.6, 0.95), u({batch}, -0.8, -0.4), u({batch}, -0.2, 0.0), u({batch}, -0.4, 0.0), 0.2, true,
        present(1, 0.5).squeeze(1)},                                                                     // central line
-      {electrodes.select(1, 0).select(1, 0), electrodes.select(1, 0).select(1, 1), u({batch}, -1.2, 1.2),
-       torch::full({batch}, 1.15, at::kDouble), 0.6, false, electrodes.select(1, 0).select(1, 3)},      // ECG wires
-      {electrodes.select(1, 1).select(1, 0), electrodes.select(1, 1).select(1, 1), u({batch}, -1.2, 1.2),
-       torch::full({batch}, 1.15, at::kDouble), 0.6, false, electrodes.select(1, 1).select(1, 3)},
-      {electrodes.select(1, 2).select(1, 0), electrodes.select(1, 2).select(1, 1), side * 1.15, u({batch}, -0.5, 1.0),
-       0.6, false, electrodes.select(1, 2).select(1, 3)},
-      {electrodes.select(1, 3).select(1, 0), electrodes.select(1, 3).select(1, 1), -side * 1.15, u({batch}, -0.5, 1.0),
-       0.6, false, electrodes.select(1, 3).select(1, 3)},
+      wire(0), wire(1), wire(2), wire(3),                                                               // ECG wires
       {box_x, box_y, u({batch}, 0.0, 0.25), u({batch}, 0.0, 0.4), 0.25, true, pacemaker},              // pacemaker lead
       {u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), u({batch}, -1.0, 1.0), 0.6, false,
        present(1, 0.3).squeeze(1)},                                                                     // a stray wire

@@ -393,6 +393,7 @@ TEST(RandomOpacity, BlendsTowardsSoftTissueInsideTheFrameAndLeavesItsBorder) {
   EXPECT_NEAR(many.select(2, 3).max().item<double>(), 0.3, 1e-3);
 }
 
+namespace {
 // Devices drawn by hand: no device at all, one tube straight across the middle, a pacemaker box.
 seg::DeviceDraws hand_drawn_devices(int64_t batch) {
   auto o = torch::TensorOptions(torch::kDouble);
@@ -404,6 +405,7 @@ seg::DeviceDraws hand_drawn_devices(int64_t batch) {
   d.box[2] = torch::tensor({0.5, -0.5, 0.06, 0.04, 1.0}, o);
   return d;
 }
+}  // namespace
 
 TEST(RandomDevices, DrawsThinBrightDevicesAndNothingElse) {
   auto gen = seg::make_seeded_generator(2);

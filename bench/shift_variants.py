@@ -149,10 +149,10 @@ def curve(rng, start, end, bend):
 def devices(image, rng):
     """Bright (radiopaque) tubes, lines, wires, electrodes and sometimes a pacemaker."""
     h, w = image.shape
-    dense = np.zeros(image.shape)  # tubes and the pacemaker: nearly opaque
-    thin = np.zeros(image.shape)   # wires and electrodes: fainter
-    dense = np.maximum(dense, stroke(image.shape, curve(rng, (0, w * rng.uniform(0.47, 0.53)),
-                                                        (h * rng.uniform(0.8, 1.0), w * rng.uniform(0.5, 0.65)), 20), 1.5))
+    # tubes and the pacemaker: nearly opaque
+    dense = stroke(image.shape, curve(rng, (0, w * rng.uniform(0.47, 0.53)),
+                                      (h * rng.uniform(0.8, 1.0), w * rng.uniform(0.5, 0.65)), 20), 1.5)
+    thin = np.zeros(image.shape)  # wires and electrodes: fainter
     side = rng.choice([0.1, 0.9])
     dense = np.maximum(dense, 0.8 * stroke(image.shape, curve(rng, (h * rng.uniform(0.15, 0.3), w * side),
                                                               (h * rng.uniform(0.3, 0.4), w * 0.47), 15), 1.0))

@@ -84,7 +84,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0, devices = 0.0;
+    double scale = 0.1, elastic = 0.0, zoom = 0.0, rotation = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0, devices = 0.0;
     std::string padding_name = "zeros";
     uint64_t seed = 0;
     int threads = 0;
@@ -99,9 +99,11 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         ->capture_default_str();
     app.add_option("--zoom", zoom, "field of view wider or narrower by up to 1 + zoom (as seg-train --augment-zoom; 0: off)")
         ->capture_default_str();
+    app.add_option("--rotation", rotation, "turned by up to this many degrees either way (as seg-train --augment-rotation; 0: off)")
+        ->capture_default_str();
     app.add_option("--padding", padding_name,
                    "what a warp shows beyond the image: zeros, border (edge repeated) or minimum (training with "
-                   "--augment-zoom draws one of the three per step)")
+                   "--augment-zoom or --augment-rotation draws one of the three per step)")
         ->check(CLI::IsMember({"zeros", "border", "minimum"}))
         ->capture_default_str();
     app.add_option("--texture", texture, "random blur, sharpening and noise (as seg-train --augment-texture; 0: off)")
@@ -125,6 +127,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     if (!(scale >= 0)) throw UsageError("--scale must be 0 or more (0.1 is the notebook's)");
     if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
     if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
+    if (!(rotation >= 0 && rotation <= 180)) throw UsageError("--rotation is an angle in degrees: give 0 to 180");
     if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
     if (!(processing >= 0)) throw UsageError("--processing must be 0 or more (1: up to fully equalised)");
     if (!(opacity >= 0)) throw UsageError("--opacity must be 0 or more (1: blobs up to soft-tissue grey)");
@@ -162,7 +165,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     auto images = sample.image.pixels.to(at::kFloat).view({1, 1, h, w}).expand({count, 1, h, w}).to(device);
     auto labels = sample.labels.pixels.view({1, h, w}).expand({count, h, w}).to(device);
     at::Generator gen = make_seeded_generator(seed);
-    const auto theta = random_affine_theta(count, scale, gen, device, zoom);
+    const auto theta = random_affine_theta(count, scale, gen, device, zoom, rotation,
+                                           static_cast<double>(w) / static_cast<double>(h));
     at::Tensor displacement;
     if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
     auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
@@ -189,7 +193,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"devices", devices}, {"count", count}, {"samples", nlohmann::json::array()}};
+                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"rotation", rotation}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"devices", devices}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
       std::ostringstream name;
@@ -215,6 +219,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
     out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
         << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
+        << (rotation > 0 ? ", rotation " + std::to_string(rotation) : std::string())
         << (texture > 0 ? ", texture " + std::to_string(texture) : std::string())
         << (processing > 0 ? ", processing " + std::to_string(processing) : std::string())
         << (opacity > 0 ? ", opacity " + std::to_string(opacity) : std::string())

@@ -180,6 +180,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--augment-zoom", o.augment_zoom,
                    "field of view wider or narrower by up to 1 + zoom, log-uniform (0: off; 0.5: chest at 0.67..1.5 of its size)")
         ->capture_default_str();
+    app.add_option("--augment-rotation", o.augment_rotation,
+                   "films turned by up to this many degrees either way, uniform (0: off; the affine noise alone turns about 4 degrees)")
+        ->capture_default_str();
     app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
     app.add_option("--checkpoint-every", o.checkpoint_every_s,
                    "seconds between checkpoints (checkpoint.pt, for --resume), written after an epoch; always after the first and last (0: every epoch)")

@@ -41,8 +41,10 @@ at::Tensor upload(const at::Tensor& host, const at::Device& device, std::optiona
 }
 
 at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
-                               const at::Device& device, double zoom) {
+                               const at::Device& device, double zoom, double rotation, double aspect) {
   if (batch < 0) throw Error("random_affine_theta", "negative batch size");
+  if (!(rotation >= 0 && rotation <= 180)) throw Error("random_affine_theta", "rotation must be 0 to 180 degrees");
+  if (!(aspect > 0)) throw Error("random_affine_theta", "aspect (width / height) must be positive");
   if (gen.device().type() != at::kCPU)
     throw Error("random_affine_theta", "needs a CPU generator (draws are made on the CPU)");
   auto noise = at::randn({batch, 2, 3}, gen, at::TensorOptions().dtype(at::kFloat));
@@ -53,6 +55,17 @@ at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
     const auto u = at::rand({batch, 1, 1}, gen, at::TensorOptions().dtype(at::kFloat)) * 2 - 1;
     const auto factor = at::exp(u * std::log1p(zoom));
     theta.narrow(2, 0, 2).mul_(factor);
+  }
+  if (rotation > 0) {
+    // Normalised coordinates are pixels scaled by 2 / width and 2 / height, so a turn of the
+    // pixels by a reads [[cos a, -sin a / aspect], [sin a * aspect, cos a]] in them.
+    const auto u = at::rand({batch}, gen, at::TensorOptions().dtype(at::kDouble)) * 2 - 1;
+    const auto angle = u * (rotation * M_PI / 180);
+    const auto c = at::cos(angle), s = at::sin(angle);
+    const auto turn = at::stack({at::stack({c, -s / aspect}, 1), at::stack({s * aspect, c}, 1)}, 1);
+    // theta maps output to input positions: turn the output grid, then apply the rest.
+    const auto linear = at::matmul(theta.narrow(2, 0, 2).to(at::kDouble), turn);
+    theta = at::cat({linear.to(at::kFloat), theta.narrow(2, 2, 1)}, 2);
   }
   return upload(theta, device);
 }

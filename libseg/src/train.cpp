@@ -223,7 +223,7 @@ double EpochLog::mean_dice() const {
 std::string TrainOptions::to_json() const {
   json j = {{"architecture", architecture}, {"epochs", epochs}, {"batch", batch}, {"lr", lr},
             {"seed", seed}, {"weight_mode", weight_mode_name(weight_mode)}, {"weight_power", weight_power},
-            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"augment_opacity", augment_opacity}, {"augment_devices", augment_devices}, {"val_every", val_every}, {"checkpoint_every_s", checkpoint_every_s}, {"train_split", train_split},
+            {"augment_scale", augment_scale}, {"augment_intensity", augment_intensity}, {"augment_elastic", augment_elastic}, {"augment_zoom", augment_zoom}, {"augment_rotation", augment_rotation}, {"augment_texture", augment_texture}, {"augment_processing", augment_processing}, {"augment_opacity", augment_opacity}, {"augment_devices", augment_devices}, {"val_every", val_every}, {"checkpoint_every_s", checkpoint_every_s}, {"train_split", train_split},
             {"val_split", val_split}, {"normalization", normalization}, {"device", device},
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
@@ -246,6 +246,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.augment_intensity = j.value("augment_intensity", 0.0);
     o.augment_elastic = j.value("augment_elastic", 0.0);
     o.augment_zoom = j.value("augment_zoom", 0.0);
+    o.augment_rotation = j.value("augment_rotation", 0.0);
     o.augment_texture = j.value("augment_texture", 0.0);
     o.augment_processing = j.value("augment_processing", 0.0);
     o.augment_opacity = j.value("augment_opacity", 0.0);
@@ -475,6 +476,8 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       !(options.augment_opacity >= 0))
     throw UsageError("augmentation strengths (--augment-scale, --augment-intensity, --augment-elastic, --augment-zoom, "
                      "--augment-texture, --augment-processing, --augment-opacity) must be 0 or more");
+  if (!(options.augment_rotation >= 0 && options.augment_rotation <= 180))
+    throw UsageError("--augment-rotation is an angle in degrees: give 0 to 180");
   if (!(options.augment_devices >= 0 && options.augment_devices <= 1))
     throw UsageError("--augment-devices is a probability: give 0 to 1");
   if (!data.labels.defined()) throw Error(data.source, "has no label maps; training needs them");
@@ -482,11 +485,11 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.cuda_graph) {
     // The graphed step holds the notebook's affine augmentation and float32 only: the others
     // draw shapes or paddings per step, which a recorded graph cannot follow.
-    if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_intensity > 0 ||
+    if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_rotation > 0 || options.augment_intensity > 0 ||
         options.augment_processing > 0 || options.augment_texture > 0 || options.augment_opacity > 0 ||
         options.augment_devices > 0)
       throw UsageError("--cuda-graph takes the affine augmentation (--augment-scale) only; set --augment-elastic, "
-                       "--augment-zoom, --augment-intensity, --augment-processing, --augment-texture, "
+                       "--augment-zoom, --augment-rotation, --augment-intensity, --augment-processing, --augment-texture, "
                        "--augment-opacity and --augment-devices to 0");
     if (options.precision != "float32" || options.channels_last)
       throw UsageError("--cuda-graph runs in float32 and the default memory order (no --precision bfloat16, --channels-last)");
@@ -671,18 +674,21 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       } else {
         at::Tensor x = train_data.images.index_select(0, index);
         at::Tensor y = train_data.labels.index_select(0, index);
-        if (options.augment_scale > 0 || options.augment_elastic > 0 || options.augment_zoom > 0) {
-          const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device, options.augment_zoom)
+        if (options.augment_scale > 0 || options.augment_elastic > 0 || options.augment_zoom > 0 ||
+            options.augment_rotation > 0) {
+          const double aspect = static_cast<double>(x.size(3)) / static_cast<double>(x.size(2));
+          const auto theta = random_affine_theta(global_batch, options.augment_scale, gen, device, options.augment_zoom,
+                                                 options.augment_rotation, aspect)
                                  .narrow(0, rank * options.batch, options.batch);
           at::Tensor displacement;
           if (options.augment_elastic > 0)
             displacement = elastic_displacement(random_elastic_draws(global_batch, options.augment_elastic, gen)
                                                     .narrow(0, rank * options.batch, options.batch),
                                                 x.size(2), x.size(3), device);
-          // A wider field of view shows what lay beyond the image: one of the three paddings,
-          // drawn per step, so that the network learns every kind of border as background.
+          // A wider or turned field of view shows what lay beyond the image: one of the three
+          // paddings, drawn per step, so that the network learns every kind of border as background.
           Padding padding = Padding::zeros;
-          if (options.augment_zoom > 0)
+          if (options.augment_zoom > 0 || options.augment_rotation > 0)
             padding = static_cast<Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
           std::tie(x, y) = apply_affine(x, y, theta, displacement, padding);
         }

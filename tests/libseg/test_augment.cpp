@@ -102,6 +102,45 @@ TEST(Augment, ZoomScalesTheLinearPartLogUniformlyAndKeepsTheNoiseDraws) {
   EXPECT_TRUE(torch::equal(with_zoom.select(2, 2), noise_only.select(2, 2)));
 }
 
+// The linear part of theta in pixels, for images `aspect` = width / height: normalised
+// coordinates are pixels times diag(2 / width, 2 / height).
+at::Tensor pixel_linear_part(const at::Tensor& theta, double aspect) {
+  const auto to_pixels = torch::tensor({aspect, 1.0}, torch::kDouble);
+  return to_pixels.view({1, 2, 1}) * theta.narrow(2, 0, 2).to(torch::kDouble) / to_pixels.view({1, 1, 2});
+}
+
+TEST(Augment, RotationTurnsThePixelsUniformlyAndKeepsTheEarlierDraws) {
+  const int64_t n = 20000;
+  for (const double aspect : {1.0, 40.0 / 48.0, 2.0}) {
+    auto gen = seg::make_seeded_generator(6);
+    const auto theta = seg::random_affine_theta(n, 0.0, gen, torch::kCPU, 0.0, 30.0, aspect);
+    // In pixels, each matrix is a turn: orthonormal, determinant 1, no shift.
+    const auto m = pixel_linear_part(theta, aspect);
+    const auto gram = torch::matmul(m, m.transpose(1, 2));
+    EXPECT_TRUE(torch::allclose(gram, torch::eye(2, torch::kDouble).expand({n, 2, 2}), 0, 1e-6)) << "aspect " << aspect;
+    EXPECT_TRUE(torch::allclose(torch::det(m), torch::ones({n}, torch::kDouble), 0, 1e-6)) << "aspect " << aspect;
+    EXPECT_EQ(theta.select(2, 2).abs().max().item<float>(), 0.0f);
+    // Angles uniform on [-30, 30] degrees: bounds, mean 0, variance 30^2 / 3.
+    const auto angle = torch::atan2(m.select(1, 1).select(1, 0), m.select(1, 0).select(1, 0)) * (180 / M_PI);
+    EXPECT_LE(angle.abs().max().item<double>(), 30 + 1e-4);
+    EXPECT_GT(angle.abs().max().item<double>(), 29.9);
+    EXPECT_NEAR(angle.mean().item<double>(), 0.0, 0.3);
+    EXPECT_NEAR(angle.var().item<double>(), 300.0, 6.0);
+  }
+  // The turn is drawn after the noise and the zoom: with it, a seed's matrices are those
+  // without it times a turn, and the shifts are the same.
+  auto a = seg::make_seeded_generator(9), b = seg::make_seeded_generator(9);
+  const auto unturned = seg::random_affine_theta(8, 0.1, a, torch::kCPU, 0.3);
+  const auto turned = seg::random_affine_theta(8, 0.1, b, torch::kCPU, 0.3, 20.0);
+  EXPECT_TRUE(torch::equal(turned.select(2, 2), unturned.select(2, 2)));
+  const auto turn = torch::linalg_solve(unturned.narrow(2, 0, 2).to(torch::kDouble), turned.narrow(2, 0, 2).to(torch::kDouble));
+  EXPECT_TRUE(torch::allclose(torch::matmul(turn, turn.transpose(1, 2)), torch::eye(2, torch::kDouble).expand({8, 2, 2}), 0, 1e-5));
+  EXPECT_GT((turn.select(1, 1).select(1, 0)).abs().max().item<double>(), 0.01);  // it did turn
+  auto c = seg::make_seeded_generator(1);
+  EXPECT_THROW(seg::random_affine_theta(2, 0.1, c, torch::kCPU, 0.0, 181.0), seg::Error);
+  EXPECT_THROW(seg::random_affine_theta(2, 0.1, c, torch::kCPU, 0.0, -1.0), seg::Error);
+}
+
 TEST(Augment, PaddingFillsWhatLiesOutsideTheImage) {
   // A ramp 3..10 along x, shifted right by half its width: the left half comes from outside.
   const auto ramp = (torch::arange(8, torch::kDouble) + 3).view({1, 1, 1, 8}).expand({2, 1, 8, 8}).to(torch::kFloat);

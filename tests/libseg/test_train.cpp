@@ -222,6 +222,9 @@ TEST_F(TrainTest, CudaGraphRefusesWhatItCannotRecord) {
   o.augment_devices = 0.5;
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
   o.augment_devices = 0;
+  o.augment_rotation = 10;
+  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
+  o.augment_rotation = 0;
   o.precision = "bfloat16";
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
   EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
@@ -335,6 +338,7 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   o.augment_processing = 0.6;
   o.augment_opacity = 0.7;
   o.augment_devices = 0.4;
+  o.augment_rotation = 12;
   const auto back = seg::TrainOptions::from_json(o.to_json(), "run.json");
   EXPECT_EQ(back.augment_scale, o.augment_scale);
   EXPECT_EQ(back.augment_intensity, o.augment_intensity);
@@ -343,6 +347,7 @@ TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
   EXPECT_EQ(back.augment_texture, o.augment_texture);
   EXPECT_EQ(back.augment_processing, o.augment_processing);
   EXPECT_EQ(back.augment_opacity, o.augment_opacity);
+  EXPECT_EQ(back.augment_rotation, o.augment_rotation);
   EXPECT_EQ(back.augment_devices, o.augment_devices);
   o.precision = "bfloat16";
   o.channels_last = true;
@@ -394,6 +399,7 @@ TEST_F(TrainTest, CudaTrainsLikeTheCpuInEveryPrecisionAndMemoryOrder) {
   o.augment_processing = 1;
   o.augment_opacity = 1;
   o.augment_devices = 0.5;
+  o.augment_rotation = 10;
   o.loss = "ce+dice";
   ScratchDir cpu_run;
   const auto reference = seg::train_network(data, o, cpu_run.path());
@@ -439,12 +445,13 @@ TEST_F(TrainTest, BFloat16AutocastTrainsCloseToFloat32AndKeepsFloat32Weights) {
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 
-TEST_F(TrainTest, TextureProcessingOpacityAndDevicesReachTheStepAndRepeatWithTheSeed) {
+TEST_F(TrainTest, RotationTextureProcessingOpacityAndDevicesReachTheStepAndRepeatWithTheSeed) {
   const auto data = shapes_dataset();
   ScratchDir plain;
   const auto without = weights_of(seg::train_network(data, quick_options(2), plain.path()).model);
   for (double seg::TrainOptions::*strength : {&seg::TrainOptions::augment_texture, &seg::TrainOptions::augment_processing,
-                                              &seg::TrainOptions::augment_opacity, &seg::TrainOptions::augment_devices}) {
+                                              &seg::TrainOptions::augment_opacity, &seg::TrainOptions::augment_devices,
+                                              &seg::TrainOptions::augment_rotation}) {
     ScratchDir augmented, again, rejected;
     auto o = quick_options(2);
     o.*strength = 1.0;
@@ -458,6 +465,9 @@ TEST_F(TrainTest, TextureProcessingOpacityAndDevicesReachTheStepAndRepeatWithThe
   ScratchDir rejected;
   auto o = quick_options(2);
   o.augment_devices = 1.5;  // a probability
+  EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
+  o.augment_devices = 0;
+  o.augment_rotation = 181;  // degrees either way
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 

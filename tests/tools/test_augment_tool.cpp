@@ -152,6 +152,36 @@ TEST_F(AugmentTool, PaddingShowsWhatTrainingSeesBeyondTheImage) {
   EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--padding", "mirror", "-o", (tmp / "bad").string()}).code, 2);
 }
 
+TEST_F(AugmentTool, RotationTurnsThePixelsOfANonSquareImage) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();  // 40 wide, 48 high
+  const auto out = tmp / "turned";
+  auto r = augment({"--data", pack, "--case", "blk", "--count", "6", "--seed", "2", "--scale", "0", "--rotation", "40",
+                    "-o", out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto record = json::parse(seg::read_file(out / "augment.json"));
+  EXPECT_EQ(record["rotation"].get<double>(), 40.0);
+  const double aspect = 40.0 / 48.0;
+  double largest_turn = 0;
+  for (const auto& s : record["samples"]) {
+    // theta in pixels (normalised coordinates are pixels times 2 / width, 2 / height) is a turn.
+    const auto& t = s["theta"];
+    const double a = t[0][0].get<double>(), b = t[0][1].get<double>() * aspect, c = t[1][0].get<double>() / aspect,
+                 d = t[1][1].get<double>();
+    EXPECT_NEAR(a * a + c * c, 1.0, 1e-5);
+    EXPECT_NEAR(b * b + d * d, 1.0, 1e-5);
+    EXPECT_NEAR(a * b + c * d, 0.0, 1e-5);
+    largest_turn = std::max(largest_turn, std::abs(std::atan2(c, a)) * 180 / M_PI);
+    // What the turn moves beyond the frame is background; the rest keeps its labels.
+    const auto labels = read_pixels(s["labels"].get<std::string>());
+    EXPECT_GT(labels.eq(3).sum().item<int64_t>(), 100);
+  }
+  EXPECT_GT(largest_turn, 10.0);
+  EXPECT_LE(largest_turn, 40.0 + 1e-3);
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--rotation", "200", "-o", (tmp / "bad").string()}).code, 2);
+  EXPECT_FALSE(fs::exists(tmp / "bad"));
+}
+
 TEST_F(AugmentTool, TextureAndProcessingChangeTheImageNotItsLabelsOrGreyScale) {
   ScratchDir tmp;
   const auto pack_path = one_case_pack(tmp);

@@ -54,7 +54,7 @@ class Distributed : public ::testing::Test {
     return {"--data", (tmp_ / "pack.pth").string(), "--model", "fcn", "--epochs", std::to_string(epochs),
             "--batch", std::to_string(batch), "--seed", "3", "--weights", "none", "--threads", "1",
             "--val-every", "1", "--augment-intensity", "0.2", "--augment-zoom", "0.3", "--augment-texture", "0.5",
-            "--augment-processing", "0.5", "--augment-opacity", "0.5", "--augment-devices", "0.5",
+            "--augment-processing", "0.5", "--augment-opacity", "0.5", "--augment-devices", "0.5", "--augment-rotation", "10",
             "--dist-timeout", std::to_string(timeout_s), "--out", run_dir.string()};
   }
 

@@ -25,8 +25,13 @@ at::Tensor upload(const at::Tensor& host, const at::Device& device, std::optiona
 // after the noise: the field of view widens or narrows by up to 1 + Z times, as radiographs
 // framed wider or tighter than JSRT's show the chest smaller or larger. zoom 0 draws nothing
 // more, so a seed gives the same matrices as without it.
+// rotation R > 0 (degrees, up to 180) then turns each matrix by U(-R, R) about the centre,
+// drawn after the zoom, as a patient turned on the detector: the notebook's noise turns by
+// about 4 degrees (one sigma) only. The turn is a rotation of pixels, not of the normalised
+// coordinates, for images `aspect` = width / height. rotation 0 draws nothing more.
 at::Tensor random_affine_theta(int64_t batch, double scale, at::Generator& gen,
-                               const at::Device& device, double zoom = 0.0);
+                               const at::Device& device, double zoom = 0.0, double rotation = 0.0,
+                               double aspect = 1.0);
 
 // What a warp shows where it samples outside the image: 0 (the notebook's; the mean of a
 // normalised image), the nearest edge pixel (the body goes on), or each image's minimum (the

@@ -28,6 +28,7 @@ struct TrainOptions {
   double augment_opacity = 0.0;   // random soft opacities, as of diseased lungs (seg::random_opacity); 0: off
   double augment_devices = 0.0;   // probability of tubes, wires and a pacemaker drawn in (seg::random_devices); 0: off
   double augment_zoom = 0.0;      // field of view wider or narrower by up to 1 + zoom (seg::random_affine_theta); 0: off
+  double augment_rotation = 0.0;  // films turned by up to this many degrees either way (seg::random_affine_theta); 0: off
   int64_t val_every = 5;          // validate after every k-th epoch (and after the last); 0: never
   // checkpoint.pt after an epoch once this many seconds have passed since the last one, and
   // after the first and the last epoch; 0: after every epoch. Each write holds training up (a

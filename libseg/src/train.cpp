@@ -485,9 +485,9 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   if (options.cuda_graph) {
     // The graphed step holds the notebook's affine augmentation and float32 only: the others
     // draw shapes or paddings per step, which a recorded graph cannot follow.
-    if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_rotation > 0 || options.augment_intensity > 0 ||
-        options.augment_processing > 0 || options.augment_texture > 0 || options.augment_opacity > 0 ||
-        options.augment_devices > 0)
+    if (options.augment_elastic > 0 || options.augment_zoom > 0 || options.augment_rotation > 0 ||
+        options.augment_intensity > 0 || options.augment_processing > 0 || options.augment_texture > 0 ||
+        options.augment_opacity > 0 || options.augment_devices > 0)
       throw UsageError("--cuda-graph takes the affine augmentation (--augment-scale) only; set --augment-elastic, "
                        "--augment-zoom, --augment-rotation, --augment-intensity, --augment-processing, --augment-texture, "
                        "--augment-opacity and --augment-devices to 0");

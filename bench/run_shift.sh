@@ -2,7 +2,8 @@
 # Mean Dice of models on the test split as other hospitals and scanners would show it
 # (bench/shift_variants.py: framing and appearance), plain and with --largest-component --fill-holes.
 #   bench/run_shift.sh MODEL [MODEL ...]
-#   env: DATA, B = the tools' folder, WORK, VARIANTS (default all), POST (default "plain lcc")
+#   env: DATA, B = the tools' folder, WORK, VARIANTS (default all), POST (default "plain lcc"):
+#   plain = no clean-up, once = plain in one pass (--no-reframe), lcc = --largest-component --fill-holes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data/jsrt}
@@ -17,6 +18,7 @@ for model in "$@"; do
     for post in $posts; do
       out=$work/seg-$$/$variant-$post
       extra=(--no-postprocessing); [[ $post == lcc ]] && extra+=(--largest-component --fill-holes)
+      [[ $post == once ]] && extra+=(--no-reframe)
       "$bin/seg-segment" --model "$model" "$work/$variant/images" -o "$out" "${extra[@]}" >/dev/null
       echo "$model $variant $post: $(mean_dice "$out" "$work/$variant/labels")"
     done

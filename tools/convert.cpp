@@ -133,16 +133,30 @@ Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
 }
 
 // A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
-void write_model(const fs::path& input, bool half, const Options& options, std::ostream& out) {
+// With `framing_from` (a data set; its train split), the framing seg-segment reframes with is
+// measured on that split's labels and recorded, for models trained before seg-train recorded it.
+void write_model(const fs::path& input, bool half, const std::string& framing_from, const Options& options,
+                 std::ostream& out) {
   const fs::path target = options.output;
   if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
   if (fs::exists(target) && !options.overwrite)
     throw Error(target.string(), "exists; choose another name or pass --overwrite");
   Model model = load_model(input);
+  if (!framing_from.empty()) {
+    const Dataset data = load_data(framing_from);
+    if (data.classes.entries != model.info.classes.entries)
+      throw Error(framing_from, "has another class table than the model " + input.string() +
+                                    "; measure the framing on the data the model was trained on");
+    model.info.framing = measure_framing(data.subset("train").labels);
+  }
   model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
   save_model(model, target);
   out << "wrote model " << target.string() << " (" << model.info.network.architecture << ", weights in "
-      << precision_name(model.stored_as) << ", " << fs::file_size(target) << " bytes)\n";
+      << precision_name(model.stored_as) << ", " << fs::file_size(target) << " bytes";
+  if (model.info.framing)
+    out << "; framing top " << model.info.framing->top << ", bottom " << model.info.framing->bottom << ", left "
+        << model.info.framing->left << ", right " << model.info.framing->right;
+  out << ")\n";
 }
 
 // One image or label map in, one out.
@@ -191,7 +205,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-convert DATASET --to-notebook -o DIR the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
         "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR | OUT.pth\n"
         "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
-        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half]  a model file, weights in float16 or float32\n"
+        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA]  a model file\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
     Options options;
@@ -214,6 +228,10 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--overwrite", options.overwrite, "replace an existing output");
     bool half = false;
     app.add_flag("--half", half, "a model: store its weights as float16 (half the file; masks change only by rounding)");
+    std::string framing_from;
+    app.add_option("--framing-from", framing_from,
+                   "a model: record where the structures sit in this data set's train split (the data it was "
+                   "trained on), for seg-segment's reframing; seg-train records it itself since 2026-12-05");
     if (!parse(app, args, out)) return kOk;
     if (!size_text.empty()) options.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
@@ -240,10 +258,11 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       if (options.labels || options.gray || options.size || options.to_notebook || !options.name.empty())
         throw UsageError("--labels, --gray, --size, --to-notebook and --name apply to images and data sets, not to a model "
                          "(a model converts with --half or without)");
-      write_model(options.inputs[0], half, options, out);
+      write_model(options.inputs[0], half, framing_from, options, out);
       return kOk;
     }
-    if (half) throw UsageError("--half applies to a model file or training run folder");
+    if (half || !framing_from.empty())
+      throw UsageError("--half and --framing-from apply to a model file or training run folder");
 
     if (options.inputs.size() == 1 && fs::exists(options.inputs[0]) && is_dataset_input(options.inputs[0])) {
       io::LoadOptions load;

@@ -409,6 +409,15 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
       << "\n";
   out << "post-processing (seg-segment runs it): "
       << (info.postprocessing.empty() ? "none" : join(info.postprocessing, ", ")) << "\n";
+  if (info.framing) {
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(3) << "framing (seg-segment reframes to it): margins around the structures "
+         << "top " << info.framing->top << ", bottom " << info.framing->bottom << ", left " << info.framing->left
+         << ", right " << info.framing->right << " of their box";
+    out << line.str() << "\n";
+  } else {
+    out << "framing: not recorded (seg-segment segments in one pass; seg-convert --framing-from adds it)\n";
+  }
   if (provenance.is_object() && provenance.contains("dataset")) {
     out << "trained on: " << training_summary(provenance) << "\n";
     if (provenance.contains("val_mean_dice")) {

@@ -81,6 +81,11 @@ std::string model_info_to_json(const ModelInfo& info) {
                         {"mean", info.normalization.mean},
                         {"std", info.normalization.std}};
   j["postprocessing"] = info.postprocessing;
+  if (info.framing)
+    j["framing"] = {{"top", info.framing->top},
+                    {"bottom", info.framing->bottom},
+                    {"left", info.framing->left},
+                    {"right", info.framing->right}};
   j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
   return j.dump(1);
 }
@@ -100,6 +105,11 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     info.normalization.mean = n.at("mean").get<double>();
     info.normalization.std = n.at("std").get<double>();
     info.postprocessing = j.value("postprocessing", std::vector<std::string>{});  // absent before 2026-12
+    if (j.contains("framing")) {
+      const auto& f = j.at("framing");
+      info.framing = Framing{f.at("top").get<double>(), f.at("bottom").get<double>(), f.at("left").get<double>(),
+                             f.at("right").get<double>()};
+    }
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
     throw Error(source, std::string("model metadata is malformed: ") + e.what());
@@ -113,6 +123,12 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     throw Error(source, "unknown normalization mode \"" + info.normalization.mode + "\"");
   if (!(info.normalization.std > 0)) throw Error(source, "normalization std must be positive");
   check_postprocessing_steps(info.postprocessing, source);
+  if (info.framing) {
+    const auto& f = *info.framing;
+    for (double margin : {f.top, f.bottom, f.left, f.right})
+      if (!(margin >= 0.0 && margin <= 10.0))
+        throw Error(source, "model metadata has a framing margin outside 0..10 (" + std::to_string(margin) + ")");
+  }
   return info;
 }
 

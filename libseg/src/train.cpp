@@ -544,6 +544,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     info.classes = data.classes;
     info.input_size = {train.images.size(1), train.images.size(2)};
     info.normalization.mode = options.normalization;
+    info.framing = measure_framing(train.labels);
     if (start) {
       info.normalization = start->info.normalization;
       // The lineage: what the starting model was trained on and how (its own "init" nested in

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -77,6 +79,28 @@ TEST(ModelFile, RoundTripCarriesWeightsAndMetadata) {
   auto b = seg::predict_logits(back, raw, torch::kCPU);
   EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 40, 24}));  // back on the input's own grid
   EXPECT_TRUE(torch::equal(a, b));
+}
+
+// The framing travels with the model; files written before it existed have none; a margin
+// that cannot be one is refused, naming the file.
+TEST(ModelFile, CarriesItsFraming) {
+  ScratchDir tmp;
+  auto m = small_model();
+  m.info.framing = seg::Framing{0.1, 0.2, 0.15, 0.125};
+  seg::save_model(m, tmp / "model.pth");
+  const auto back = seg::load_model(tmp / "model.pth").info.framing;
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(std::make_tuple(back->top, back->bottom, back->left, back->right), std::make_tuple(0.1, 0.2, 0.15, 0.125));
+  auto j = nlohmann::json::parse(seg::model_info_to_json(m.info));
+  j.erase("framing");
+  EXPECT_FALSE(seg::model_info_from_json(j.dump(), "old.pth").framing.has_value());
+  j["framing"] = {{"top", 0.1}, {"bottom", -0.2}, {"left", 0.1}, {"right", 0.1}};
+  try {
+    seg::model_info_from_json(j.dump(), "odd.pth");
+    ADD_FAILURE() << "a negative margin was accepted";
+  } catch (const seg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("odd.pth"), std::string::npos) << e.what();
+  }
 }
 
 // The recommended clean-up travels with the model; files written before it existed read as

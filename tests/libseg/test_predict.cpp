@@ -29,6 +29,20 @@ seg::Model ramp_model(int64_t input_size) {
   return m;
 }
 
+// A stand-in network that calls a pixel foreground where its input is above 0: logits
+// (-x, x). With inputs of +-1 in blocks of the resampling's cells, its label maps are the
+// blocks exactly.
+struct SignNetImpl : seg::SegNetImpl {
+  at::Tensor forward(const at::Tensor& x) override { return torch::cat({-x, x}, 1); }
+};
+
+seg::Model sign_model(int64_t input_size) {
+  seg::Model m = ramp_model(input_size);
+  m.info.network.architecture = "sign";
+  m.net = std::make_shared<SignNetImpl>();
+  return m;
+}
+
 seg::Model fcn_model(int64_t classes, int64_t input_size, uint64_t seed) {
   torch::manual_seed(seed);
   seg::Model m;
@@ -124,4 +138,57 @@ TEST(Predict, EnsembleAveragesModelsOfDifferentSizes) {
   auto other = fcn_model(4, 32, 5);
   EXPECT_THROW(seg::predict_probabilities({a, other}, raw, torch::kCPU), seg::Error);
   EXPECT_THROW(seg::predict_probabilities({}, raw, torch::kCPU), seg::UsageError);
+}
+
+// The second pass segments the crop that frames the first pass's structures as the model's
+// framing says, and its probabilities replace the first pass's there and nowhere else.
+TEST(Predict, ReframingSegmentsTheFramedCropAgain) {
+  using torch::indexing::Slice;
+  auto m = sign_model(32);
+  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  // 160 x 160 (5 image pixels to an input pixel): a 40 x 40 structure, and a smaller stray
+  // piece that the largest-component step keeps out of the box.
+  auto image = -torch::ones({1, 160, 160});
+  image.index_put_({0, Slice(20, 60), Slice(90, 130)}, 1.0);
+  image.index_put_({0, Slice(140, 150), Slice(10, 20)}, 1.0);
+  const seg::PredictOptions once{true, false, false}, twice{true, false, true};
+  const auto first = seg::predict_probabilities({m}, image, torch::kCPU, once);
+  auto found = seg::logits_to_labels(first, m.info.classes)[0];
+  found.index_put_({Slice(130, 160), Slice(0, 30)}, 0);
+  ASSERT_EQ(seg::structure_box(found), (seg::Crop{20, 60, 90, 130}));
+  // Framed: 10 rows above, 20 below, 5 columns left, 30 right (cut to the image at 160):
+  // rows 10..80, columns 85..160; grown to the square input's aspect: rows 8..83.
+  const seg::Crop crop{8, 83, 85, 160};
+  auto expected = first.clone();
+  const auto part = image.index({Slice(), Slice(crop.top, crop.bottom), Slice(crop.left, crop.right)}).contiguous();
+  expected.index_put_({Slice(), Slice(), Slice(crop.top, crop.bottom), Slice(crop.left, crop.right)},
+                      seg::predict_probabilities({m}, part, torch::kCPU, once));
+  const auto reframed = seg::predict_probabilities({m}, image, torch::kCPU, twice);
+  EXPECT_TRUE(torch::allclose(reframed, expected, 1e-6, 1e-6));
+  EXPECT_FALSE(torch::allclose(reframed, first, 1e-3, 1e-3));  // the crop was segmented anew
+  // With test-time warps both passes average them.
+  const seg::PredictOptions tta_once{true, true, false}, tta_twice{true, true, true};
+  auto expected_tta = seg::predict_probabilities({m}, image, torch::kCPU, tta_once);
+  expected_tta.index_put_({Slice(), Slice(), Slice(crop.top, crop.bottom), Slice(crop.left, crop.right)},
+                          seg::predict_probabilities({m}, part, torch::kCPU, tta_once));
+  EXPECT_TRUE(torch::allclose(seg::predict_probabilities({m}, image, torch::kCPU, tta_twice), expected_tta, 1e-6, 1e-6));
+}
+
+// No second pass where it would magnify less than 1.1 times (a film framed as the training
+// images, or tighter) or more than 8 times (what was found is no chest), or where nothing was
+// found; a model without a framing cannot reframe.
+TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
+  using torch::indexing::Slice;
+  auto m = sign_model(32);
+  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  const seg::PredictOptions once{true, false, false}, twice{true, false, true};
+  auto filled = -torch::ones({4, 160, 160});
+  filled.index_put_({0, Slice(20, 120), Slice(10, 100)}, 1.0);  // the crop is the image
+  filled.index_put_({1, Slice(30, 120), Slice(20, 100)}, 1.0);  // a crop of 152 x 152: 1.05 times
+  filled.index_put_({2, Slice(80, 90), Slice(80, 90)}, 1.0);    // a crop of 19 x 19: 8.4 times
+  const auto first = seg::predict_probabilities({m}, filled, torch::kCPU, once);
+  EXPECT_TRUE(torch::equal(seg::predict_probabilities({m}, filled, torch::kCPU, twice), first));
+  m.info.framing.reset();
+  EXPECT_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, twice), seg::Error);
+  EXPECT_NO_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, once));
 }

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
@@ -115,6 +117,13 @@ TEST_F(TrainTest, LossFallsAndTheRunFolderHoldsEverything) {
   auto model = seg::load_model(run.path());
   EXPECT_NE(model.info.provenance_json.find("\"val_mean_dice\""), std::string::npos);
   EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{32, 32}));
+  // Where the training split's structures sit, for seg-segment's reframing.
+  const auto data = shapes_dataset();
+  const auto expected = seg::measure_framing(data.subset("train").labels);
+  ASSERT_TRUE(model.info.framing.has_value());
+  EXPECT_EQ(std::make_tuple(model.info.framing->top, model.info.framing->bottom, model.info.framing->left,
+                            model.info.framing->right),
+            std::make_tuple(expected.top, expected.bottom, expected.left, expected.right));
 }
 
 TEST_F(TrainTest, ResumedRunReachesTheSameWeights) {

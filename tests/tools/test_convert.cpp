@@ -25,6 +25,16 @@ namespace io = seg::io;
 namespace {
 
 auto convert(const seg::tools::Args& args) { return seg::testing::run_tool_in_process(seg::tools::convert, args); }
+
+// A small untrained fcn model of three classes at 32 x 32.
+seg::Model small_fcn_model() {
+  seg::Model model;
+  model.info.network = {"fcn", 1, 3};
+  model.info.classes = seg::ClassTable::numbered(3);
+  model.info.input_size = {32, 32};
+  model.net = seg::make_network(model.info.network);
+  return model;
+}
 int64_t lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
 seg::Dataset small_dataset() { return seg::testing::random_dataset("small", 4, 16, 12, 4, 3); }
@@ -225,12 +235,8 @@ TEST(Convert, RealJsrtToPackKeepsEveryCase) {
 // precision, an existing output is kept unless --overwrite, a non-.pth output is refused.
 TEST(Convert, ModelToHalfPrecisionAndBack) {
   ScratchDir tmp;
-  seg::Model model;
-  model.info.network = {"fcn", 1, 3};
-  model.info.classes = seg::ClassTable::numbered(3);
-  model.info.input_size = {32, 32};
+  auto model = small_fcn_model();
   model.info.postprocessing = {"largest-component"};
-  model.net = seg::make_network(model.info.network);
   std::filesystem::create_directories(tmp / "run");
   seg::save_model(model, tmp / "run/model.pth");
 
@@ -261,4 +267,44 @@ TEST(Convert, ModelToHalfPrecisionAndBack) {
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "not to a model")) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "small.pth"));
+}
+
+// A model trained before seg-train recorded its framing gets it from its training data: the
+// median margins of the train split's labels (the test split's are not looked at). Data with
+// another class table, or the option on anything but a model, write nothing.
+TEST(Convert, ModelGainsTheFramingOfItsTrainingData) {
+  ScratchDir tmp;
+  seg::save_model(small_fcn_model(), tmp / "old.pth");
+  auto data = seg::testing::random_dataset("boxes", 3, 40, 40, 3, 2);
+  data.labels.zero_();
+  using torch::indexing::Slice;
+  data.labels.index_put_({0, Slice(10, 30), Slice(8, 28)}, 1);   // margins 0.5, 0.5, 0.4, 0.6
+  data.labels.index_put_({1, Slice(4, 24), Slice(16, 36)}, 2);   // margins 0.2, 0.8, 0.8, 0.2
+  data.labels.index_put_({2, Slice(0, 2), Slice(0, 2)}, 1);      // test split: left out
+  seg::save_tensor_pack(data, tmp / "boxes.pth");
+
+  auto r = convert({(tmp / "old.pth").string(), "-o", (tmp / "framed.pth").string(), "--framing-from",
+                    (tmp / "boxes.pth").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "framing")) << r.out;
+  const auto framing = seg::load_model(tmp / "framed.pth").info.framing;
+  ASSERT_TRUE(framing.has_value());
+  EXPECT_DOUBLE_EQ(framing->top, 0.35);
+  EXPECT_DOUBLE_EQ(framing->bottom, 0.65);
+  EXPECT_DOUBLE_EQ(framing->left, 0.6);
+  EXPECT_DOUBLE_EQ(framing->right, 0.4);
+  const auto inspect = seg::testing::run_tool_in_process(seg::tools::inspect, {(tmp / "framed.pth").string()});
+  EXPECT_TRUE(contains(inspect.out, "top 0.350, bottom 0.650, left 0.600, right 0.400")) << inspect.out;
+
+  seg::save_tensor_pack(seg::testing::random_dataset("four", 3, 40, 40, 4, 2), tmp / "four.pth");
+  r = convert({(tmp / "old.pth").string(), "-o", (tmp / "other.pth").string(), "--framing-from",
+               (tmp / "four.pth").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "class table")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "other.pth"));
+  r = convert({(tmp / "boxes.pth").string(), "-o", (tmp / "copy.pth").string(), "--framing-from",
+               (tmp / "boxes.pth").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--framing-from")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "copy.pth"));
 }

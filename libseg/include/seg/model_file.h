@@ -1,9 +1,11 @@
 #pragma once
 // A trained model in one file: network, weights and everything inference needs.
 #include <seg/dataset.h>
+#include <seg/framing.h>
 #include <seg/models.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,9 @@ struct ModelInfo {
   // Clean-up steps (seg::postprocessing_steps() names) that helped on the validation split at
   // the end of training; seg-segment runs them unless told otherwise.
   std::vector<std::string> postprocessing;
+  // Where the structures sat in the training images (seg-segment's reframing); absent in files
+  // written before 2026-12-05 (seg-convert --framing-from adds it).
+  std::optional<Framing> framing;
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 

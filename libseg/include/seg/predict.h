@@ -37,9 +37,20 @@ at::Tensor logits_to_labels(const at::Tensor& logits, const ClassTable& classes)
 //     shifts of 2 input pixels left/right/up/down), each warped back onto the image's grid
 //     before averaging; no mirroring (left and right labels would swap). Pixels a warp did not
 //     see are left out of its average. 7 forward passes instead of 1.
+//   reframe (predict_probabilities only): segment twice. The first pass finds the structures
+//     (their box after keeping each one's largest piece); the second segments the part of the
+//     image that frames that box as the model's training images framed theirs
+//     (ModelInfo::framing, seg::framed_crop; grown to the input's aspect ratio where the image
+//     allows, seg::grown_to_aspect) and replaces the first pass's probabilities there. For films
+//     whose field of view is wider than the training images' (the chest small in the frame,
+//     off-centre, a whole torso): the chest then meets the network at the size it was trained
+//     on, and at the image's own resolution. The second pass runs only where it magnifies the
+//     structures 1.1 to 8 times (a film framed as the training images is left as it was; beyond
+//     8, what the first pass found is no chest). Up to 2x the time.
 struct PredictOptions {
   bool pad = true;
   bool tta = false;
+  bool reframe = false;
 };
 
 // The test-time warps: scale s and shift (dx, dy) in input pixels; the warped input shows the
@@ -64,6 +75,7 @@ at::Tensor predict_logits(const Model& model, const at::Tensor& raw_images, cons
 // The ensemble: the mean over `models` of each model's softmax (with its own normalisation,
 // input size and, with tta, warps), as float B x C x H x W on `device`. Every model must have
 // the same class table (seg::Error otherwise). One model without tta: softmax(predict_logits).
+// With options.reframe the framing is the first model's (seg::Error if its file has none).
 at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
                                  const at::Device& device, const PredictOptions& options = {});
 

@@ -208,6 +208,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
+    int64_t reframed = 0;  // images that had the second pass
     std::optional<Image> read_ahead;  // the image that ended the previous batch: read once only
     for (size_t first = 0; first < items.size();) {
       // A batch: consecutive images of one size.
@@ -238,7 +239,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
         labels = logits_to_labels(logits, model.info.classes);
         if (wants_probabilities) probs = torch::softmax(logits, 1);
       } else {
-        probs = predict_probabilities(models, batch_pixels, device, predict_options);
+        probs = predict_probabilities(models, batch_pixels, device, predict_options, &reframed);
         labels = logits_to_labels(probs, model.info.classes);
       }
       labels = labels.cpu();
@@ -267,7 +268,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     if (terminal) err << "\r\033[K";
     out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " ("
         << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s; "
-        << (reframe ? "reframed; " : "") << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", "))
+        << (reframe ? std::to_string(reframed) + " reframed; " : "") << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", "))
         << ")\n";
     return kOk;
   });

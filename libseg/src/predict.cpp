@@ -173,7 +173,7 @@ at::Tensor ensemble_probabilities(const std::vector<Model>& models, const at::Te
 }  // namespace
 
 at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
-                                 const at::Device& device, const PredictOptions& options) {
+                                 const at::Device& device, const PredictOptions& options, int64_t* reframed) {
   if (models.empty()) throw UsageError("predict_probabilities: no model given");
   for (size_t m = 1; m < models.size(); ++m)
     if (models[m].info.classes.entries != models.front().info.classes.entries)
@@ -208,6 +208,7 @@ at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Ten
     const auto part = raw_images.narrow(0, b, 1).narrow(-2, crop.top, crop.height()).narrow(-1, crop.left, crop.width());
     probs.narrow(0, b, 1).narrow(2, crop.top, crop.height()).narrow(3, crop.left, crop.width())
         .copy_(ensemble_probabilities(models, part.contiguous(), device, options));
+    if (reframed) ++*reframed;
   }
   return probs;
 }

@@ -163,7 +163,9 @@ TEST(Predict, ReframingSegmentsTheFramedCropAgain) {
   const auto part = image.index({Slice(), Slice(crop.top, crop.bottom), Slice(crop.left, crop.right)}).contiguous();
   expected.index_put_({Slice(), Slice(), Slice(crop.top, crop.bottom), Slice(crop.left, crop.right)},
                       seg::predict_probabilities({m}, part, torch::kCPU, once));
-  const auto reframed = seg::predict_probabilities({m}, image, torch::kCPU, twice);
+  int64_t count = 0;
+  const auto reframed = seg::predict_probabilities({m}, image, torch::kCPU, twice, &count);
+  EXPECT_EQ(count, 1);
   EXPECT_TRUE(torch::allclose(reframed, expected, 1e-6, 1e-6));
   EXPECT_FALSE(torch::allclose(reframed, first, 1e-3, 1e-3));  // the crop was segmented anew
   // With test-time warps both passes average them.
@@ -187,7 +189,9 @@ TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
   filled.index_put_({1, Slice(30, 120), Slice(20, 100)}, 1.0);  // a crop of 152 x 152: 1.05 times
   filled.index_put_({2, Slice(80, 90), Slice(80, 90)}, 1.0);    // a crop of 19 x 19: 8.4 times
   const auto first = seg::predict_probabilities({m}, filled, torch::kCPU, once);
-  EXPECT_TRUE(torch::equal(seg::predict_probabilities({m}, filled, torch::kCPU, twice), first));
+  int64_t count = 0;
+  EXPECT_TRUE(torch::equal(seg::predict_probabilities({m}, filled, torch::kCPU, twice, &count), first));
+  EXPECT_EQ(count, 0);
   m.info.framing.reset();
   EXPECT_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, twice), seg::Error);
   EXPECT_NO_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, once));

@@ -76,8 +76,10 @@ at::Tensor predict_logits(const Model& model, const at::Tensor& raw_images, cons
 // input size and, with tta, warps), as float B x C x H x W on `device`. Every model must have
 // the same class table (seg::Error otherwise). One model without tta: softmax(predict_logits).
 // With options.reframe the framing is the first model's (seg::Error if its file has none).
+// `reframed`, when given, is increased by the number of images that had a second pass.
 at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
-                                 const at::Device& device, const PredictOptions& options = {});
+                                 const at::Device& device, const PredictOptions& options = {},
+                                 int64_t* reframed = nullptr);
 
 // "auto" -> CUDA when available else CPU; "cpu"; "cuda" or "cuda:N" (seg::UsageError when
 // CUDA is asked for and absent).

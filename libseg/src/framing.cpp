@@ -78,4 +78,17 @@ Crop grown_to_aspect(const Crop& crop, double aspect, int64_t height, int64_t wi
   return out;
 }
 
+bool crop_holds_structures(const Crop& crop, const std::optional<Crop>& second, const Crop& first,
+                           const Framing& framing, int64_t height, int64_t width) {
+  if (!second) return false;
+  const auto h = static_cast<double>(first.height()), w = static_cast<double>(first.width());
+  auto clear = [](bool at_image_edge, int64_t gap, double margin) {
+    return at_image_edge || static_cast<double>(gap) >= 0.5 * margin;
+  };
+  return clear(crop.top == 0, second->top, framing.top * h) &&
+         clear(crop.bottom == height, crop.height() - second->bottom, framing.bottom * h) &&
+         clear(crop.left == 0, second->left, framing.left * w) &&
+         clear(crop.right == width, crop.width() - second->right, framing.right * w);
+}
+
 }  // namespace seg

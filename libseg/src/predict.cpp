@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
+#include <vector>
 
 namespace seg {
 namespace F = torch::nn::functional;
@@ -157,6 +159,26 @@ namespace {
 // at all), and at most 8 times (beyond, what the first pass found is no chest but a speck).
 constexpr std::pair<double, double> kReframeMagnification{1.1, 8.0};
 
+// The box of each image's structures (after keeping each one's largest piece) in probabilities
+// B x C x H x W, looked for on every stride-th pixel, about the network's grid: a 4096-pixel
+// film's largest pieces at full size would cost more than the network.
+std::vector<std::optional<Crop>> structure_boxes(const at::Tensor& probs, const ModelInfo& info) {
+  const int64_t h = probs.size(2), w = probs.size(3);
+  const int64_t stride = std::max<int64_t>(1, std::min(h / info.input_size.at(0), w / info.input_size.at(1)));
+  const auto found = keep_largest_component(
+      logits_to_labels(probs.slice(2, 0, h, stride).slice(3, 0, w, stride), info.classes).cpu(), info.classes);
+  std::vector<std::optional<Crop>> boxes;
+  for (int64_t b = 0; b < found.size(0); ++b) {
+    const auto box = structure_box(found[b]);
+    if (box)
+      boxes.push_back(Crop{box->top * stride, std::min(box->bottom * stride, h), box->left * stride,
+                           std::min(box->right * stride, w)});
+    else
+      boxes.emplace_back();
+  }
+  return boxes;
+}
+
 at::Tensor ensemble_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
                                   const at::Device& device, const PredictOptions& options) {
   at::Tensor sum;
@@ -190,24 +212,19 @@ at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Ten
   const auto in_h = static_cast<double>(info.input_size.at(0)), in_w = static_cast<double>(info.input_size.at(1));
   // How many times larger the network sees an image part than the whole image (pad mode).
   auto scale = [&](int64_t h, int64_t w) { return std::min(in_h / static_cast<double>(h), in_w / static_cast<double>(w)); };
-  // The structures are looked for on every stride-th pixel, about the network's own grid: a
-  // 4096-pixel film's largest pieces at full size would cost more than the network.
-  const int64_t stride =
-      std::max<int64_t>(1, std::min(height / info.input_size.at(0), width / info.input_size.at(1)));
-  const auto found = keep_largest_component(
-      logits_to_labels(probs.slice(2, 0, height, stride).slice(3, 0, width, stride), info.classes).cpu(),
-      info.classes);
+  const auto first_boxes = structure_boxes(probs, info);
   for (int64_t b = 0; b < raw_images.size(0); ++b) {
-    const auto box = structure_box(found[b]);
-    if (!box) continue;
-    const Crop found_box{box->top * stride, std::min(box->bottom * stride, height), box->left * stride,
-                         std::min(box->right * stride, width)};
-    const Crop crop = grown_to_aspect(framed_crop(found_box, *framing, height, width), in_h / in_w, height, width);
+    if (!first_boxes[b]) continue;
+    const Crop& first_box = *first_boxes[b];
+    const Crop crop = grown_to_aspect(framed_crop(first_box, *framing, height, width), in_h / in_w, height, width);
     const double magnification = scale(crop.height(), crop.width()) / scale(height, width);
     if (magnification < kReframeMagnification.first || magnification > kReframeMagnification.second) continue;
     const auto part = raw_images.narrow(0, b, 1).narrow(-2, crop.top, crop.height()).narrow(-1, crop.left, crop.width());
-    probs.narrow(0, b, 1).narrow(2, crop.top, crop.height()).narrow(3, crop.left, crop.width())
-        .copy_(ensemble_probabilities(models, part.contiguous(), device, options));
+    const auto second = ensemble_probabilities(models, part.contiguous(), device, options);
+    if (!crop_holds_structures(crop, structure_boxes(second, info).front(), first_box, *framing,
+                               height, width))
+      continue;
+    probs.narrow(0, b, 1).narrow(2, crop.top, crop.height()).narrow(3, crop.left, crop.width()).copy_(second);
     if (reframed) ++*reframed;
   }
   return probs;

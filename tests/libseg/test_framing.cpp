@@ -67,3 +67,19 @@ TEST(Framing, TheCropGrowsToTheInputsAspectInsideTheImage) {
   // Already at the aspect ratio: unchanged.
   EXPECT_EQ(seg::grown_to_aspect({5, 25, 5, 25}, 1.0, 30, 30), (seg::Crop{5, 25, 5, 25}));
 }
+
+TEST(Framing, ASecondLookMustKeepClearOfTheCropsInnerSides) {
+  // The first look's box is 70 x 80; half the framing's margins: 7 rows above and below, 4
+  // columns left and right. The crop (100 x 100) lies inside a 200 x 200 image on every side.
+  const seg::Framing framing{0.2, 0.2, 0.1, 0.1};
+  const seg::Crop first{20, 90, 30, 110}, crop{10, 110, 20, 120};
+  EXPECT_TRUE(seg::crop_holds_structures(crop, seg::Crop{7, 93, 4, 96}, first, framing, 200, 200));
+  EXPECT_FALSE(seg::crop_holds_structures(crop, seg::Crop{6, 93, 4, 96}, first, framing, 200, 200));   // top
+  EXPECT_FALSE(seg::crop_holds_structures(crop, seg::Crop{7, 94, 4, 96}, first, framing, 200, 200));   // bottom
+  EXPECT_FALSE(seg::crop_holds_structures(crop, seg::Crop{7, 93, 3, 96}, first, framing, 200, 200));   // left
+  EXPECT_FALSE(seg::crop_holds_structures(crop, seg::Crop{7, 93, 4, 97}, first, framing, 200, 200));   // right
+  EXPECT_FALSE(seg::crop_holds_structures(crop, std::nullopt, first, framing, 200, 200));  // nothing found
+  // Where the crop ends at the image's edge the structures may reach it: the film ends there.
+  EXPECT_TRUE(seg::crop_holds_structures({0, 100, 0, 100}, seg::Crop{0, 100, 0, 100}, first, framing, 100, 100));
+  EXPECT_FALSE(seg::crop_holds_structures({0, 100, 0, 100}, seg::Crop{0, 100, 0, 100}, first, framing, 100, 101));
+}

@@ -40,4 +40,12 @@ Crop framed_crop(const Crop& box, const Framing& framing, int64_t height, int64_
 // cut to it: the network's input then shows more of the image instead of padding.
 Crop grown_to_aspect(const Crop& crop, double aspect, int64_t height, int64_t width);
 
+// Whether the structures a second look at `crop` found (their box `second`, in the crop's own
+// coordinates; nothing: none) keep at least half the margin `framing` gives the first look's
+// box `first` from every side of the crop that lies inside the height x width image. When they
+// do not, the crop has cut through a structure the first look missed or saw smaller (a lung
+// whited out by an effusion), and the first look should stand.
+bool crop_holds_structures(const Crop& crop, const std::optional<Crop>& second, const Crop& first,
+                           const Framing& framing, int64_t height, int64_t width);
+
 }  // namespace seg

@@ -46,7 +46,10 @@ at::Tensor logits_to_labels(const at::Tensor& logits, const ClassTable& classes)
 //     off-centre, a whole torso): the chest then meets the network at the size it was trained
 //     on, and at the image's own resolution. The second pass runs only where it magnifies the
 //     structures 1.1 to 8 times (a film framed as the training images is left as it was; beyond
-//     8, what the first pass found is no chest). Up to 2x the time.
+//     8, what the first pass found is no chest), and its result is kept only where its own
+//     structures stay clear of the crop's sides inside the image (seg::crop_holds_structures:
+//     otherwise the crop cut through something the first pass missed, as a lung whited out by
+//     an effusion, and the first pass stands). Up to 2x the time.
 struct PredictOptions {
   bool pad = true;
   bool tta = false;

@@ -539,6 +539,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
   }
   if (resume) {
     info = model_info_from_json(meta.info_json, checkpoint_path.string());
+    if (!info.framing) info.framing = measure_framing(train.labels);  // a run begun before it was recorded
   } else {
     info.network = {options.architecture, 1, data.classes.size()};
     info.classes = data.classes;

@@ -196,3 +196,30 @@ TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
   EXPECT_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, twice), seg::Error);
   EXPECT_NO_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, once));
 }
+
+// A structure the first pass saw only in part: a bridge 3 px wide across two cells (lost at the first pass's
+// 5:1 resampling) joins the main piece to a smaller one below, which the largest-component
+// step then drops. The second pass, at 2.3:1, finds the bridge running into the crop's lower
+// side, inside the image: the crop cut through something, and the first pass stands.
+TEST(Predict, ReframingKeepsTheFirstPassWhereTheCropCutsAStructure) {
+  using torch::indexing::Slice;
+  auto m = sign_model(32);
+  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  auto image = -torch::ones({1, 160, 160});
+  image.index_put_({0, Slice(20, 60), Slice(90, 130)}, 1.0);
+  image.index_put_({0, Slice(60, 140), Slice(103, 106)}, 1.0);  // the bridge
+  image.index_put_({0, Slice(140, 150), Slice(80, 120)}, 1.0);  // the piece below
+  const seg::PredictOptions once{true, false, false}, twice{true, false, true};
+  const auto first = seg::predict_probabilities({m}, image, torch::kCPU, once);
+  const auto labels = seg::logits_to_labels(first, m.info.classes);
+  ASSERT_EQ(labels.index({0, Slice(70, 130), Slice(95, 110)}).count_nonzero().item<int64_t>(), 0);  // bridge unseen
+  // Without the bridge the same crop (rows 8..83, columns 85..160) is reframed.
+  auto unbridged = image.clone();
+  unbridged.index_put_({0, Slice(60, 140), Slice(103, 106)}, -1.0);
+  int64_t count = 0;
+  seg::predict_probabilities({m}, unbridged, torch::kCPU, twice, &count);
+  ASSERT_EQ(count, 1);
+  count = 0;
+  EXPECT_TRUE(torch::equal(seg::predict_probabilities({m}, image, torch::kCPU, twice, &count), first));
+  EXPECT_EQ(count, 0);
+}

@@ -197,10 +197,10 @@ TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
   EXPECT_NO_THROW(seg::predict_probabilities({m}, filled, torch::kCPU, once));
 }
 
-// A structure the first pass saw only in part: a bridge 3 px wide across two cells (lost at the first pass's
-// 5:1 resampling) joins the main piece to a smaller one below, which the largest-component
-// step then drops. The second pass, at 2.3:1, finds the bridge running into the crop's lower
-// side, inside the image: the crop cut through something, and the first pass stands.
+// A structure the first pass saw only in part: a bridge 3 px wide across two of its cells
+// (lost at its 5:1 resampling) joins the main piece to a smaller one below, which the
+// largest-component step then drops. The second pass, at 2.3:1, finds the bridge running into
+// the crop's lower side, inside the image: the crop cut through something; the first pass stands.
 TEST(Predict, ReframingKeepsTheFirstPassWhereTheCropCutsAStructure) {
   using torch::indexing::Slice;
   auto m = sign_model(32);

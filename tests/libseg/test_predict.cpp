@@ -43,6 +43,14 @@ seg::Model sign_model(int64_t input_size) {
   return m;
 }
 
+// The sign model at 32 x 32 with a framing of 0.25 and 0.5 of the box's height above and
+// below, 0.125 and 0.75 of its width left and right.
+seg::Model framed_sign_model() {
+  seg::Model m = sign_model(32);
+  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  return m;
+}
+
 seg::Model fcn_model(int64_t classes, int64_t input_size, uint64_t seed) {
   torch::manual_seed(seed);
   seg::Model m;
@@ -144,8 +152,7 @@ TEST(Predict, EnsembleAveragesModelsOfDifferentSizes) {
 // framing says, and its probabilities replace the first pass's there and nowhere else.
 TEST(Predict, ReframingSegmentsTheFramedCropAgain) {
   using torch::indexing::Slice;
-  auto m = sign_model(32);
-  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  const auto m = framed_sign_model();
   // 160 x 160 (5 image pixels to an input pixel): a 40 x 40 structure, and a smaller stray
   // piece that the largest-component step keeps out of the box.
   auto image = -torch::ones({1, 160, 160});
@@ -181,8 +188,7 @@ TEST(Predict, ReframingSegmentsTheFramedCropAgain) {
 // found; a model without a framing cannot reframe.
 TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
   using torch::indexing::Slice;
-  auto m = sign_model(32);
-  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  auto m = framed_sign_model();
   const seg::PredictOptions once{true, false, false}, twice{true, false, true};
   auto filled = -torch::ones({4, 160, 160});
   filled.index_put_({0, Slice(20, 120), Slice(10, 100)}, 1.0);  // the crop is the image
@@ -203,8 +209,7 @@ TEST(Predict, ReframingLeavesFramedAndEmptyImagesAsTheyAre) {
 // the crop's lower side, inside the image: the crop cut through something; the first pass stands.
 TEST(Predict, ReframingKeepsTheFirstPassWhereTheCropCutsAStructure) {
   using torch::indexing::Slice;
-  auto m = sign_model(32);
-  m.info.framing = seg::Framing{0.25, 0.5, 0.125, 0.75};
+  const auto m = framed_sign_model();
   auto image = -torch::ones({1, 160, 160});
   image.index_put_({0, Slice(20, 60), Slice(90, 130)}, 1.0);
   image.index_put_({0, Slice(60, 140), Slice(103, 106)}, 1.0);  // the bridge

@@ -132,11 +132,28 @@ Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
   return data;
 }
 
+// "UNDER:OVER" (class names or label values of `classes`) -> the overlap.
+Overlap parse_overlap(const std::string& text, const ClassTable& classes) {
+  const auto colon = text.find(':');
+  auto value_of = [&](const std::string& part) -> int {
+    for (const auto& [name, value] : classes.entries)
+      if (part == name || part == std::to_string(value)) return value;
+    std::vector<std::string> names;
+    for (const auto& entry : classes.entries) names.push_back(entry.first);
+    throw UsageError("--overlap " + text + ": \"" + part + "\" is not a class of the model (" + join(names, ", ") +
+                     "; or their label values)");
+  };
+  if (colon == std::string::npos)
+    throw UsageError("--overlap " + text + ": use UNDER:OVER, for example \"right lung:right clavicle\" or 1:4");
+  return {value_of(text.substr(0, colon)), value_of(text.substr(colon + 1))};
+}
+
 // A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
 // With `framing_from` (a data set; its train split), the framing seg-segment reframes with is
 // measured on that split's labels and recorded, for models trained before seg-train recorded it.
-void write_model(const fs::path& input, bool half, const std::string& framing_from, const Options& options,
-                 std::ostream& out) {
+// `overlaps` (UNDER:OVER), when given, replace the structures the model records as drawn over.
+void write_model(const fs::path& input, bool half, const std::string& framing_from,
+                 const std::vector<std::string>& overlaps, const Options& options, std::ostream& out) {
   const fs::path target = options.output;
   if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
   if (fs::exists(target) && !options.overwrite)
@@ -149,6 +166,11 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
                                     "; measure the framing on the data the model was trained on");
     model.info.framing = measure_framing(data.subset("train").labels);
   }
+  if (!overlaps.empty()) {
+    model.info.overlaps.clear();
+    for (const auto& text : overlaps) model.info.overlaps.push_back(parse_overlap(text, model.info.classes));
+    check_overlaps(model.info.overlaps, model.info.classes, "--overlap");
+  }
   model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
   save_model(model, target);
   out << "wrote model " << target.string() << " (" << model.info.network.architecture << ", weights in "
@@ -156,6 +178,8 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
   if (model.info.framing)
     out << "; framing top " << model.info.framing->top << ", bottom " << model.info.framing->bottom << ", left "
         << model.info.framing->left << ", right " << model.info.framing->right;
+  for (const auto& o : model.info.overlaps)
+    out << "; " << model.info.classes.name_of(o.under) << " under " << model.info.classes.name_of(o.over);
   out << ")\n";
 }
 
@@ -205,7 +229,8 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-convert DATASET --to-notebook -o DIR the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
         "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR | OUT.pth\n"
         "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
-        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA]  a model file\n"
+        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA]\n"
+        "      [--overlap UNDER:OVER]...            a model file\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
     Options options;
@@ -232,6 +257,11 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--framing-from", framing_from,
                    "a model: record where the structures sit in this data set's train split (the data it was "
                    "trained on), for seg-segment's reframing; seg-train records it itself since 2026-12-05");
+    std::vector<std::string> overlaps;
+    app.add_option("--overlap", overlaps,
+                   "a model: UNDER:OVER (class names or values; repeat it) says its training labels drew OVER over "
+                   "part of UNDER (JSRT/SCR: \"right lung:right clavicle\", \"left lung:left clavicle\"), so "
+                   "seg-segment --whole can paint UNDER whole again");
     if (!parse(app, args, out)) return kOk;
     if (!size_text.empty()) options.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
@@ -258,11 +288,11 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       if (options.labels || options.gray || options.size || options.to_notebook || !options.name.empty())
         throw UsageError("--labels, --gray, --size, --to-notebook and --name apply to images and data sets, not to a model "
                          "(a model converts with --half or without)");
-      write_model(options.inputs[0], half, framing_from, options, out);
+      write_model(options.inputs[0], half, framing_from, overlaps, options, out);
       return kOk;
     }
-    if (half || !framing_from.empty())
-      throw UsageError("--half and --framing-from apply to a model file or training run folder");
+    if (half || !framing_from.empty() || !overlaps.empty())
+      throw UsageError("--half, --framing-from and --overlap apply to a model file or training run folder");
 
     if (options.inputs.size() == 1 && fs::exists(options.inputs[0]) && is_dataset_input(options.inputs[0])) {
       io::LoadOptions load;

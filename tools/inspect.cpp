@@ -418,6 +418,12 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   } else {
     out << "framing: not recorded (seg-segment segments in one pass; seg-convert --framing-from adds it)\n";
   }
+  if (!info.overlaps.empty()) {
+    std::vector<std::string> pairs;
+    for (const auto& o : info.overlaps)
+      pairs.push_back(info.classes.name_of(o.under) + " under " + info.classes.name_of(o.over));
+    out << "drawn over in its training labels (seg-segment --whole restores): " << join(pairs, ", ") << "\n";
+  }
   if (provenance.is_object() && provenance.contains("dataset")) {
     out << "trained on: " << training_summary(provenance) << "\n";
     if (provenance.contains("val_mean_dice")) {

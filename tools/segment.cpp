@@ -97,7 +97,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     int threads = 0;
     int64_t batch = 8;
     bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
-         holes = false, no_postprocessing = false, no_reframe = false;
+         holes = false, no_postprocessing = false, no_reframe = false,
+         whole = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
                    "model file or training run folder; repeat it for an ensemble (the mean of the models' "
@@ -133,6 +134,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "segment once; by default, when the model records where the structures sat in its training "
                  "images, a second pass segments the image cut to frame the structures the first pass found "
                  "alike (films with a wider field of view: the chest small or off-centre); up to 2x the time");
+    app.add_flag("--whole", whole,
+                 "paint the structures the model's training labels drew others over whole again, on top: with the "
+                 "shipped JSRT models, each lung with its apex behind the clavicle (the lung fields other lung data "
+                 "sets and SCR's own masks draw), the clavicles only outside the lungs");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     app.add_option("--shard", shard_text,
@@ -187,6 +192,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       models.back().net->to(device);
     }
     const Model& model = models.front();
+    if (whole && model.info.overlaps.empty())
+      throw Error(model_paths.front(), "does not record which structures its training labels drew over others, so "
+                                       "--whole cannot restore them; add them with seg-convert MODEL -o OUT.pth "
+                                       "--overlap UNDER:OVER");
     // The model's own clean-up (for an ensemble: the steps every member recommends), plus
     // whatever was asked for.
     std::vector<std::string> steps;
@@ -245,6 +254,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       labels = labels.cpu();
       if (probs.defined()) probs = probs.cpu();
       labels = postprocess(labels, steps, model.info.classes, probs);
+      if (whole) labels = restore_covered(labels, model.info.overlaps);
       for (size_t i = 0; i < images.size(); ++i) {
         const auto& item = items[first + i];
         Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};
@@ -268,7 +278,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     if (terminal) err << "\r\033[K";
     out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " ("
         << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s; "
-        << (reframe ? std::to_string(reframed) + " reframed; " : "") << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", "))
+        << (reframe ? std::to_string(reframed) + " reframed; " : "") << (whole ? "structures whole; " : "") << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", "))
         << ")\n";
     return kOk;
   });

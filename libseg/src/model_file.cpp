@@ -86,6 +86,11 @@ std::string model_info_to_json(const ModelInfo& info) {
                     {"bottom", info.framing->bottom},
                     {"left", info.framing->left},
                     {"right", info.framing->right}};
+  if (!info.overlaps.empty()) {
+    json overlaps = json::array();
+    for (const auto& o : info.overlaps) overlaps.push_back({{"under", o.under}, {"over", o.over}});
+    j["overlaps"] = overlaps;
+  }
   j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
   return j.dump(1);
 }
@@ -110,6 +115,8 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
       info.framing = Framing{f.at("top").get<double>(), f.at("bottom").get<double>(), f.at("left").get<double>(),
                              f.at("right").get<double>()};
     }
+    if (j.contains("overlaps"))
+      for (const auto& o : j.at("overlaps")) info.overlaps.push_back({o.at("under").get<int>(), o.at("over").get<int>()});
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
     throw Error(source, std::string("model metadata is malformed: ") + e.what());
@@ -129,7 +136,16 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
       if (!(margin >= 0.0 && margin <= 10.0))
         throw Error(source, "model metadata has a framing margin outside 0..10 (" + std::to_string(margin) + ")");
   }
+  check_overlaps(info.overlaps, info.classes, source);
   return info;
+}
+
+void check_overlaps(const std::vector<Overlap>& overlaps, const ClassTable& classes, const std::string& source) {
+  for (const auto& o : overlaps) {
+    if (o.under == 0 || o.over == 0 || o.under == o.over || !classes.contains(o.under) || !classes.contains(o.over))
+      throw Error(source, "overlap " + std::to_string(o.under) + " under " + std::to_string(o.over) +
+                              ": both must be different structures of the class table (not background)");
+  }
 }
 
 void save_model(const Model& model, const fs::path& path) {

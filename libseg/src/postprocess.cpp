@@ -89,6 +89,41 @@ at::Tensor to_byte_batch(const at::Tensor& labels, const char* what) {
   return x.dim() == 2 ? x.unsqueeze(0) : x;
 }
 
+// The convex hull (counter-clockwise, no collinear corners) of the pixels of `value`, as
+// (column, row) points: each row's leftmost and rightmost pixel span it. Andrew's monotone chain.
+std::vector<std::array<int64_t, 2>> convex_hull_of(const uint8_t* labels, int64_t height, int64_t width, int value) {
+  std::vector<std::array<int64_t, 2>> points;
+  for (int64_t y = 0; y < height; ++y) {
+    const uint8_t* row = labels + y * width;
+    int64_t left = -1, right = -1;
+    for (int64_t x = 0; x < width; ++x)
+      if (row[x] == value) {
+        if (left < 0) left = x;
+        right = x;
+      }
+    if (left < 0) continue;
+    points.push_back({left, y});
+    if (right != left) points.push_back({right, y});
+  }
+  std::sort(points.begin(), points.end());
+  if (points.size() < 3) return points;
+  auto cross = [](const auto& o, const auto& a, const auto& b) {
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  };
+  std::vector<std::array<int64_t, 2>> hull(2 * points.size());
+  size_t k = 0;
+  for (size_t i = 0; i < points.size(); ++i) {  // lower chain
+    while (k >= 2 && cross(hull[k - 2], hull[k - 1], points[i]) <= 0) --k;
+    hull[k++] = points[i];
+  }
+  for (size_t i = points.size() - 1, lower = k + 1; i-- > 0;) {  // upper chain
+    while (k >= lower && cross(hull[k - 2], hull[k - 1], points[i]) <= 0) --k;
+    hull[k++] = points[i];
+  }
+  hull.resize(k - 1);  // the last point is the first
+  return hull;
+}
+
 }  // namespace
 
 at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& classes,
@@ -178,6 +213,33 @@ at::Tensor fill_holes(const at::Tensor& labels) {
       }
       if (!border && surround > 0)
         for (int64_t p : region) map[p] = static_cast<uint8_t>(surround);
+    }
+  }
+  if (labels.dim() == 2) out = out.squeeze(0);
+  return out.to(labels.device());
+}
+
+at::Tensor restore_covered(const at::Tensor& labels, const std::vector<Overlap>& overlaps) {
+  at::Tensor out = to_byte_batch(labels, "restore_covered");
+  const int64_t batch = out.size(0), height = out.size(1), width = out.size(2);
+  const at::Tensor input = out.clone();  // the hulls come from the labels as given
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint8_t* given = input.data_ptr<uint8_t>() + b * height * width;
+    uint8_t* map = out.data_ptr<uint8_t>() + b * height * width;
+    for (const auto& overlap : overlaps) {
+      const auto hull = convex_hull_of(given, height, width, overlap.under);
+      if (hull.size() < 3) continue;
+      auto inside = [&](int64_t x, int64_t y) {
+        for (size_t i = 0; i < hull.size(); ++i) {
+          const auto& a = hull[i];
+          const auto& c = hull[(i + 1) % hull.size()];
+          if ((c[0] - a[0]) * (y - a[1]) - (c[1] - a[1]) * (x - a[0]) < 0) return false;
+        }
+        return true;
+      };
+      for (int64_t y = 0; y < height; ++y)
+        for (int64_t x = 0; x < width; ++x)
+          if (given[y * width + x] == overlap.over && inside(x, y)) map[y * width + x] = static_cast<uint8_t>(overlap.under);
     }
   }
   if (labels.dim() == 2) out = out.squeeze(0);

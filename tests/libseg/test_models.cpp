@@ -103,6 +103,32 @@ TEST(ModelFile, CarriesItsFraming) {
   }
 }
 
+// The structures drawn over others travel with the model (seg-segment --whole); files written
+// before 2026-12-05 have none; one the class table does not hold is refused, naming the file.
+TEST(ModelFile, CarriesTheStructuresItsLabelsDrewOver) {
+  ScratchDir tmp;
+  auto m = small_model();
+  const int last = m.info.classes.max_value();
+  m.info.overlaps = {{1, last}};
+  seg::save_model(m, tmp / "model.pth");
+  const auto back = seg::load_model(tmp / "model.pth").info.overlaps;
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(std::make_pair(back[0].under, back[0].over), std::make_pair(1, last));
+  auto j = nlohmann::json::parse(seg::model_info_to_json(m.info));
+  j.erase("overlaps");
+  EXPECT_TRUE(seg::model_info_from_json(j.dump(), "old.pth").overlaps.empty());
+  for (const auto& bad : {nlohmann::json{{"under", 1}, {"over", last + 1}}, nlohmann::json{{"under", 0}, {"over", 1}},
+                          nlohmann::json{{"under", 1}, {"over", 1}}}) {
+    j["overlaps"] = nlohmann::json::array({bad});
+    try {
+      seg::model_info_from_json(j.dump(), "odd.pth");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const seg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("odd.pth"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // The recommended clean-up travels with the model; files written before it existed read as
 // none; an unknown step is refused, naming the file.
 TEST(ModelFile, CarriesItsPostprocessing) {

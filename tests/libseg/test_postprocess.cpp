@@ -207,3 +207,44 @@ TEST(Postprocess, RunsNamedStepsInOrder) {
   EXPECT_THROW(seg::check_postprocessing_steps({"largest-component", "dilate"}, "m.pth"), seg::Error);
   EXPECT_NO_THROW(seg::check_postprocessing_steps(seg::postprocessing_steps(), "m.pth"));
 }
+
+// A structure drawn over another's part (the clavicle over the lung apex) gives that part back
+// where it lies within the convex hull of what is left of the structure beneath.
+TEST(RestoreCovered, PaintsTheStructureBeneathWholeWithinItsHull) {
+  // A rectangle of 1 crossed by a band of 4 that runs on beyond it; a 3 inside the hull stays.
+  auto labels = map_of({
+      "0000000000",
+      "0111111000",
+      "4444444444",
+      "4444444444",
+      "0111311000",
+      "0111111000",
+      "0000000000",
+  });
+  const auto whole = map_of({
+      "0000000000",
+      "0111111000",
+      "4111111444",
+      "4111111444",
+      "0111311000",
+      "0111111000",
+      "0000000000",
+  });
+  EXPECT_TRUE(torch::equal(seg::restore_covered(labels, {{1, 4}}), whole));
+  // No overlaps, an absent structure, or one with fewer than three hull corners: unchanged.
+  EXPECT_TRUE(torch::equal(seg::restore_covered(labels, {}), labels));
+  EXPECT_TRUE(torch::equal(seg::restore_covered(labels, {{2, 4}}), labels));
+  auto line = labels.clone();
+  line.masked_fill_(line == 1, 0);
+  line[1][1] = 1;
+  line[4][1] = 1;
+  EXPECT_TRUE(torch::equal(seg::restore_covered(line, {{1, 4}}), line));
+  // Each image of a batch has its own hull; the input is left as it was.
+  const auto batch = torch::stack({labels, line});
+  const auto before = batch.clone();
+  const auto out = seg::restore_covered(batch, {{1, 4}});
+  EXPECT_TRUE(torch::equal(out[0], whole));
+  EXPECT_TRUE(torch::equal(out[1], line));
+  EXPECT_TRUE(torch::equal(batch, before));
+  EXPECT_THROW(seg::restore_covered(labels.to(torch::kFloat), {{1, 4}}), seg::Error);
+}

@@ -308,3 +308,30 @@ TEST(Convert, ModelGainsTheFramingOfItsTrainingData) {
   EXPECT_TRUE(contains(r.err, "--framing-from")) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "copy.pth"));
 }
+
+// seg-convert --overlap records which structures a model's training labels drew over others,
+// by name or value; a class the model lacks, a structure over itself, a malformed pair, or the
+// option on anything but a model write nothing.
+TEST(Convert, ModelRecordsTheStructuresItsLabelsDrewOver) {
+  ScratchDir tmp;
+  seg::save_model(small_fcn_model(), tmp / "old.pth");
+  auto r = convert({(tmp / "old.pth").string(), "-o", (tmp / "new.pth").string(), "--overlap", "label_1:2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "label_1 under label_2")) << r.out;
+  const auto overlaps = seg::load_model(tmp / "new.pth").info.overlaps;
+  ASSERT_EQ(overlaps.size(), 1u);
+  EXPECT_EQ(std::make_pair(overlaps[0].under, overlaps[0].over), std::make_pair(1, 2));
+  const auto inspect = seg::testing::run_tool_in_process(seg::tools::inspect, {(tmp / "new.pth").string()});
+  EXPECT_TRUE(contains(inspect.out, "label_1 under label_2")) << inspect.out;
+
+  for (const auto& [pair, code] : std::vector<std::pair<std::string, int>>{{"lung:2", 2}, {"1:1", 1}, {"1", 2}, {"0:1", 1}}) {
+    r = convert({(tmp / "old.pth").string(), "-o", (tmp / "bad.pth").string(), "--overlap", pair});
+    EXPECT_EQ(r.code, code) << pair << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, "--overlap")) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / "bad.pth")) << pair;
+  }
+  seg::save_tensor_pack(small_dataset(), tmp / "data.pth");
+  r = convert({(tmp / "data.pth").string(), "-o", (tmp / "copy.pth").string(), "--overlap", "1:2"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "copy.pth"));
+}

@@ -247,3 +247,33 @@ TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
   ASSERT_EQ(mixed.code, 0) << mixed.err;
   EXPECT_NE(mixed.out.find("no post-processing"), std::string::npos) << mixed.out;
 }
+
+// --whole paints the lungs over the clavicles where the model records that its labels drew
+// them so: the label map is the plain one with restore_covered applied, and the lungs gain the
+// apex behind the clavicle. A model that records nothing is refused before anything is written.
+TEST_F(SegmentOptions, WholeGivesTheLungsBackTheirApexBehindTheClavicles) {
+  ScratchDir out;
+  const auto image = (real_ / "images/JPCNN008.png").string();
+  auto refused = run_tool_in_process(seg::tools::segment, {"--model", run(1), image, "-o", (out / "refused").string(), "--whole"});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("--overlap"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(out / "refused"));
+
+  auto convert = run_tool_in_process(seg::tools::convert, {run(1), "-o", (out / "model.pth").string(), "--overlap",
+                                                           "right_lung:right_clavicle", "--overlap", "2:5"});
+  ASSERT_EQ(convert.code, 0) << convert.err;
+  const auto overlaps = seg::load_model(out / "model.pth").info.overlaps;
+  auto plain = run_tool_in_process(seg::tools::segment, {"--model", (out / "model.pth").string(), image, "-o", (out / "plain").string()});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  auto whole = run_tool_in_process(seg::tools::segment,
+                                   {"--model", (out / "model.pth").string(), image, "-o", (out / "whole").string(), "--whole"});
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_NE(whole.out.find("structures whole"), std::string::npos) << whole.out;
+  const auto before = seg::io::read_label_map(out / "plain/JPCNN008.png").pixels;
+  const auto after = seg::io::read_label_map(out / "whole/JPCNN008.png").pixels;
+  EXPECT_TRUE(torch::equal(after, seg::restore_covered(before, overlaps)));
+  const auto gained = (after != before);
+  ASSERT_GT(gained.sum().item<int64_t>(), 20) << "no clavicle pixel became lung";
+  EXPECT_TRUE(((before.masked_select(gained) == 4) | (before.masked_select(gained) == 5)).all().item<bool>());
+  EXPECT_TRUE(((after.masked_select(gained) == 1) | (after.masked_select(gained) == 2)).all().item<bool>());
+}

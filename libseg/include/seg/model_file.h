@@ -3,6 +3,7 @@
 #include <seg/dataset.h>
 #include <seg/framing.h>
 #include <seg/models.h>
+#include <seg/postprocess.h>
 
 #include <filesystem>
 #include <optional>
@@ -33,6 +34,9 @@ struct ModelInfo {
   // Where the structures sat in the training images (seg-segment's reframing); absent in files
   // written before 2026-12-05 (seg-convert --framing-from adds it).
   std::optional<Framing> framing;
+  // Structures the training labels drew others over (JSRT/SCR: each lung under its clavicle),
+  // for seg-segment --whole; empty when not recorded (seg-convert --overlap adds them).
+  std::vector<Overlap> overlaps;
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 
@@ -65,6 +69,10 @@ bool is_model_path(const std::filesystem::path& path);
 // Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the
 // "state_dict" of our model file into `net`; every parameter must match in name and shape.
 void load_state_dict(torch::nn::Module& net, const std::filesystem::path& path);
+
+// Throws seg::Error naming `source` unless every overlap names two different structures
+// (values other than 0) of `classes`.
+void check_overlaps(const std::vector<Overlap>& overlaps, const ClassTable& classes, const std::string& source);
 
 std::string model_info_to_json(const ModelInfo& info);
 ModelInfo model_info_from_json(const std::string& json_text, const std::string& source);

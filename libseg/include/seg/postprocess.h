@@ -36,6 +36,22 @@ at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& cl
 // Same shapes, devices and result type as keep_largest_component.
 at::Tensor fill_holes(const at::Tensor& labels);
 
+// A structure the training labels drew another over: SCR's label maps paint each clavicle over
+// the apex of the lung beneath it, so a model trained on them calls that part of the lung
+// clavicle. Values as in the class table.
+struct Overlap {
+  int under;
+  int over;
+};
+
+// Paints each `under` structure whole again, on top: the `over` pixels inside the convex hull
+// of the `under` structure's pixels (pixel centres; the hull's edges count as inside) take the
+// `under` value: the lung field behind the clavicle, as SCR's own lung masks and other lung
+// data sets draw it. The hulls are taken from the input, one image at a time; an `under`
+// structure with fewer than three hull corners restores nothing. Same shapes, devices and
+// result type as keep_largest_component.
+at::Tensor restore_covered(const at::Tensor& labels, const std::vector<Overlap>& overlaps);
+
 // The clean-up steps by name, in the order they run: "largest-component", "fill-holes".
 const std::vector<std::string>& postprocessing_steps();
 

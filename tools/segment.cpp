@@ -98,7 +98,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     int64_t batch = 8;
     bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
          holes = false, no_postprocessing = false, no_reframe = false,
-         whole = false;
+         whole = false, masks = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
                    "model file or training run folder; repeat it for an ensemble (the mean of the models' "
@@ -138,6 +138,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "paint the structures the model's training labels drew others over whole again, on top: with the "
                  "shipped JSRT models, each lung with its apex behind the clavicle (the lung fields other lung data "
                  "sets and SCR's own masks draw), the clavicles only outside the lungs");
+    app.add_flag("--masks", masks,
+                 "also write OUT/masks/<case>_<class>.<format>: one mask per structure (PNG 0/255, NIfTI 0/1), each "
+                 "whole, overlapping where the structures do (the lungs behind the clavicles, and the clavicles "
+                 "whole too), whatever --whole does to the label map");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     app.add_option("--shard", shard_text,
@@ -213,6 +217,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     ensure_writable_dir(out_dir);
     if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
     if (probabilities) ensure_writable_dir(fs::path(out_dir) / "probabilities");
+    if (masks) ensure_writable_dir(fs::path(out_dir) / "masks");
 
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
@@ -254,11 +259,26 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       labels = labels.cpu();
       if (probs.defined()) probs = probs.cpu();
       labels = postprocess(labels, steps, model.info.classes, probs);
-      if (whole) labels = restore_covered(labels, model.info.overlaps);
+      // Each structure whole: those drawn over from the restored map, the rest as predicted.
+      const at::Tensor restored =
+          (whole || masks) && !model.info.overlaps.empty() ? restore_covered(labels, model.info.overlaps) : labels;
+      const at::Tensor as_predicted = labels;
+      if (whole) labels = restored;
       for (size_t i = 0; i < images.size(); ++i) {
         const auto& item = items[first + i];
         Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};
         seg::io::write_label_map(fs::path(out_dir) / (item.case_id + "." + format), label_map);
+        if (masks)
+          for (const auto& [name, value] : model.info.classes.entries) {
+            if (value == 0) continue;
+            const bool drawn_over = std::any_of(model.info.overlaps.begin(), model.info.overlaps.end(),
+                                                [value = value](const Overlap& o) { return o.under == value; });
+            const at::Tensor mask = (drawn_over ? restored : as_predicted)[static_cast<int64_t>(i)] == value;
+            const int on = format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
+            Image mask_image{(mask.to(torch::kByte) * on).contiguous(), images[i].geometry, "uint8"};
+            seg::io::write_label_map(fs::path(out_dir) / "masks" / (item.case_id + "_" + name + "." + format),
+                                     mask_image);
+          }
         if (overlay)
           seg::viz::write_png(fs::path(out_dir) / "overlays" / (item.case_id + ".png"),
                               seg::viz::render_overlay(images[i], label_map.pixels, model.info.classes, 0.45, item.case_id));

@@ -250,23 +250,29 @@ TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
 
 // --whole paints the lungs over the clavicles where the model records that its labels drew
 // them so: the label map is the plain one with restore_covered applied, and the lungs gain the
-// apex behind the clavicle. A model that records nothing is refused before anything is written.
-TEST_F(SegmentOptions, WholeGivesTheLungsBackTheirApexBehindTheClavicles) {
+// apex behind the clavicle. --masks writes each structure whole, the lungs and the clavicles
+// overlapping. A model that records nothing is refused by --whole before anything is written.
+TEST_F(SegmentOptions, WholeAndMasksGiveTheLungsBackTheirApexBehindTheClavicles) {
   ScratchDir out;
   const auto image = (real_ / "images/JPCNN008.png").string();
-  auto refused = run_tool_in_process(seg::tools::segment, {"--model", run(1), image, "-o", (out / "refused").string(), "--whole"});
+  const auto segment = [&](const std::string& model, const std::string& dir, std::vector<std::string> extra) {
+    std::vector<std::string> args{"--model", model, image, "-o", (out / dir).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_tool_in_process(seg::tools::segment, args);
+  };
+  const auto refused = segment(run(1), "refused", {"--whole"});
   EXPECT_EQ(refused.code, 1);
   EXPECT_NE(refused.err.find("--overlap"), std::string::npos) << refused.err;
   EXPECT_FALSE(fs::exists(out / "refused"));
 
-  auto convert = run_tool_in_process(seg::tools::convert, {run(1), "-o", (out / "model.pth").string(), "--overlap",
-                                                           "right_lung:right_clavicle", "--overlap", "2:5"});
+  const auto model = (out / "model.pth").string();
+  auto convert = run_tool_in_process(seg::tools::convert, {run(1), "-o", model, "--overlap", "right_lung:right_clavicle",
+                                                           "--overlap", "2:5"});
   ASSERT_EQ(convert.code, 0) << convert.err;
-  const auto overlaps = seg::load_model(out / "model.pth").info.overlaps;
-  auto plain = run_tool_in_process(seg::tools::segment, {"--model", (out / "model.pth").string(), image, "-o", (out / "plain").string()});
+  const auto overlaps = seg::load_model(model).info.overlaps;
+  const auto plain = segment(model, "plain", {});
   ASSERT_EQ(plain.code, 0) << plain.err;
-  auto whole = run_tool_in_process(seg::tools::segment,
-                                   {"--model", (out / "model.pth").string(), image, "-o", (out / "whole").string(), "--whole"});
+  const auto whole = segment(model, "whole", {"--whole", "--masks"});
   ASSERT_EQ(whole.code, 0) << whole.err;
   EXPECT_NE(whole.out.find("structures whole"), std::string::npos) << whole.out;
   const auto before = seg::io::read_label_map(out / "plain/JPCNN008.png").pixels;
@@ -276,4 +282,23 @@ TEST_F(SegmentOptions, WholeGivesTheLungsBackTheirApexBehindTheClavicles) {
   ASSERT_GT(gained.sum().item<int64_t>(), 20) << "no clavicle pixel became lung";
   EXPECT_TRUE(((before.masked_select(gained) == 4) | (before.masked_select(gained) == 5)).all().item<bool>());
   EXPECT_TRUE(((after.masked_select(gained) == 1) | (after.masked_select(gained) == 2)).all().item<bool>());
+
+  // The masks: the lungs as --whole draws them, the others as predicted, so lung and clavicle
+  // overlap where the clavicle was given back; PNG 0/255, NIfTI 0/1.
+  auto mask = [&](const std::string& dir, const std::string& name, const std::string& ext) {
+    return seg::io::read_label_map(out / dir / "masks" / ("JPCNN008_" + name + ext)).pixels;
+  };
+  for (int value = 1; value <= 5; ++value) {
+    const auto& name = kClasses[static_cast<size_t>(value)];
+    const auto expected = ((value <= 2 ? after : before) == value).to(torch::kByte) * 255;
+    EXPECT_TRUE(torch::equal(mask("whole", name, ".png"), expected)) << name;
+  }
+  const auto both = [&](const char* lung, const char* clavicle) {
+    return (mask("whole", lung, ".png") & mask("whole", clavicle, ".png")).gt(0).sum().item<int64_t>();
+  };
+  EXPECT_GT(both("right_lung", "right_clavicle") + both("left_lung", "left_clavicle"), 0);
+  const auto nii = segment(model, "nii", {"--masks", "--format", "nii.gz"});
+  ASSERT_EQ(nii.code, 0) << nii.err;
+  EXPECT_TRUE(torch::equal(seg::io::read_label_map(out / "nii/JPCNN008.nii.gz").pixels, before));
+  EXPECT_TRUE(torch::equal(mask("nii", "left_lung", ".nii.gz"), (after == 2).to(torch::kByte)));
 }

@@ -548,6 +548,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     info.framing = measure_framing(train.labels);
     if (start) {
       info.normalization = start->info.normalization;
+      info.overlaps = start->info.overlaps;  // the same labels, drawn the same way
       // The lineage: what the starting model was trained on and how (its own "init" nested in
       // turn), so that a fine-tuned model keeps the record of every run behind it.
       info.provenance_json = json{{"init", json::parse(start->info.provenance_json)}}.dump();

@@ -154,6 +154,9 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
                                          "--threads", "1", "--out", base});
   ASSERT_EQ(trained.code, 0) << trained.err;
+  auto start = seg::load_model(base);
+  start.info.overlaps = {{1, 4}, {2, 5}};  // as seg-convert --overlap records them
+  seg::save_model(start, fs::path(base) / "model.pth");
   // No --model: the network, and with it its recipe, come from the model.
   auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--size", "128", "--init", base, "--epochs", "1",
                                    "--threads", "1", "--out", tuned});
@@ -161,6 +164,8 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   const auto model = seg::load_model(tuned);
   EXPECT_EQ(model.info.network.architecture, "fast");
   EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{128, 128}));
+  ASSERT_EQ(model.info.overlaps.size(), 2u);  // the labels are drawn as the start model's were
+  EXPECT_EQ(std::make_pair(model.info.overlaps[1].under, model.info.overlaps[1].over), std::make_pair(2, 5));
   const auto options = nlohmann::json::parse(model.info.provenance_json)["options"];
   EXPECT_EQ(options["init_from"], base);
   EXPECT_EQ(options["loss"], "ce+dice");  // the fast preset's, not the notebook's

@@ -3,7 +3,9 @@
 # (bench/shift_variants.py: framing and appearance), plain and with --largest-component --fill-holes.
 #   bench/run_shift.sh MODEL [MODEL ...]
 #   env: DATA, B = the tools' folder, WORK, VARIANTS (default all), POST (default "plain lcc"):
-#   plain = no clean-up, once = plain in one pass (--no-reframe), lcc = --largest-component --fill-holes
+#   plain = no clean-up, once = plain in one pass (--no-reframe), lcc = --largest-component --fill-holes,
+#   whole = plain with --whole (score it against whole lungs: DATA from bench/whole_lungs.py, see
+#   docs/results.md "Whole lungs")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data/jsrt}
@@ -19,6 +21,7 @@ for model in "$@"; do
       out=$work/seg-$$/$variant-$post
       extra=(--no-postprocessing); [[ $post == lcc ]] && extra+=(--largest-component --fill-holes)
       [[ $post == once ]] && extra+=(--no-reframe)
+      [[ $post == whole ]] && extra+=(--whole)
       "$bin/seg-segment" --model "$model" "$work/$variant/images" -o "$out" "${extra[@]}" >/dev/null
       echo "$model $variant $post: $(mean_dice "$out" "$work/$variant/labels")"
     done

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <seg/error.h>
+#include <seg/postprocess.h>
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -81,6 +82,21 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
   std::string text;
   for (size_t i = 0; i < parts.size(); ++i) text += (i ? separator : "") + parts[i];
   return text;
+}
+
+Overlap parse_overlap(const std::string& text, const ClassTable& classes) {
+  const auto colon = text.find(':');
+  auto value_of = [&](const std::string& part) -> int {
+    for (const auto& [name, value] : classes.entries)
+      if (part == name || part == std::to_string(value)) return value;
+    std::vector<std::string> names;
+    for (const auto& entry : classes.entries) names.push_back(entry.first);
+    throw UsageError("--overlap " + text + ": \"" + part + "\" is not one of the classes (" + join(names, ", ") +
+                     "; or their label values)");
+  };
+  if (colon == std::string::npos)
+    throw UsageError("--overlap " + text + ": use UNDER:OVER, for example right_lung:right_clavicle or 1:4");
+  return {value_of(text.substr(0, colon)), value_of(text.substr(colon + 1))};
 }
 
 }  // namespace seg::tools

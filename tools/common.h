@@ -1,6 +1,8 @@
 #pragma once
 // What every tool shares: exit codes, one-line errors, CLI11 parsing of an argument vector.
 #include <CLI/CLI.hpp>
+#include <seg/dataset.h>
+#include <seg/postprocess.h>
 
 #include <functional>
 #include <ostream>
@@ -29,5 +31,9 @@ bool is_terminal(const std::ostream& stream);
 
 // "a, b, c" for {"a", "b", "c"} with separator ", ".
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
+// "UNDER:OVER" (--overlap: class names or label values of `classes`) -> the overlap; throws
+// UsageError for a malformed pair or an unknown class.
+Overlap parse_overlap(const std::string& text, const ClassTable& classes);
 
 }  // namespace seg::tools

@@ -132,22 +132,6 @@ Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
   return data;
 }
 
-// "UNDER:OVER" (class names or label values of `classes`) -> the overlap.
-Overlap parse_overlap(const std::string& text, const ClassTable& classes) {
-  const auto colon = text.find(':');
-  auto value_of = [&](const std::string& part) -> int {
-    for (const auto& [name, value] : classes.entries)
-      if (part == name || part == std::to_string(value)) return value;
-    std::vector<std::string> names;
-    for (const auto& entry : classes.entries) names.push_back(entry.first);
-    throw UsageError("--overlap " + text + ": \"" + part + "\" is not a class of the model (" + join(names, ", ") +
-                     "; or their label values)");
-  };
-  if (colon == std::string::npos)
-    throw UsageError("--overlap " + text + ": use UNDER:OVER, for example \"right lung:right clavicle\" or 1:4");
-  return {value_of(text.substr(0, colon)), value_of(text.substr(colon + 1))};
-}
-
 // A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
 // With `framing_from` (a data set; its train split), the framing seg-segment reframes with is
 // measured on that split's labels and recorded, for models trained before seg-train recorded it.
@@ -260,7 +244,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<std::string> overlaps;
     app.add_option("--overlap", overlaps,
                    "a model: UNDER:OVER (class names or values; repeat it) says its training labels drew OVER over "
-                   "part of UNDER (JSRT/SCR: \"right lung:right clavicle\", \"left lung:left clavicle\"), so "
+                   "part of UNDER (JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle), so "
                    "seg-segment --whole can paint UNDER whole again");
     if (!parse(app, args, out)) return kOk;
     if (!size_text.empty()) options.size = parse_size(size_text);

@@ -205,6 +205,11 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--dist-timeout", dist_timeout,
                    "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")
         ->capture_default_str();
+    std::vector<std::string> overlaps;
+    app.add_option("--overlap", overlaps,
+                   "UNDER:OVER (class names or values; repeat it): the data's labels drew OVER over part of UNDER "
+                   "(JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle); the model records it for "
+                   "seg-segment --whole. Default: the --init model's");
     app.add_flag("--dry-run", dry_run, "print the network's layers and trainable parameter count, train nothing");
     if (!parse(app, args, out)) return kOk;
     // Launched by torchrun, mpirun, srun or scripts/launch: one of N cooperating processes.
@@ -254,6 +259,9 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (!size_text.empty()) request.size = parse_size(size_text);
     if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
     const Dataset data = load_data(data_path, request);
+    if (resume && !overlaps.empty()) throw UsageError("--overlap is recorded when a run starts; a resumed run keeps its own");
+    for (const auto& text : overlaps) o.overlaps.push_back(parse_overlap(text, data.classes));
+    check_overlaps(o.overlaps, data.classes, "--overlap");
     const bool fresh_dir = !fs::exists(run_dir);
     if (writer) ensure_writable_dir(run_dir);
     if (resume && writer) remove_stale_temporaries(run_dir);  // what a killed run was writing

@@ -228,6 +228,10 @@ std::string TrainOptions::to_json() const {
             {"deterministic", deterministic}, {"loss", loss}, {"optimizer", optimizer},
             {"weight_decay", weight_decay}, {"schedule", schedule}, {"init_from", init_from},
             {"precision", precision}, {"channels_last", channels_last}, {"cuda_graph", cuda_graph}};
+  if (!overlaps.empty()) {
+    j["overlaps"] = json::array();
+    for (const auto& o : overlaps) j["overlaps"].push_back({o.under, o.over});
+  }
   return j.dump();
 }
 
@@ -266,6 +270,7 @@ TrainOptions TrainOptions::from_json(const std::string& text, const std::string&
     o.precision = j.value("precision", o.precision);
     o.channels_last = j.value("channels_last", o.channels_last);
     o.cuda_graph = j.value("cuda_graph", o.cuda_graph);
+    for (const auto& pair : j.value("overlaps", json::array())) o.overlaps.push_back({pair.at(0).get<int>(), pair.at(1).get<int>()});
   } catch (const json::exception& e) {
     throw Error(source, std::string("training options are malformed: ") + e.what());
   }
@@ -546,9 +551,11 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
     info.input_size = {train.images.size(1), train.images.size(2)};
     info.normalization.mode = options.normalization;
     info.framing = measure_framing(train.labels);
+    // Given, or the start model's: the same labels, drawn the same way.
+    info.overlaps = options.overlaps.empty() && start ? start->info.overlaps : options.overlaps;
+    check_overlaps(info.overlaps, info.classes, data.source);
     if (start) {
       info.normalization = start->info.normalization;
-      info.overlaps = start->info.overlaps;  // the same labels, drawn the same way
       // The lineage: what the starting model was trained on and how (its own "init" nested in
       // turn), so that a fine-tuned model keeps the record of every run behind it.
       info.provenance_json = json{{"init", json::parse(start->info.provenance_json)}}.dump();

@@ -151,12 +151,18 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   ScratchDir tmp;
   make_small_jsrt(real, tmp.path());
   const auto base = (tmp / "base").string(), tuned = (tmp / "tuned").string();
+  // The labels drew each clavicle over its lung (--overlap, by name or value): the model
+  // records it, and a fine-tuned one keeps it.
+  auto bad = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
+                                                     "--overlap", "lung:right_clavicle", "--out", base});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--overlap lung:right_clavicle"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(base));
   auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
-                                         "--threads", "1", "--out", base});
+                                         "--threads", "1", "--overlap", "right_lung:right_clavicle", "--overlap", "2:5",
+                                         "--out", base});
   ASSERT_EQ(trained.code, 0) << trained.err;
-  auto start = seg::load_model(base);
-  start.info.overlaps = {{1, 4}, {2, 5}};  // as seg-convert --overlap records them
-  seg::save_model(start, fs::path(base) / "model.pth");
+  EXPECT_EQ(seg::load_model(base).info.overlaps.size(), 2u);
   // No --model: the network, and with it its recipe, come from the model.
   auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--size", "128", "--init", base, "--epochs", "1",
                                    "--threads", "1", "--out", tuned});

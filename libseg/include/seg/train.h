@@ -4,6 +4,7 @@
 #include <seg/dataset.h>
 #include <seg/distributed.h>
 #include <seg/model_file.h>
+#include <seg/postprocess.h>
 #include <seg/weights.h>
 
 #include <filesystem>
@@ -54,6 +55,9 @@ struct TrainOptions {
   // A model file or run folder to start from instead of random weights (fine-tuning: on other
   // data, at another resolution). Same network and class table; its normalisation is kept.
   std::string init_from;
+  // Structures the data's labels drew others over (JSRT/SCR: each lung under its clavicle),
+  // recorded in the model for seg-segment --whole; empty: those of the --init model, if any.
+  std::vector<Overlap> overlaps;
 
   std::string to_json() const;
   static TrainOptions from_json(const std::string& text, const std::string& source);

@@ -137,7 +137,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--whole", whole,
                  "paint the structures the model's training labels drew others over whole again, on top: with the "
                  "shipped JSRT models, each lung with its apex behind the clavicle (the lung fields other lung data "
-                 "sets and SCR's own masks draw), the clavicles only outside the lungs");
+                 "sets and SCR's own masks draw), the clavicles only outside the lungs; in the label map and overlay "
+                 "(--probabilities stay the network's)");
     app.add_flag("--masks", masks,
                  "also write OUT/masks/<case>_<class>.<format>: one mask per structure (PNG 0/255, NIfTI 0/1), each "
                  "whole, overlapping where the structures do (the lungs behind the clavicles, and the clavicles "

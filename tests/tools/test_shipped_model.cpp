@@ -2,6 +2,7 @@
 #include <seg/augment.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
+#include <seg/metrics.h>
 #include <seg/model_file.h>
 #include <torch/torch.h>
 
@@ -124,10 +125,6 @@ at::Tensor scr_outline_filled(const fs::path& jsrt, const std::string& case_id, 
       m[r][c] = inside || on_edge;
     }
   return mask;
-}
-
-double dice_of(const at::Tensor& a, const at::Tensor& b) {
-  return 2.0 * (a & b).sum().item<double>() / std::max<double>((a.sum() + b.sum()).item<double>(), 1.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ShippedModel,
@@ -442,8 +439,12 @@ TEST_P(ShippedModel, WholeLungsMatchTheLungFieldsOtherDataSetsDraw) {
     for (const auto& [value, structure] : std::vector<std::pair<int, std::string>>{{1, "right_lung"}, {2, "left_lung"}}) {
       const auto outline = scr_outline_filled(real, c, structure, 256);
       ASSERT_GT(outline.sum().item<int64_t>(), 1000) << c << " " << structure;
-      const double plain = dice_of(seg::io::read_label_map(tmp / "plain" / (c + ".png")).pixels == value, outline);
-      const double whole = dice_of(seg::io::read_label_map(tmp / "whole" / (c + ".png")).pixels == value, outline);
+      // The lung against its outline, both as label maps of one structure (label 1).
+      const auto lung_dice = [&](const char* mode) {
+        const auto lung = seg::io::read_label_map(tmp / mode / (c + ".png")).pixels == value;
+        return seg::dice_per_label(lung.to(torch::kLong), outline.to(torch::kLong), 2)[0].item<double>();
+      };
+      const double plain = lung_dice("plain"), whole = lung_dice("whole");
       EXPECT_GT(whole, GetParam().whole_lung_floor) << c << " " << structure;
       EXPECT_GT(whole - plain, 0.01) << c << " " << structure << ": " << plain << " -> " << whole;
     }

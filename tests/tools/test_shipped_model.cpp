@@ -94,10 +94,11 @@ void expect_lungs_above(const nlohmann::json& report, double threshold) {
 // One structure of one case as SCR outlined it, whole (where JSRT's label maps paint another
 // structure over it too), at size x size: its landmark polygon (landmarks_1024.csv: x = column,
 // y = row in the 1024 frame) filled as the data's README says the label maps were, every pixel
-// centre inside or on the outline. Empty when the case is not in the file.
-at::Tensor scr_outline_filled(const fs::path& jsrt, const std::string& case_id, const std::string& structure, int64_t size) {
+// centre inside or on the outline. Empty when the case is not in `landmarks_csv` (the file's text).
+at::Tensor scr_outline_filled(const std::string& landmarks_csv, const std::string& case_id, const std::string& structure,
+                              int64_t size) {
   std::vector<std::array<double, 2>> polygon;  // (x, y) at `size`
-  std::istringstream lines(seg::read_file(jsrt / "landmarks_1024.csv"));
+  std::istringstream lines(landmarks_csv);
   const std::string prefix = case_id + "," + structure + ",";
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(prefix, 0) != 0) continue;
@@ -435,9 +436,10 @@ TEST_P(ShippedModel, WholeLungsMatchTheLungFieldsOtherDataSetsDraw) {
     const auto r = run_tool_in_process(seg::tools::segment, args);
     ASSERT_EQ(r.code, 0) << r.err;
   }
+  const std::string landmarks = seg::read_file(real / "landmarks_1024.csv");
   for (const auto& c : cases)
     for (const auto& [value, structure] : std::vector<std::pair<int, std::string>>{{1, "right_lung"}, {2, "left_lung"}}) {
-      const auto outline = scr_outline_filled(real, c, structure, 256);
+      const auto outline = scr_outline_filled(landmarks, c, structure, 256);
       ASSERT_GT(outline.sum().item<int64_t>(), 1000) << c << " " << structure;
       // The lung against its outline, both as label maps of one structure (label 1).
       const auto lung_dice = [&](const char* mode) {

@@ -230,6 +230,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     }
     if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
     if (resume) run_dir = resume_dir;
+    if (resume && !overlaps.empty()) throw UsageError("--overlap is recorded when a run starts; a resumed run keeps its own");
     if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
     if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read
     const bool writer = world.rank == 0;  // the other ranks read, never write
@@ -259,7 +260,6 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (!size_text.empty()) request.size = parse_size(size_text);
     if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
     const Dataset data = load_data(data_path, request);
-    if (resume && !overlaps.empty()) throw UsageError("--overlap is recorded when a run starts; a resumed run keeps its own");
     for (const auto& text : overlaps) o.overlaps.push_back(parse_overlap(text, data.classes));
     check_overlaps(o.overlaps, data.classes, "--overlap");
     const bool fresh_dir = !fs::exists(run_dir);

@@ -219,6 +219,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
     if (probabilities) ensure_writable_dir(fs::path(out_dir) / "probabilities");
     if (masks) ensure_writable_dir(fs::path(out_dir) / "masks");
+    const int mask_on = format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
 
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
@@ -275,8 +276,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
             const bool drawn_over = std::any_of(model.info.overlaps.begin(), model.info.overlaps.end(),
                                                 [value = value](const Overlap& o) { return o.under == value; });
             const at::Tensor mask = (drawn_over ? restored : as_predicted)[static_cast<int64_t>(i)] == value;
-            const int on = format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
-            Image mask_image{(mask.to(torch::kByte) * on).contiguous(), images[i].geometry, "uint8"};
+            Image mask_image{(mask.to(torch::kByte) * mask_on).contiguous(), images[i].geometry, "uint8"};
             seg::io::write_label_map(fs::path(out_dir) / "masks" / (item.case_id + "_" + name + "." + format),
                                      mask_image);
           }

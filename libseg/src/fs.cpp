@@ -2,69 +2,215 @@
 #include <seg/fs.h>
 
 #include <fcntl.h>
-#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
+#include <thread>
 
 namespace seg {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr std::string_view kTemporaryPrefix = ".segtmp.";
+
+// The extension a writer library sees: ".nii.gz" whole, else the last one.
+std::string extension_of(const fs::path& target) {
+  const std::string name = target.filename().string();
+  constexpr std::string_view gz = ".nii.gz";
+  if (name.size() > gz.size() && name.compare(name.size() - gz.size(), gz.size(), gz) == 0) return std::string(gz);
+  return target.extension().string();
+}
+
 fs::path temporary_beside(const fs::path& target) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::ostringstream name;
-  name << "." << target.filename().string() << ".tmp." << ::getpid() << "." << std::hex << rng();
-  return target.parent_path() / name.str();
+  name << kTemporaryPrefix << ::getpid() << "." << std::hex << (rng() & 0xffffffffu) << extension_of(target);
+  const fs::path parent = target.parent_path();
+  return parent.empty() ? fs::path(name.str()) : parent / name.str();
 }
 
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// The temporaries in flight, for the signal handler's thread to remove.
+std::mutex& in_flight_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+std::map<std::string, bool>& in_flight() {  // path -> is a folder
+  static std::map<std::string, bool> paths;
+  return paths;
+}
+void track(const fs::path& path, bool folder) {
+  const std::lock_guard<std::mutex> lock(in_flight_mutex());
+  in_flight()[path.string()] = folder;
+}
+void untrack(const fs::path& path) {
+  const std::lock_guard<std::mutex> lock(in_flight_mutex());
+  in_flight().erase(path.string());
+}
+
+// Set by the signal handler: from then on no output is renamed into place, so an interrupted
+// run ends with what it had finished and nothing that was in flight.
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+// Called before every rename that makes an output appear: once a signal has arrived, the
+// thread waits here for the signal's thread to end the process.
+void stop_if_interrupted() {
+  while (interrupted) ::pause();
+}
+
+// Test hook: the write numbered `failing_write()` fails as on a full disk (its writer gets
+// half the bytes out), so that the tests cover the failure path without a small file system.
+// Set from $SEG_TEST_FAIL_WRITE=N (the N-th file the process writes) or fail_write_for_testing.
+std::atomic<int>& writes_started() {
+  static std::atomic<int> count{0};
+  return count;
+}
+std::atomic<int>& failing_write() {
+  static std::atomic<int> ordinal{[] {
+    const char* value = std::getenv("SEG_TEST_FAIL_WRITE");
+    return value ? std::atoi(value) : 0;
+  }()};
+  return ordinal;
+}
+bool simulates_full_disk(int ordinal) { return failing_write() > 0 && ordinal == failing_write(); }
+
+std::string reason_of_errno(int error) {
+  switch (error) {
+    case ENOSPC:
+    case EDQUOT: return "no space left on device";
+    case EACCES:
+    case EPERM: return "cannot write here: permission denied; choose another output";
+    case EROFS: return "cannot write here: read-only file system; choose another output";
+    case ENAMETOOLONG: return "the name is too long for the file system; choose a shorter one";
+    default: return std::string("cannot write: ") + std::strerror(error);
   }
 }
-}  // namespace
 
-void write_atomically(const fs::path& target, const std::function<void(const fs::path&)>& write) {
+bool disk_full(const fs::path& folder) {
+  struct statvfs stats {};
+  return ::statvfs(folder.c_str(), &stats) == 0 && stats.f_bavail == 0;
+}
+
+// Writes all of `bytes` to the new file `tmp`, fsyncs and closes it; throws with errno's reason.
+void write_checked(const fs::path& tmp, std::string_view bytes, const fs::path& target, bool full_disk) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) throw Error(target.string(), reason_of_errno(errno));
+  auto fail = [&](int error) {
+    ::close(fd);
+    throw Error(target.string(), reason_of_errno(error));
+  };
+  const size_t allowed = full_disk ? bytes.size() / 2 : bytes.size();
+  for (size_t done = 0; done < bytes.size();) {
+    if (done >= allowed) fail(ENOSPC);
+    const ssize_t n = ::write(fd, bytes.data() + done, allowed - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL) fail(errno);
+  if (::close(fd) != 0) throw Error(target.string(), reason_of_errno(errno));
+}
+
+// fsync of a file another library wrote.
+void sync_written(const fs::path& tmp, const fs::path& target) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(target.string(), reason_of_errno(errno));
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    const int error = errno;
+    ::close(fd);
+    throw Error(target.string(), reason_of_errno(error));
+  }
+  ::close(fd);
+}
+
+void check_target(const fs::path& target) {
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   if (!fs::is_directory(parent))
     throw Error(target.string(), "its folder " + parent.string() + " does not exist; create it first");
-  if (fs::is_directory(target))
-    throw Error(target.string(), "is a folder; give a file name");
-  const fs::path tmp = temporary_beside(target);
+  if (fs::is_directory(target)) throw Error(target.string(), "is a folder; give a file name");
+}
+
+// The temporary written and checked: renamed over the target, or removed with the reason.
+void commit(const fs::path& tmp, const fs::path& target, const VerifyWritten& verify, bool full_disk) {
+  std::error_code ec;
+  const auto size = fs::file_size(tmp, ec);
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  if (ec || size == 0)
+    throw Error(target.string(), full_disk || disk_full(parent) ? reason_of_errno(ENOSPC) : "the writer produced no data");
+  if (verify) {
+    try {
+      verify(tmp);
+    } catch (const Error&) {
+      if (full_disk || disk_full(parent)) throw Error(target.string(), reason_of_errno(ENOSPC));
+      throw Error(target.string(), "the written file is incomplete (the writer failed; is the disk full?)");
+    }
+  }
+  // Test hook, for tests/tools/test_interrupt.cpp only: when $SEG_TEST_STOP_BEFORE_RENAME
+  // names the target's file name, the process stops itself (SIGSTOP) here, with the
+  // temporary file written and the target untouched, so a test can kill it at the worst
+  // moment of a write.
+  if (const char* stop = std::getenv("SEG_TEST_STOP_BEFORE_RENAME"); stop && target.filename() == stop)
+    std::raise(SIGSTOP);
+  stop_if_interrupted();
+  if (::rename(tmp.c_str(), target.c_str()) != 0) throw Error(target.string(), reason_of_errno(errno));
+}
+
+// Runs `body` with `tmp` tracked for the signal handler; on failure removes it and rethrows.
+template <typename Body>
+void with_temporary(const fs::path& tmp, Body&& body) {
+  track(tmp, false);
   try {
-    write(tmp);
-    if (!fs::exists(tmp)) throw Error(target.string(), "the writer produced no file");
-    fsync_path(tmp);
-    // Test hook, for tests/tools/test_interrupt.cpp only: when $SEG_TEST_STOP_BEFORE_RENAME
-    // names the target's file name, the process stops itself (SIGSTOP) here, with the
-    // temporary file written and the target untouched, so a test can SIGKILL it at the
-    // worst moment of a write. Unset, it costs one getenv per file written.
-    if (const char* stop = std::getenv("SEG_TEST_STOP_BEFORE_RENAME"); stop && target.filename() == stop)
-      std::raise(SIGSTOP);
-    fs::rename(tmp, target);
+    body();
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
+    untrack(tmp);
     throw;
   }
+  untrack(tmp);
 }
 
-void write_file_atomically(const fs::path& target, const std::string& bytes) {
-  write_atomically(target, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw Error(target.string(), std::string("cannot write: ") + std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw Error(target.string(), "write failed (disk full?)");
+}  // namespace
+
+void fail_write_for_testing(int nth) { failing_write() = nth > 0 ? writes_started() + nth : 0; }
+
+bool is_temporary_name(const std::string& file_name) { return file_name.rfind(kTemporaryPrefix, 0) == 0; }
+
+void write_atomically(const fs::path& target, const std::function<void(const fs::path&)>& write,
+                      const VerifyWritten& verify) {
+  check_target(target);
+  const bool full_disk = simulates_full_disk(++writes_started());
+  const fs::path tmp = temporary_beside(target);
+  with_temporary(tmp, [&] {
+    write(tmp);
+    if (!fs::exists(tmp)) throw Error(target.string(), "the writer produced no file");
+    if (full_disk) fs::resize_file(tmp, fs::file_size(tmp) / 2);
+    sync_written(tmp, target);
+    commit(tmp, target, verify, full_disk);
+  });
+}
+
+void write_file_atomically(const fs::path& target, std::string_view bytes) {
+  check_target(target);
+  const bool full_disk = simulates_full_disk(++writes_started());
+  const fs::path tmp = temporary_beside(target);
+  with_temporary(tmp, [&] {
+    write_checked(tmp, bytes, target, full_disk);
+    commit(tmp, target, {}, full_disk);
   });
 }
 
@@ -92,19 +238,120 @@ int remove_stale_temporaries(const fs::path& dir) {
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    // ".<name>.tmp.<pid>.<hex>", possibly followed by the target's extension.
+    // ".segtmp.<pid>.<hex>[extension]"
     const std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] != '.') continue;
-    const auto mark = name.rfind(".tmp.");
-    if (mark == std::string::npos) continue;
+    if (!is_temporary_name(name)) continue;
     char* end = nullptr;
-    const long pid = std::strtol(name.c_str() + mark + 5, &end, 10);
+    const long pid = std::strtol(name.c_str() + kTemporaryPrefix.size(), &end, 10);
     if (pid <= 0 || end == nullptr || *end != '.') continue;
     if (pid == static_cast<long>(::getpid()) || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
     std::error_code remove_ec;
-    if (entry.is_regular_file(remove_ec) && fs::remove(entry.path(), remove_ec)) ++removed;
+    if (fs::remove_all(entry.path(), remove_ec) > 0 && !remove_ec) ++removed;
   }
   return removed;
+}
+
+StagedFolder::StagedFolder(const fs::path& target) : target_(target) {
+  const fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
+  ensure_writable_dir(parent);
+  staging_ = parent / temporary_beside(fs::path("folder")).filename();
+  std::error_code ec;
+  fs::create_directory(staging_, ec);
+  if (ec) throw Error(target_.string(), "cannot create a temporary folder beside it: " + ec.message());
+  track(staging_, true);
+}
+
+StagedFolder::~StagedFolder() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  untrack(staging_);
+}
+
+namespace {
+// Moves every file under `from` to the same place under `to`, replacing namesakes only.
+void move_into(const fs::path& from, const fs::path& to) {
+  for (const auto& entry : fs::directory_iterator(from)) {
+    const fs::path destination = to / entry.path().filename();
+    if (entry.is_directory()) {
+      if (fs::exists(destination) && !fs::is_directory(destination))
+        throw Error(destination.string(), "is a file where the output has a folder; remove it or choose another output");
+      fs::create_directories(destination);
+      move_into(entry.path(), destination);
+    } else {
+      if (fs::is_directory(destination))
+        throw Error(destination.string(), "is a folder where the output has a file; remove it or choose another output");
+      if (::rename(entry.path().c_str(), destination.c_str()) != 0)
+        throw Error(destination.string(), reason_of_errno(errno));
+    }
+  }
+}
+}  // namespace
+
+void StagedFolder::commit() {
+  stop_if_interrupted();
+  if (!fs::exists(target_)) {
+    if (::rename(staging_.c_str(), target_.c_str()) != 0) throw Error(target_.string(), reason_of_errno(errno));
+  } else {
+    if (!fs::is_directory(target_)) throw Error(target_.string(), "exists and is not a folder; choose another output");
+    move_into(staging_, target_);
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+  committed_ = true;
+  untrack(staging_);
+}
+
+namespace {
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void forward_signal(int signal_number) {
+  const int saved = errno;
+  interrupted = true;
+  const unsigned char byte = static_cast<unsigned char>(signal_number);
+  [[maybe_unused]] const auto written = ::write(signal_pipe[1], &byte, 1);
+  errno = saved;
+}
+
+const char* signal_name(int signal_number) {
+  switch (signal_number) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+}  // namespace
+
+void remove_temporaries_on_signals(const std::string& program) {
+  if (signal_pipe[0] >= 0 || ::pipe2(signal_pipe, O_CLOEXEC) != 0) return;
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction current {};
+    if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
+    struct sigaction action {};
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(signal_number, &action, nullptr);
+  }
+  // The handler only writes to the pipe; this thread does the removing, outside signal context.
+  std::thread([program] {
+    unsigned char byte = 0;
+    while (::read(signal_pipe[0], &byte, 1) != 1) {
+    }
+    int removed = 0;
+    {
+      const std::lock_guard<std::mutex> lock(in_flight_mutex());
+      for (const auto& [path, folder] : in_flight()) {
+        std::error_code ec;
+        removed += (folder ? fs::remove_all(path, ec) > 0 : fs::remove(path, ec)) ? 1 : 0;
+      }
+    }
+    const std::string line = program + ": interrupted by " + signal_name(byte) + (removed > 0 ? "; unfinished output removed" : "") +
+                             "; outputs already written are whole\n";
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, line.data(), line.size());
+    ::_exit(128 + byte);
+  }).detach();
 }
 
 }  // namespace seg

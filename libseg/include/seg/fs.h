@@ -1,19 +1,39 @@
 #pragma once
-// File-system helpers shared by every writer: outputs appear whole or not at all.
+// File-system helpers shared by every writer: outputs appear whole or not at all, a failed
+// write never looks like success, and an interrupted run leaves no temporary file behind.
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace seg {
 
-// Calls write(tmp) with a temporary path beside `target`, then renames tmp over target.
-// On any exception the temporary file is removed and the exception propagates, so a
-// failed write leaves `target` as it was.
-void write_atomically(const std::filesystem::path& target,
-                      const std::function<void(const std::filesystem::path& tmp)>& write);
+// Temporary files and folders are named ".segtmp.<pid>.<hex>" (plus the target's extension)
+// beside their target: short, so any legal target name works; hidden; and skipped by every
+// folder reader (is_temporary_name).
+bool is_temporary_name(const std::string& file_name);
 
-// Writes bytes to `target` atomically (fsync before rename).
-void write_file_atomically(const std::filesystem::path& target, const std::string& bytes);
+// Checks that the finished temporary file `tmp` is complete (its format's own markers and
+// sizes); throws seg::Error when it is not.
+using VerifyWritten = std::function<void(const std::filesystem::path& tmp)>;
+
+// Calls write(tmp) for a temporary file beside `target` with the target's extension (libraries
+// choose the format by it), then checks the file and renames it over target: the temporary
+// must exist, not be empty, pass fsync and `verify`. On any failure the temporary is removed,
+// target is left as it was, and seg::Error(target, reason) is thrown; a full disk reads
+// "no space left on device". `verify` is required: a writer that does not report its own
+// errors (ITK's) can only be trusted through what it left on disk.
+void write_atomically(const std::filesystem::path& target,
+                      const std::function<void(const std::filesystem::path& tmp)>& write,
+                      const VerifyWritten& verify);
+
+// Writes bytes to target atomically; every write(2), fsync and close is checked.
+void write_file_atomically(const std::filesystem::path& target, std::string_view bytes);
+
+// Tests only: the nth file written from now on fails as on a full disk (the writer gets half
+// its bytes out); 0 switches this off. A tool binary takes the same from $SEG_TEST_FAIL_WRITE=N
+// (the N-th file it writes).
+void fail_write_for_testing(int nth);
 
 // Reads a whole file; throws seg::Error naming the file when it cannot.
 std::string read_file(const std::filesystem::path& path);
@@ -21,9 +41,32 @@ std::string read_file(const std::filesystem::path& path);
 // Creates `dir` (and parents) if needed; throws seg::Error if it cannot be created or written.
 void ensure_writable_dir(const std::filesystem::path& dir);
 
-// Removes the temporary files write_atomically left in `dir` (not recursively) when its
-// process was killed: ".<name>.tmp.<pid>.<hex>" whose process no longer runs. Returns how
-// many it removed. (seg-train --resume calls it on its run folder.)
+// Removes the temporaries that killed processes left in `dir` (not recursively): those whose
+// process no longer runs. Returns how many it removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
+
+// A folder written whole: everything goes into a hidden temporary folder beside `target`,
+// which commit() moves into place. When target does not exist it is one rename; when it
+// exists (the caller has checked that replacing is wanted), each file replaces its namesake
+// and nothing else in target is touched. Destroyed uncommitted, the temporary folder is removed.
+class StagedFolder {
+ public:
+  explicit StagedFolder(const std::filesystem::path& target);
+  ~StagedFolder();
+  StagedFolder(const StagedFolder&) = delete;
+  StagedFolder& operator=(const StagedFolder&) = delete;
+
+  const std::filesystem::path& path() const { return staging_; }
+  void commit();
+
+ private:
+  std::filesystem::path target_, staging_;
+  bool committed_ = false;
+};
+
+// On SIGINT, SIGTERM and SIGHUP (each unless the process was started with it ignored): remove
+// the temporary files and folders in flight, print "<program>: interrupted by SIGINT; ..." on
+// stderr and exit with 128 + the signal's number (130, 143, 129). Call once, first thing in main.
+void remove_temporaries_on_signals(const std::string& program);
 
 }  // namespace seg

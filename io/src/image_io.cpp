@@ -43,22 +43,20 @@ FileKind kind_of_extension(const std::string& extension) {
   return FileKind::unknown;
 }
 
-void write_atomically_keeping_extension(const fs::path& target,
-                                        const std::function<void(const fs::path&)>& write) {
-  const std::string extension = full_extension(target);
-  write_atomically(target, [&](const fs::path& tmp) {
-    // ".<name>.tmp.<pid>.<hex>" + ".nii.gz": the library sees the real extension.
-    fs::path with_extension = tmp;
-    with_extension += extension;
-    try {
-      write(with_extension);
-      fs::rename(with_extension, tmp);
-    } catch (...) {
-      std::error_code ec;
-      fs::remove(with_extension, ec);
-      throw;
-    }
-  });
+QuietStderr::QuietStderr() {
+  std::fflush(stderr);
+  saved_ = ::dup(STDERR_FILENO);
+  const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (saved_ >= 0 && null >= 0) ::dup2(null, STDERR_FILENO);
+  if (null >= 0) ::close(null);
+}
+
+QuietStderr::~QuietStderr() {
+  std::fflush(stderr);
+  if (saved_ >= 0) {
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+  }
 }
 
 cv::Mat mat_of(const at::Tensor& pixels) {
@@ -107,6 +105,7 @@ at::Tensor tensor_of(const cv::Mat& input) {
 
 namespace {
 using detail::FileKind;
+using detail::QuietStderr;
 
 std::string pixel_type_of_depth(int depth) {
   switch (depth) {
@@ -145,31 +144,6 @@ bool is_grey_in_colour(const cv::Mat& mat) {
   }
   return true;
 }
-
-// libpng, libtiff and libjpeg print their own warnings and errors on stderr while OpenCV
-// decodes a damaged file; the tool's one error line says what is wrong, so they are muted.
-class QuietStderr {
- public:
-  QuietStderr() {
-    std::fflush(stderr);
-    saved_ = ::dup(STDERR_FILENO);
-    const int null = ::open("/dev/null", O_WRONLY);
-    if (saved_ >= 0 && null >= 0) ::dup2(null, STDERR_FILENO);
-    if (null >= 0) ::close(null);
-  }
-  ~QuietStderr() {
-    std::fflush(stderr);
-    if (saved_ >= 0) {
-      ::dup2(saved_, STDERR_FILENO);
-      ::close(saved_);
-    }
-  }
-  QuietStderr(const QuietStderr&) = delete;
-  QuietStderr& operator=(const QuietStderr&) = delete;
-
- private:
-  int saved_ = -1;
-};
 
 Image read_with_opencv(const fs::path& path, bool to_gray) {
   cv::Mat mat;
@@ -227,15 +201,15 @@ void write_with_opencv(const fs::path& path, const Image& image) {
     if (ext == ".jpg" || ext == ".jpeg" || ext == ".bmp")
       throw Error(path.string(), "16-bit pixels cannot be stored in " + ext + "; write .png or .tif");
   }
-  detail::write_atomically_keeping_extension(path, [&](const fs::path& tmp) {
-    bool written = false;
-    try {
-      written = cv::imwrite(tmp.string(), mat);
-    } catch (const cv::Exception& e) {
-      throw Error(path.string(), std::string("cannot write: ") + e.err);
-    }
-    if (!written) throw Error(path.string(), "cannot write (disk full or no permission?)");
-  });
+  // Encoded in memory and written by our own checked writer: OpenCV's file writer does not
+  // report a full disk.
+  std::vector<uchar> bytes;
+  try {
+    if (!cv::imencode(detail::full_extension(path), mat, bytes)) throw Error(path.string(), "cannot encode the image");
+  } catch (const cv::Exception& e) {
+    throw Error(path.string(), std::string("cannot encode the image: ") + e.err);
+  }
+  write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace
@@ -249,6 +223,17 @@ std::string case_id_of(const fs::path& path) {
   const std::string name = path.filename().string();
   const auto ext = detail::full_extension(path);
   return name.substr(0, name.size() - ext.size());
+}
+
+std::vector<fs::path> image_files_in(const fs::path& folder) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.empty() && name[0] != '.' && entry.is_regular_file() && is_image_path(entry.path()))
+      files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 Image read_image(const fs::path& path, const ReadOptions& options) {

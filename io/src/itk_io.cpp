@@ -1,5 +1,6 @@
 // The medical formats through ITK: NIfTI, NRRD, MetaImage, DICOM (and PNG palettes).
 #include <seg/error.h>
+#include <seg/fs.h>
 
 #include <itkGDCMImageIOFactory.h>
 #include <itkImage.h>
@@ -229,7 +230,10 @@ void write_with_itk(const fs::path& path, const Image& image) {
   register_itk_formats();
   if (image.pixels.dim() != 2)
     throw Error(path.string(), "only single-channel images can be written as " + full_extension(path));
-  write_atomically_keeping_extension(path, [&](const fs::path& tmp) {
+  // ITK's NIfTI writer reports a full disk only as "** ERROR" lines on stderr and carries on:
+  // its lines are muted, and what it left on disk is checked against its header instead.
+  const QuietStderr quiet;
+  const auto write = [&](const fs::path& tmp) {
     switch (image.pixels.scalar_type()) {
       case at::kByte: return write_typed<uint8_t>(path, tmp, image);
       case at::kShort: return write_typed<int16_t>(path, tmp, image);
@@ -242,7 +246,8 @@ void write_with_itk(const fs::path& path, const Image& image) {
       case at::kDouble: return write_typed<double>(path, tmp, image);
       default: return write_typed<float>(path, tmp, image);
     }
-  });
+  };
+  write_atomically(path, write, [](const fs::path& tmp) { check_not_truncated(tmp); });
 }
 
 at::Tensor read_png_palette_indices(const fs::path& path) {

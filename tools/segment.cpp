@@ -1,12 +1,12 @@
 // seg-segment: apply a trained model to images and write label maps (PNG or NIfTI),
-// overlays and probabilities.
+// overlays, per-structure masks and probabilities.
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
-#include <seg/postprocess.h>
-#include <seg/predict.h>
+#include <seg/output.h>
+#include <seg/segmenter.h>
 #include <seg/viz/overlay.h>
 #include <torch/torch.h>
 
@@ -30,20 +30,18 @@ struct InputItem {
   std::string case_id;
   fs::path path;                    // empty for rows of a tensor pack
   std::optional<Image> in_memory;
+  std::string source() const { return path.empty() ? "case " + case_id : path.string(); }
 };
 
 void add_path(std::vector<InputItem>& items, const fs::path& path) {
   if (fs::is_directory(path)) {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(path))
-      if (entry.is_regular_file() && seg::io::is_image_path(entry.path())) files.push_back(entry.path());
+    const auto files = io::image_files_in(path);
     if (files.empty()) throw Error(path.string(), "folder holds no image files this tool reads");
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) items.push_back({seg::io::case_id_of(f), f, std::nullopt});
+    for (const auto& f : files) items.push_back({io::case_id_of(f), f, std::nullopt});
     return;
   }
   if (!fs::exists(path)) throw Error(path.string(), "no such file");
-  items.push_back({seg::io::case_id_of(path), path, std::nullopt});
+  items.push_back({io::case_id_of(path), path, std::nullopt});
 }
 
 std::vector<InputItem> data_set_items(const std::string& data_path, const std::string& split) {
@@ -77,13 +75,60 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
   if (slash == std::string::npos || !whole(text.substr(0, slash)) || !whole(text.substr(slash + 1)))
     throw UsageError("--shard " + text + ": use K/N, for example 0/4 .. 3/4");
   const int64_t k = std::stoll(text.substr(0, slash)), n = std::stoll(text.substr(slash + 1));
-  if (n < 1 || k >= n) throw UsageError("--shard " + text + ": K counts from 0 and must be below N (0/" + std::to_string(std::max<int64_t>(n, 1)) + " .. " + std::to_string(std::max<int64_t>(n, 1) - 1) + "/" + std::to_string(std::max<int64_t>(n, 1)) + ")");
+  const int64_t shown = std::max<int64_t>(n, 1);
+  if (n < 1 || k >= n)
+    throw UsageError("--shard " + text + ": K counts from 0 and must be below N (0/" + std::to_string(shown) + " .. " +
+                     std::to_string(shown - 1) + "/" + std::to_string(shown) + ")");
   return {k, n};
 }
 
-Image read_input(const InputItem& item, bool to_gray) {
-  if (item.in_memory) return *item.in_memory;
-  return seg::io::read_image(item.path, {to_gray});
+// The files one film produces, the label map last: once it exists, the film is done.
+struct PlannedOutputs {
+  std::vector<fs::path> masks, probabilities;
+  fs::path overlay, label_map;
+  std::vector<fs::path> all() const {
+    std::vector<fs::path> files = masks;
+    files.insert(files.end(), probabilities.begin(), probabilities.end());
+    if (!overlay.empty()) files.push_back(overlay);
+    files.push_back(label_map);
+    return files;
+  }
+};
+
+struct OutputRequest {
+  std::string format;
+  bool overlay = false, probabilities = false, masks = false;
+};
+
+PlannedOutputs plan_outputs(const OutputFolder& folder, const std::string& case_id, const ClassTable& classes,
+                            const OutputRequest& request) {
+  PlannedOutputs planned;
+  for (const auto& [name, value] : classes.entries) {
+    if (request.masks && value != 0) planned.masks.push_back(folder.file("masks/" + case_id + "_" + name + "." + request.format));
+    if (request.probabilities) planned.probabilities.push_back(folder.file("probabilities/" + case_id + "_" + name + ".nii.gz"));
+  }
+  if (request.overlay) planned.overlay = folder.file("overlays/" + case_id + ".png");
+  planned.label_map = folder.file(case_id + "." + request.format);
+  return planned;
+}
+
+void write_outputs(const Segmenter& segmenter, const Segmentation& result, int64_t i, const Image& image,
+                   const std::string& case_id, const PlannedOutputs& planned, const OutputRequest& request) {
+  const ClassTable& classes = segmenter.classes();
+  if (request.masks) {
+    const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
+    const auto masks = segmenter.structure_masks(result, i);
+    for (size_t k = 0; k < masks.size(); ++k)
+      io::write_label_map(planned.masks[k], {(masks[k].second.to(torch::kByte) * mask_on).contiguous(), image.geometry, "uint8"});
+  }
+  if (request.probabilities)
+    for (int64_t k = 0; k < result.probabilities.size(1); ++k)
+      io::write_image(planned.probabilities[static_cast<size_t>(k)],
+                      {result.probabilities[i][k].contiguous(), image.geometry, "float32"});
+  const Image label_map{result.labels[i].contiguous(), image.geometry, "uint8"};
+  if (request.overlay)
+    viz::write_png(planned.overlay, viz::render_overlay(image, label_map.pixels, classes, 0.45, case_id));
+  io::write_label_map(planned.label_map, label_map);
 }
 
 }  // namespace
@@ -91,14 +136,14 @@ Image read_input(const InputItem& item, bool to_gray) {
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
     CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
-    std::string out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
+    std::string out_dir, data_path, split = "test", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
     std::string resize = "pad", shard_text;
+    OutputRequest request{"png"};
     int threads = 0;
     int64_t batch = 8;
-    bool overlay = false, probabilities = false, to_gray = false, tta = false, largest_component = false,
-         holes = false, no_postprocessing = false, no_reframe = false,
-         whole = false, masks = false;
+    bool to_gray = false, tta = false, largest_component = false, holes = false, no_postprocessing = false,
+         no_reframe = false, whole = false, overwrite = false, skip_existing = false, keep_going = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
                    "model file or training run folder; repeat it for an ensemble (the mean of the models' "
@@ -109,9 +154,11 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--data", data_path, "segment a data set's split instead (folder or tensor pack)");
     app.add_option("--split", split, "split of --data")->capture_default_str();
     app.add_option("--list", list_file, "a file with one input path per line");
-    app.add_option("--format", format, "label map format: png, nii or nii.gz")->capture_default_str();
-    app.add_flag("--overlay", overlay, "also write OUT/overlays/<case>.png");
-    app.add_flag("--probabilities", probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
+    app.add_option("--format", request.format, "label map format: png, nii or nii.gz")
+        ->check(CLI::IsMember({"png", "nii", "nii.gz"}))
+        ->capture_default_str();
+    app.add_flag("--overlay", request.overlay, "also write OUT/overlays/<case>.png");
+    app.add_flag("--probabilities", request.probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
     app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
     app.add_option("--batch", batch, "images per forward pass")->capture_default_str();
     app.add_option("--resize", resize,
@@ -139,10 +186,16 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "shipped JSRT models, each lung with its apex behind the clavicle (the lung fields other lung data "
                  "sets and SCR's own masks draw), the clavicles only outside the lungs; in the label map and overlay "
                  "(--probabilities stay the network's)");
-    app.add_flag("--masks", masks,
+    app.add_flag("--masks", request.masks,
                  "also write OUT/masks/<case>_<class>.<format>: one mask per structure (PNG 0/255, NIfTI 0/1), each "
                  "whole, overlapping where the structures do (the lungs behind the clavicles, and the clavicles "
                  "whole too), whatever --whole does to the label map");
+    app.add_flag("--overwrite", overwrite, "replace outputs that exist already (by default the run refuses them)");
+    app.add_flag("--skip-existing", skip_existing,
+                 "keep the films whose label map exists already and segment the rest (resumes an interrupted cohort "
+                 "run; a film's label map is written last)");
+    app.add_flag("--keep-going", keep_going,
+                 "when a film cannot be read, go on with the others and list the failures at the end (exit 1)");
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
     app.add_option("--shard", shard_text,
@@ -150,35 +203,42 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                    "split one cohort without collisions");
     if (!parse(app, args, out)) return kOk;
     const auto shard = parse_shard(shard_text);
-    if (format != "png" && format != "nii" && format != "nii.gz")
-      throw UsageError("--format " + format + ": use png, nii or nii.gz");
     if (batch < 1) throw UsageError("--batch must be at least 1");
+    if (overwrite && skip_existing) throw UsageError("--overwrite and --skip-existing exclude each other; give one");
     set_threads(threads);
     const at::Device device = parse_device(device_name);
 
     // Gather and check every input before writing anything.
     std::vector<InputItem> items;
-    if (!data_path.empty()) items = data_set_items(data_path, split);
+    Inputs read_paths;
+    if (!data_path.empty()) {
+      items = data_set_items(data_path, split);
+      read_paths.add(data_path);
+    }
     for (const auto& input : inputs) {
       if (input == "-") {
         for (std::string line; std::getline(std::cin, line);)
           if (!line.empty()) add_path(items, line);
       } else {
         add_path(items, input);
+        read_paths.add(input);
       }
     }
     if (!list_file.empty()) {
       std::istringstream lines(read_file(list_file));
       for (std::string line; std::getline(lines, line);)
         if (!line.empty()) add_path(items, line);
+      read_paths.add(list_file);
     }
     if (items.empty()) throw UsageError("nothing to segment: give image files, folders, -, --list or --data");
     std::map<std::string, std::string> seen;
     for (const auto& item : items) {
-      auto [it, fresh] = seen.emplace(item.case_id, item.path.string());
+      check_name(item.case_id, "case ID", item.source());
+      auto [it, fresh] = seen.emplace(item.case_id, item.source());
       if (!fresh)
-        throw Error(item.path.string(), "has the same case ID \"" + item.case_id + "\" as " + it->second +
-                                            "; outputs would collide (rename one)");
+        throw Error(item.source(), "has the same case ID \"" + item.case_id + "\" as " + it->second +
+                                       "; outputs would collide (rename one)");
+      read_paths.add(item.path);
     }
     // Every shard sees the same list (collisions are checked on all of it) and keeps its share.
     if (shard.second > 1) {
@@ -191,117 +251,132 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<Model> models;
     for (const auto& path : model_paths) {
       models.push_back(load_model(path));
-      if (models.back().info.classes.entries != models.front().info.classes.entries)
-        throw Error(path, "has other classes than " + model_paths.front() +
-                              "; an ensemble needs models trained on the same class table");
-      models.back().net->to(device);
+      read_paths.add(path);
+      if (fs::is_directory(path)) read_paths.add(fs::path(path) / "model.pth");
     }
-    const Model& model = models.front();
-    if (whole && model.info.overlaps.empty())
-      throw Error(model_paths.front(), "does not record which structures its training labels drew over others, so "
-                                       "--whole cannot restore them; add them with seg-convert MODEL -o OUT.pth "
-                                       "--overlap UNDER:OVER");
-    // The model's own clean-up (for an ensemble: the steps every member recommends), plus
-    // whatever was asked for.
-    std::vector<std::string> steps;
-    for (const auto& step : postprocessing_steps()) {
-      const bool recommended = !no_postprocessing && std::all_of(models.begin(), models.end(), [&](const Model& m) {
-        return std::find(m.info.postprocessing.begin(), m.info.postprocessing.end(), step) != m.info.postprocessing.end();
-      });
-      if (recommended || (step == "largest-component" && largest_component) || (step == "fill-holes" && holes))
-        steps.push_back(step);
+    SegmenterOptions options;
+    options.predict = {resize == "pad", tta, !no_reframe};
+    std::vector<std::string> asked;
+    if (largest_component) asked.push_back("largest-component");
+    if (holes) asked.push_back("fill-holes");
+    options.postprocessing = clean_up_steps(models, !no_postprocessing, asked);
+    options.whole = whole;
+    options.masks = request.masks;
+    options.probabilities = request.probabilities;
+    const Segmenter segmenter(std::move(models), options, device, model_paths.front());
+    if (request.masks || request.probabilities)
+      for (const auto& [name, value] : segmenter.classes().entries)
+        check_name(name, "class name", model_paths.front());
+
+    // The outputs: none may be an input, leave the folder, or exist unless asked for.
+    const OutputFolder folder(out_dir, read_paths, overwrite ? Existing::overwrite : skip_existing ? Existing::skip : Existing::refuse,
+                              "pass --overwrite to replace them, or --skip-existing to keep them and segment the rest");
+    std::vector<PlannedOutputs> planned;
+    std::vector<fs::path> all_outputs;
+    for (const auto& item : items) {
+      planned.push_back(plan_outputs(folder, item.case_id, segmenter.classes(), request));
+      for (const auto& file : planned.back().all()) all_outputs.push_back(file);
     }
-    const bool wants_probabilities =
-        probabilities || std::find(steps.begin(), steps.end(), "largest-component") != steps.end();
-    const bool reframe = !no_reframe && model.info.framing.has_value();
-    const PredictOptions predict_options{resize == "pad", tta, reframe};
-    ensure_writable_dir(out_dir);
-    if (overlay) ensure_writable_dir(fs::path(out_dir) / "overlays");
-    if (probabilities) ensure_writable_dir(fs::path(out_dir) / "probabilities");
-    if (masks) ensure_writable_dir(fs::path(out_dir) / "masks");
-    const int mask_on = format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
+    const auto exists = folder.check(all_outputs);
+    size_t skipped = 0;
+    if (skip_existing) {
+      std::vector<InputItem> todo_items;
+      std::vector<PlannedOutputs> todo_planned;
+      for (size_t i = 0, at = 0; i < items.size(); at += planned[i].all().size(), ++i) {
+        const bool done = exists[at + planned[i].all().size() - 1];  // the label map, written last
+        if (done) {
+          ++skipped;
+          continue;
+        }
+        todo_items.push_back(items[i]);
+        todo_planned.push_back(planned[i]);
+      }
+      items = std::move(todo_items);
+      planned = std::move(todo_planned);
+    }
+    std::vector<std::string> subfolders;
+    if (request.overlay) subfolders.push_back("overlays");
+    if (request.probabilities) subfolders.push_back("probabilities");
+    if (request.masks) subfolders.push_back("masks");
+    folder.create(subfolders);
 
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
-    int64_t reframed = 0;  // images that had the second pass
-    std::optional<Image> read_ahead;  // the image that ended the previous batch: read once only
+    int64_t reframed = 0;
+    std::vector<std::string> failures;  // --keep-going: films that could not be read
+    std::optional<Image> read_ahead;    // the image that ended the previous batch: read once only
+    const io::ReadOptions read_options{to_gray};
+    // Reads one film; returns nothing when it cannot be read and --keep-going says go on.
+    auto read_item = [&](size_t index) -> std::optional<Image> {
+      const auto& item = items[index];
+      try {
+        Image image = item.in_memory ? *item.in_memory : io::read_image(item.path, read_options);
+        if (image.channels() != 1)
+          throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
+        return image;
+      } catch (const Error& e) {
+        if (!keep_going)
+          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                      " films segmented before it, their outputs whole; --keep-going goes on past such films)");
+        failures.push_back(e.what());
+        return std::nullopt;
+      }
+    };
     for (size_t first = 0; first < items.size();) {
       // A batch: consecutive images of one size.
       std::vector<Image> images;
-      images.push_back(read_ahead ? std::move(*read_ahead) : read_input(items[first], to_gray));
-      read_ahead.reset();
-      size_t end = first + 1;
-      while (end < items.size() && static_cast<int64_t>(images.size()) < batch) {
-        Image next = read_input(items[end], to_gray);
-        if (next.pixels.sizes() != images.front().pixels.sizes()) {
-          read_ahead = std::move(next);
+      std::vector<size_t> rows;
+      size_t next = first;
+      if (read_ahead) {
+        images.push_back(std::move(*read_ahead));
+        rows.push_back(next++);
+        read_ahead.reset();
+      }
+      while (next < items.size() && static_cast<int64_t>(images.size()) < batch) {
+        auto image = read_item(next);
+        if (!image) {
+          ++next;
+          continue;
+        }
+        if (!images.empty() && image->pixels.sizes() != images.front().pixels.sizes()) {
+          read_ahead = std::move(image);
           break;
         }
-        images.push_back(std::move(next));
-        ++end;
+        images.push_back(std::move(*image));
+        rows.push_back(next++);
       }
+      first = next;
+      if (images.empty()) continue;
       std::vector<at::Tensor> pixels;
+      for (const auto& image : images) pixels.push_back(image.pixels.to(torch::kFloat));
+      const Segmentation result = segmenter.segment(torch::stack(pixels));
+      reframed += result.reframed;
       for (size_t i = 0; i < images.size(); ++i) {
-        if (images[i].channels() != 1)
-          throw Error(items[first + i].path.string(), "is a colour image; pass --gray to convert it to grey");
-        pixels.push_back(images[i].pixels.to(torch::kFloat));
+        try {
+          write_outputs(segmenter, result, static_cast<int64_t>(i), images[i], items[rows[i]].case_id, planned[rows[i]], request);
+        } catch (const Error& e) {
+          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                      " films written whole before it)");
+        }
+        ++done;
       }
-      const auto batch_pixels = torch::stack(pixels);
-      at::Tensor labels, probs;
-      if (models.size() == 1 && !tta && !reframe) {
-        // One model: labels from its logits, as always.
-        const auto logits = predict_logits(model, batch_pixels, device, predict_options);
-        labels = logits_to_labels(logits, model.info.classes);
-        if (wants_probabilities) probs = torch::softmax(logits, 1);
-      } else {
-        probs = predict_probabilities(models, batch_pixels, device, predict_options, &reframed);
-        labels = logits_to_labels(probs, model.info.classes);
-      }
-      labels = labels.cpu();
-      if (probs.defined()) probs = probs.cpu();
-      labels = postprocess(labels, steps, model.info.classes, probs);
-      // Each structure whole: those drawn over from the restored map, the rest as predicted.
-      const at::Tensor restored =
-          (whole || masks) && !model.info.overlaps.empty() ? restore_covered(labels, model.info.overlaps) : labels;
-      const at::Tensor as_predicted = labels;
-      if (whole) labels = restored;
-      for (size_t i = 0; i < images.size(); ++i) {
-        const auto& item = items[first + i];
-        Image label_map{labels[static_cast<int64_t>(i)].contiguous(), images[i].geometry, "uint8"};
-        seg::io::write_label_map(fs::path(out_dir) / (item.case_id + "." + format), label_map);
-        if (masks)
-          for (const auto& [name, value] : model.info.classes.entries) {
-            if (value == 0) continue;
-            const bool drawn_over = std::any_of(model.info.overlaps.begin(), model.info.overlaps.end(),
-                                                [value = value](const Overlap& o) { return o.under == value; });
-            const at::Tensor mask = (drawn_over ? restored : as_predicted)[static_cast<int64_t>(i)] == value;
-            Image mask_image{(mask.to(torch::kByte) * mask_on).contiguous(), images[i].geometry, "uint8"};
-            seg::io::write_label_map(fs::path(out_dir) / "masks" / (item.case_id + "_" + name + "." + format),
-                                     mask_image);
-          }
-        if (overlay)
-          seg::viz::write_png(fs::path(out_dir) / "overlays" / (item.case_id + ".png"),
-                              seg::viz::render_overlay(images[i], label_map.pixels, model.info.classes, 0.45, item.case_id));
-        if (probabilities)
-          for (int64_t k = 0; k < probs.size(1); ++k) {
-            Image p{probs[static_cast<int64_t>(i)][k].contiguous(), images[i].geometry, "float32"};
-            seg::io::write_image(fs::path(out_dir) / "probabilities" /
-                                     (item.case_id + "_" + model.info.classes.entries[static_cast<size_t>(k)].first + ".nii.gz"),
-                                 p);
-          }
-      }
-      done += images.size();
-      first = end;
       if (terminal) err << "\rsegmented " << done << "/" << items.size() << std::flush;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (terminal) err << "\r\033[K";
-    out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " ("
-        << std::fixed << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s; "
-        << (reframe ? std::to_string(reframed) + " reframed; " : "") << (whole ? "structures whole; " : "") << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", "))
-        << ")\n";
-    return kOk;
+    const auto& steps = segmenter.options().postprocessing;
+    out << done << " label map" << (done == 1 ? "" : "s") << " written to " << out_dir << " (" << std::fixed
+        << std::setprecision(1) << static_cast<double>(done) / std::max(seconds, 1e-9) << " images/s; "
+        << (skipped ? std::to_string(skipped) + " skipped, their label maps exist; " : "")
+        << (segmenter.options().predict.reframe ? std::to_string(reframed) + " reframed; " : "")
+        << (whole ? "structures whole; " : "")
+        << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", ")) << ")\n";
+    if (failures.empty()) return kOk;
+    err << "seg-segment: error: " << failures.size() << " film" << (failures.size() == 1 ? "" : "s")
+        << " could not be read:\n";
+    for (const auto& failure : failures) err << "  " << failure << "\n";
+    return kBadInput;
   });
 }
 

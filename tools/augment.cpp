@@ -6,6 +6,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
+#include <seg/output.h>
 #include <seg/predict.h>
 #include <seg/viz/overlay.h>
 
@@ -120,6 +121,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
+    bool overwrite = false;
+    app.add_flag("--overwrite", overwrite, "replace outputs that exist already in OUT");
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
     if (count < 1 || count > 999) throw UsageError("--count " + std::to_string(count) + ": give 1..999 samples");
@@ -151,6 +154,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
       sample.image = io::read_image(image_path);
       sample.labels = io::read_label_map(labels_path);
       case_id = io::case_id_of(image_path);
+      check_name(case_id, "case ID", image_path);
       sample.source = image_path;
     }
     if (sample.image.channels() != 1)
@@ -185,38 +189,49 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     warped_images = warped_images.squeeze(1).cpu();
     warped_labels = warped_labels.cpu();
 
-    ensure_writable_dir(fs::path(out_dir) / "images");
-    ensure_writable_dir(fs::path(out_dir) / "labels");
     // PNG holds 8 and 16 bit; other pixel types keep their type in NIfTI.
     const auto pixel_dtype = sample.image.pixels.scalar_type();
     const std::string image_ext = (pixel_dtype == at::kByte || pixel_dtype == at::kInt) ? ".png" : ".nii.gz";
+    Inputs inputs;
+    for (const auto& path : {data_path, image_path, labels_path}) inputs.add(path);
+    const OutputFolder folder(out_dir, inputs, overwrite ? Existing::overwrite : Existing::refuse,
+                              "pass --overwrite to replace them");
+    std::vector<std::string> names;
+    std::vector<fs::path> planned{folder.file("montage.png"), folder.file("augment.json")};
+    for (int64_t k = 0; k < count; ++k) {
+      std::ostringstream name;
+      name << case_id << "_aug" << std::setw(count >= 100 ? 3 : 2) << std::setfill('0') << (k + 1);
+      names.push_back(name.str());
+      planned.push_back(folder.file("images/" + name.str() + image_ext));
+      planned.push_back(folder.file("labels/" + name.str() + ".png"));
+    }
+    folder.check(planned);
+    folder.create({"images", "labels"});
     std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
                                                         case_id + " (original)")};
     nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
                              {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"rotation", rotation}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"devices", devices}, {"count", count}, {"samples", nlohmann::json::array()}};
     const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
     for (int64_t k = 0; k < count; ++k) {
-      std::ostringstream name;
-      name << case_id << "_aug" << std::setw(count >= 100 ? 3 : 2) << std::setfill('0') << (k + 1);
+      const std::string& name = names[static_cast<size_t>(k)];
       Image image = sample.image;
       image.pixels = to_pixel_type(warped_images[k], pixel_dtype).contiguous();
       Image label_map = sample.labels;
       label_map.pixels = warped_labels[k].contiguous();
-      const fs::path image_file = fs::path(out_dir) / "images" / (name.str() + image_ext);
-      const fs::path labels_file = fs::path(out_dir) / "labels" / (name.str() + ".png");
+      const fs::path& image_file = planned[static_cast<size_t>(2 + 2 * k)];
+      const fs::path& labels_file = planned[static_cast<size_t>(3 + 2 * k)];
       io::write_image(image_file, image);
       io::write_label_map(labels_file, label_map);
-      tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, name.str()));
+      tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, name));
       const auto t = theta_cpu[k];
-      record["samples"].push_back({{"name", name.str()},
+      record["samples"].push_back({{"name", name},
                                    {"image", image_file.string()},
                                    {"labels", labels_file.string()},
                                    {"theta", {{t[0][0].item<double>(), t[0][1].item<double>(), t[0][2].item<double>()},
                                               {t[1][0].item<double>(), t[1][1].item<double>(), t[1][2].item<double>()}}}});
     }
-    const fs::path montage_file = fs::path(out_dir) / "montage.png";
-    viz::write_png(montage_file, viz::montage(tiles, columns));
-    write_file_atomically(fs::path(out_dir) / "augment.json", record.dump(2) + "\n");
+    viz::write_png(planned[0], viz::montage(tiles, columns));
+    write_file_atomically(planned[1], record.dump(2) + "\n");
     out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
         << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
         << (rotation > 0 ? ", rotation " + std::to_string(rotation) : std::string())

@@ -6,6 +6,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/output.h>
 
 #include <ATen/ATen.h>
 #include <unistd.h>
@@ -24,41 +25,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// An output folder that appears whole or not at all: everything is written into a hidden
-// folder beside it, which is renamed into place at the end and removed on failure.
-class StagedFolder {
- public:
-  StagedFolder(const fs::path& target, bool overwrite) : target_(target) {
-    if (fs::exists(target_)) {
-      if (!fs::is_directory(target_)) throw Error(target_.string(), "exists and is not a folder; choose another output");
-      if (!fs::is_empty(target_) && !overwrite)
-        throw Error(target_.string(), "exists and is not empty; choose a new folder or pass --overwrite");
-    }
-    const fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
-    ensure_writable_dir(parent);
-    staging_ = parent / ("." + target_.filename().string() + ".tmp." + std::to_string(::getpid()));
-    std::error_code ec;
-    fs::remove_all(staging_, ec);
-    ensure_writable_dir(staging_);
-  }
-  ~StagedFolder() {
-    std::error_code ec;
-    if (!committed_) fs::remove_all(staging_, ec);
-  }
-  StagedFolder(const StagedFolder&) = delete;
-  StagedFolder& operator=(const StagedFolder&) = delete;
-
-  const fs::path& path() const { return staging_; }
-  void commit() {
-    if (fs::exists(target_)) fs::remove_all(target_);
-    fs::rename(staging_, target_);
-    committed_ = true;
-  }
-
- private:
-  fs::path target_, staging_;
-  bool committed_ = false;
-};
+// A folder output (a data set, the notebook's files) is a unit: an existing folder that is not
+// empty is replaced only with --overwrite, file by file, and never if it is an input.
+fs::path checked_folder_output(const fs::path& target, const Inputs& inputs, bool overwrite) {
+  const OutputFolder folder(target, inputs, overwrite ? Existing::overwrite : Existing::refuse, "");
+  std::error_code ec;
+  if (fs::exists(target) && !fs::is_empty(target, ec) && !overwrite)
+    throw Error(target.string(), "exists and is not empty; choose a new folder or pass --overwrite");
+  return target;
+}
 
 bool is_dataset_input(const fs::path& path) {
   if (fs::is_directory(path)) return fs::exists(path / "dataset.json");
@@ -76,6 +51,7 @@ std::string extension_of_format(const std::string& format) {
 
 struct Options {
   std::vector<std::string> inputs;
+  Inputs read_paths;  // every file and folder read: never an output
   std::string output;
   bool labels = false;
   bool gray = false;
@@ -86,6 +62,8 @@ struct Options {
   std::string name;
 };
 
+Existing existing_policy(const Options& options) { return options.overwrite ? Existing::overwrite : Existing::refuse; }
+
 // A data set goes to a tensor pack (OUT.pth), the notebook's two files (--to-notebook: a
 // folder with JSRT_img0_lms.pth and jsrt_seg_masks.pth) or a data set folder.
 void write_dataset(Dataset data, const Options& options, std::ostream& out) {
@@ -95,7 +73,7 @@ void write_dataset(Dataset data, const Options& options, std::ostream& out) {
                               shape_text(data.images.size(1), data.images.size(2)) + ", " +
                               std::to_string(data.classes.size()) + " classes";
   if (options.to_notebook) {
-    StagedFolder folder(target, options.overwrite);
+    StagedFolder folder(checked_folder_output(target, options.read_paths, options.overwrite));
     io::export_notebook_files(data, folder.path() / "JSRT_img0_lms.pth", folder.path() / "jsrt_seg_masks.pth");
     folder.commit();
     out << "wrote " << (target / "JSRT_img0_lms.pth").string() << " and " << (target / "jsrt_seg_masks.pth").string()
@@ -103,13 +81,12 @@ void write_dataset(Dataset data, const Options& options, std::ostream& out) {
     return;
   }
   if (is_tensor_pack(target)) {
-    if (fs::exists(target) && !options.overwrite)
-      throw Error(target.string(), "exists; choose another name or pass --overwrite");
+    check_output_file(target, options.read_paths, existing_policy(options), "choose another name or pass --overwrite");
     save_tensor_pack(data, target);
     out << "wrote tensor pack " << target.string() << ": " << summary << "\n";
     return;
   }
-  StagedFolder folder(target, options.overwrite);
+  StagedFolder folder(checked_folder_output(target, options.read_paths, options.overwrite));
   io::write_dataset_folder(data, folder.path());
   folder.commit();
   out << "wrote data set folder " << target.string() << ": " << summary << "\n";
@@ -140,8 +117,7 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
                  const std::vector<std::string>& overlaps, const Options& options, std::ostream& out) {
   const fs::path target = options.output;
   if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
-  if (fs::exists(target) && !options.overwrite)
-    throw Error(target.string(), "exists; choose another name or pass --overwrite");
+  check_output_file(target, options.read_paths, existing_policy(options), "choose another name or pass --overwrite");
   Model model = load_model(input);
   if (!framing_from.empty()) {
     const Dataset data = load_data(framing_from);
@@ -188,11 +164,8 @@ std::vector<fs::path> image_files(const std::vector<std::string>& inputs) {
   for (const auto& input : inputs) {
     if (!fs::exists(input)) throw Error(input, "no such file or folder; check the path");
     if (fs::is_directory(input)) {
-      std::vector<fs::path> inside;
-      for (const auto& entry : fs::directory_iterator(input))
-        if (entry.is_regular_file() && io::is_image_path(entry.path())) inside.push_back(entry.path());
+      const auto inside = io::image_files_in(input);
       if (inside.empty()) throw Error(input, "holds no image files (.png, .nii.gz, ...)");
-      std::sort(inside.begin(), inside.end());
       files.insert(files.end(), inside.begin(), inside.end());
     } else {
       files.emplace_back(input);
@@ -247,6 +220,8 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
                    "part of UNDER (JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle), so "
                    "seg-segment --whole can paint UNDER whole again");
     if (!parse(app, args, out)) return kOk;
+    for (const auto& input : options.inputs) options.read_paths.add(input);
+    if (!framing_from.empty()) options.read_paths.add(framing_from);
     if (!size_text.empty()) options.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
 
@@ -291,21 +266,29 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     const fs::path target = options.output;
     const bool single_file = options.inputs.size() == 1 && !fs::is_directory(options.inputs[0]) && io::is_image_path(target);
     if (single_file) {
-      if (fs::exists(target) && !options.overwrite)
-        throw Error(target.string(), "exists; choose another name or pass --overwrite");
+      check_output_file(target, options.read_paths, existing_policy(options), "choose another name or pass --overwrite");
       convert_file(files[0], target, options);
       out << "wrote " << target.string() << "\n";
       return kOk;
     }
+    // Many files into a folder: every name checked and no existing file replaced unless asked,
+    // before anything is written; the files appear together.
     const std::string extension = extension_of_format(options.format);
-    StagedFolder folder(target, options.overwrite);
+    const OutputFolder destination(target, options.read_paths, existing_policy(options), "pass --overwrite to replace them");
+    std::vector<std::string> names;
+    std::vector<fs::path> outputs;
     std::set<std::string> seen;
     for (const auto& file : files) {
       const std::string id = io::case_id_of(file);
+      check_name(id, "case ID", file.string());
       if (!seen.insert(id).second)
         throw Error(file.string(), "has the same name as another input (" + id + "); rename one of them");
-      convert_file(file, folder.path() / (id + extension), options);
+      names.push_back(id + extension);
+      outputs.push_back(destination.file(names.back()));
     }
+    destination.check(outputs);
+    StagedFolder folder(target);
+    for (size_t i = 0; i < files.size(); ++i) convert_file(files[i], folder.path() / names[i], options);
     folder.commit();
     out << "wrote " << files.size() << (options.labels ? " label maps" : " images") << " into " << target.string() << "\n";
     return kOk;

@@ -6,6 +6,7 @@
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
 #include <seg/models.h>
+#include <seg/output.h>
 #include <seg/viz/overlay.h>
 
 #include <ATen/ATen.h>
@@ -464,9 +465,18 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--case", overlay.case_id, "--overlay: the case of a data set (default: the first)");
     app.add_option("--label-map", overlay.label_map, "--overlay: the label map drawn over an image file");
     app.add_flag("--strict", strict, "exit with 1 when there are warnings");
+    bool overwrite = false;
+    app.add_flag("--overwrite", overwrite, "--overlay: replace an existing file");
     if (!parse(app, args, out)) return kOk;
     const fs::path path = path_text;
     if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
+    if (!overlay_path.empty()) {
+      Inputs inputs;
+      inputs.add(path);
+      inputs.add(overlay.label_map);
+      check_output_file(overlay_path, inputs, overwrite ? Existing::overwrite : Existing::refuse,
+                        "pass --overwrite to replace it");
+    }
     if (is_model_path(path)) {
       if (!overlay_path.empty() || !overlay.case_id.empty() || !overlay.label_map.empty())
         throw UsageError("--overlay, --case and --label-map apply to images and data sets, not to models");

@@ -3,6 +3,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/models.h>
+#include <seg/output.h>
 #include <seg/postprocess.h>
 #include <seg/predict.h>
 #include <seg/train.h>
@@ -255,6 +256,12 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
       if (size_text.empty()) size_text = saved.value("size", "");
     }
     if (data_path.empty()) throw UsageError("--data DIR is required");
+    {
+      Inputs inputs;  // the run folder may not be one of them
+      inputs.add(data_path);
+      inputs.add(o.init_from);
+      const OutputFolder refuses_inputs(run_dir, inputs, Existing::overwrite, "");
+    }
 
     DataRequest request;
     if (!size_text.empty()) request.size = parse_size(size_text);

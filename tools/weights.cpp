@@ -3,6 +3,7 @@
 // Built in every configuration: a tensor pack needs no image IO.
 #include <seg/dataset.h>
 #include <seg/error.h>
+#include <seg/output.h>
 #include <seg/fs.h>
 #include <seg/weights.h>
 
@@ -36,8 +37,17 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     auto* json_option =
         app.add_option("--json", json_path, "JSON to stdout alone (bare --json), or to FILE")->expected(0, 1);
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
+    bool overwrite = false;
+    app.add_flag("--overwrite", overwrite, "--json FILE: replace an existing file");
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
+    const bool want_json = json_option->count() > 0;
+    const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
+    if (want_json && !json_to_stdout) {
+      Inputs inputs;
+      inputs.add(data_path);
+      check_output_file(json_path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite to replace it");
+    }
     const WeightMode mode = parse_weight_mode(mode_name);
     if (mode == WeightMode::power && !(power > 0))
       throw UsageError("--power " + std::to_string(power) + ": must be positive (0.35 is the notebook's)");
@@ -57,8 +67,6 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     const auto counts = label_counts(data.labels, num_classes);
     const auto w = class_weights(counts, mode, power);
 
-    const bool want_json = json_option->count() > 0;
-    const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
     if (want_json) {
       nlohmann::json j;
       j["data"] = data_path;

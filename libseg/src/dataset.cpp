@@ -1,6 +1,7 @@
 #include <seg/dataset.h>
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/output.h>
 #include <seg/torch_archive.h>
 
 #include <nlohmann/json.hpp>
@@ -99,7 +100,7 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
         auto cases = it.value().get<std::vector<std::string>>();
         std::set<std::string> in_split;
         for (const auto& c : cases) {
-          if (c.empty()) fail("split \"" + it.key() + "\" has an empty case ID");
+          check_name(c, "case ID", path.string() + " (split \"" + it.key() + "\")");
           if (!in_split.insert(c).second) fail("case " + c + " is listed twice in split \"" + it.key() + "\"");
           if (seen.insert(c).second) spec.cases.push_back(c);
         }
@@ -107,8 +108,10 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
       }
     }
     if (j.contains("cases")) {
-      for (const auto& c : j["cases"].get<std::vector<std::string>>())
+      for (const auto& c : j["cases"].get<std::vector<std::string>>()) {
+        check_name(c, "case ID", path.string() + " (\"cases\")");
         if (seen.insert(c).second) spec.cases.push_back(c);
+      }
     }
     if (spec.cases.empty()) fail("lists no cases (\"split\" or \"cases\")");
   } catch (const json::exception& e) {
@@ -212,6 +215,9 @@ void Dataset::validate() const {
         throw Error(source, "label value " + std::to_string(v) + " is not in the class table");
     }
   }
+  for (const auto& c : cases) check_name(c, "case ID", source);
+  for (const auto& [split, split_cases] : splits)
+    for (const auto& c : split_cases) check_name(c, "case ID", source + " (split \"" + split + "\")");
   std::set<std::string> unique(cases.begin(), cases.end());
   if (unique.size() != cases.size()) throw Error(source, "case IDs are not unique");
 }
@@ -266,7 +272,7 @@ void save_tensor_pack(const Dataset& data, const fs::path& path) {
   }
   dict.insert("split_names", to_list(split_names));
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 Dataset load_tensor_pack(const fs::path& path) {

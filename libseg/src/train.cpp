@@ -158,7 +158,9 @@ void save_checkpoint(const fs::path& path, SegNetImpl& net, torch::optim::Optimi
   archive.write("options", c10::IValue(meta.options_json));
   archive.write("model_info", c10::IValue(meta.info_json));
   archive.write("history", c10::IValue(meta.history_json));
-  write_atomically(path, [&](const fs::path& tmp) { archive.save_to(tmp.string()); });
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(path, bytes.str());
 }
 
 Checkpoint read_checkpoint_meta(torch::serialize::InputArchive& archive) {

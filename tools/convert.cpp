@@ -6,6 +6,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 
 #include <ATen/ATen.h>
 #include <unistd.h>
@@ -142,7 +143,7 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
   if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
   if (fs::exists(target) && !options.overwrite)
     throw Error(target.string(), "exists; choose another name or pass --overwrite");
-  Model model = load_model(input);
+  Model model = load_model(find_model(input.string()));
   if (!framing_from.empty()) {
     const Dataset data = load_data(framing_from);
     if (data.classes.entries != model.info.classes.entries)
@@ -268,7 +269,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       return kOk;
     }
 
-    if (options.inputs.size() == 1 && is_model_path(options.inputs[0])) {
+    if (options.inputs.size() == 1 && is_model_path(find_model_or_keep(options.inputs[0]))) {
       if (options.labels || options.gray || options.size || options.to_notebook || !options.name.empty())
         throw UsageError("--labels, --gray, --size, --to-notebook and --name apply to images and data sets, not to a model "
                          "(a model converts with --half or without)");

@@ -5,6 +5,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 #include <seg/postprocess.h>
 #include <seg/predict.h>
 #include <seg/viz/overlay.h>
@@ -101,8 +102,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
          whole = false, masks = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
-                   "model file or training run folder; repeat it for an ensemble (the mean of the models' "
-                   "probabilities; they may differ in network and input size but not in classes)")
+                   "model file, training run folder or model name (seg-inspect --models); repeat it for an "
+                   "ensemble (the mean of the models' probabilities; they may differ in network and input size but "
+                   "not in classes)")
         ->required()
         ->allow_extra_args(false);
     app.add_option("-o,--out", out_dir, "output folder")->required();
@@ -190,7 +192,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
 
     std::vector<Model> models;
     for (const auto& path : model_paths) {
-      models.push_back(load_model(path));
+      models.push_back(load_model(find_model(path)));
       if (models.back().info.classes.entries != models.front().info.classes.entries)
         throw Error(path, "has other classes than " + model_paths.front() +
                               "; an ensemble needs models trained on the same class table");

@@ -37,6 +37,8 @@ int run_tool(const std::string& tool, std::ostream& err, const std::function<int
 }
 
 bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& out) {
+  // Every tool answers --version with the suite's version (help2man reads it for the man page).
+  app.set_version_flag("--version", app.get_name() + " " + SEG_VERSION);
   // CLI11 consumes a vector from the back.
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

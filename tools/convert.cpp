@@ -6,6 +6,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 #include <seg/output.h>
 
 #include <ATen/ATen.h>
@@ -243,11 +244,12 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       return kOk;
     }
 
-    if (options.inputs.size() == 1 && is_model_path(options.inputs[0])) {
+    if (const fs::path model = find_model_or_keep(options.inputs[0]); options.inputs.size() == 1 && is_model_path(model)) {
       if (options.labels || options.gray || options.size || options.to_notebook || !options.name.empty())
         throw UsageError("--labels, --gray, --size, --to-notebook and --name apply to images and data sets, not to a model "
                          "(a model converts with --half or without)");
-      write_model(options.inputs[0], half, framing_from, overlaps, options, out);
+      options.read_paths.add(fs::is_directory(model) ? model / "model.pth" : model);
+      write_model(model, half, framing_from, overlaps, options, out);
       return kOk;
     }
     if (half || !framing_from.empty() || !overlaps.empty())

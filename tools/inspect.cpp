@@ -5,6 +5,7 @@
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 #include <seg/models.h>
 #include <seg/output.h>
 #include <seg/viz/overlay.h>
@@ -441,6 +442,58 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   }
 }
 
+// The mean Dice on the test split the model's training recorded (its validation split was
+// "test"), or "-".
+std::string recorded_test_figure(const std::string& provenance_json) {
+  const auto provenance = nlohmann::json::parse(provenance_json, nullptr, false);
+  if (!provenance.is_object() || provenance.value("val_split", std::string()) != "test" ||
+      !provenance.contains("val_mean_dice") || !provenance["val_mean_dice"].is_number())
+    return "-";
+  std::ostringstream figure;
+  figure << "test mean Dice " << std::fixed << std::setprecision(4) << provenance["val_mean_dice"].get<double>();
+  return figure.str();
+}
+
+std::string file_size_text(uintmax_t bytes) {
+  std::ostringstream text;
+  if (bytes < (1u << 20)) text << (bytes + 1023) / 1024 << " KiB";
+  else text << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1u << 20) << " MiB";
+  return text.str();
+}
+
+// seg-inspect --models: every model --model NAME finds, one line each, the one it picks first.
+void print_found_models(std::ostream& out, bool as_json) {
+  const auto folders = model_search_folders();
+  ordered_json list = ordered_json::array();
+  for (const auto& found : list_models(folders)) {
+    ordered_json entry{{"name", found.name}, {"network", "-"}, {"classes", nullptr},
+                       {"bytes", fs::file_size(found.path)}, {"test", "-"}, {"path", found.path.string()}};
+    try {
+      const Model model = load_model(found.path);
+      entry["network"] = model.info.network.architecture;
+      entry["classes"] = model.info.classes.size();
+      entry["test"] = recorded_test_figure(model.info.provenance_json);
+    } catch (const Error& e) {
+      entry["test"] = std::string("unreadable: ") + e.what();
+    }
+    list.push_back(entry);
+  }
+  if (as_json) {
+    out << list.dump(2) << "\n";
+    return;
+  }
+  for (const auto& m : list)
+    out << m["name"].get<std::string>() << "  " << m["network"].get<std::string>() << "  "
+        << (m["classes"].is_null() ? std::string("-") : std::to_string(m["classes"].get<int64_t>()) + " classes") << "  "
+        << file_size_text(m["bytes"].get<uintmax_t>()) << "  " << m["test"].get<std::string>() << "  "
+        << m["path"].get<std::string>() << "\n";
+  if (list.empty()) {
+    std::vector<std::string> places;
+    for (const auto& folder : folders) places.push_back(folder.string());
+    out << "no models in " << join(places, ", ") << " (SEG_MODEL_PATH adds folders)\n";
+  }
+}
+
 }  // namespace
 
 int inspect(const Args& args, std::ostream& out, std::ostream& err) {
@@ -451,13 +504,20 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
         ".pth tensor pack) also cases, splits and classes, with warnings for anything odd; for a\n"
         "model file or run folder its network, classes, normalisation and training record.\n"
         "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]\n"
-        "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]",
+        "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]\n"
+        "  seg-inspect MODEL|NAME     a model file, run folder or installed model's name\n"
+        "  seg-inspect --models       the models --model NAME finds (SEG_MODEL_PATH, then installed)",
         "seg-inspect"};
     std::string path_text;
-    bool as_labels = false, gray = false, as_json = false, strict = false;
+    bool as_labels = false, gray = false, as_json = false, strict = false, list_found_models = false;
     OverlayRequest overlay;
     std::string overlay_path;
-    app.add_option("path", path_text, "image, label map, data set folder, dataset.json, tensor pack, model file or training run folder")->required();
+    app.add_option("path", path_text,
+                   "image, label map, data set folder, dataset.json, tensor pack, model file, training run folder or "
+                   "model name");
+    app.add_flag("--models", list_found_models,
+                 "list the models found by name, one a line: name, network, classes, file size, recorded test "
+                 "figure, file");
     app.add_flag("--labels", as_labels, "treat the file as a label map");
     app.add_flag("--gray", gray, "accept a colour image, converted to grey");
     app.add_flag("--json", as_json, "machine-readable output");
@@ -468,7 +528,12 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     bool overwrite = false;
     app.add_flag("--overwrite", overwrite, "--overlay: replace an existing file");
     if (!parse(app, args, out)) return kOk;
-    const fs::path path = path_text;
+    if (list_found_models != path_text.empty()) throw UsageError("give a path to inspect, or --models");
+    if (list_found_models) {
+      print_found_models(out, as_json);
+      return kOk;
+    }
+    const fs::path path = find_model(path_text);
     if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
     if (!overlay_path.empty()) {
       Inputs inputs;

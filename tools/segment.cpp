@@ -5,6 +5,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 #include <seg/output.h>
 #include <seg/segmenter.h>
 #include <seg/viz/overlay.h>
@@ -146,8 +147,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
          no_reframe = false, whole = false, overwrite = false, skip_existing = false, keep_going = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
-                   "model file or training run folder; repeat it for an ensemble (the mean of the models' "
-                   "probabilities; they may differ in network and input size but not in classes)")
+                   "model file, training run folder or model name (seg-inspect --models); repeat it for an "
+                   "ensemble (the mean of the models' probabilities; they may differ in network and input size but "
+                   "not in classes)")
         ->required()
         ->allow_extra_args(false);
     app.add_option("-o,--out", out_dir, "output folder")->required();
@@ -250,9 +252,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
 
     std::vector<Model> models;
     for (const auto& path : model_paths) {
-      models.push_back(load_model(path));
-      read_paths.add(path);
-      if (fs::is_directory(path)) read_paths.add(fs::path(path) / "model.pth");
+      const fs::path file = find_model(path);
+      models.push_back(load_model(file));
+      read_paths.add(file);
+      if (fs::is_directory(file)) read_paths.add(file / "model.pth");
     }
     SegmenterOptions options;
     options.predict = {resize == "pad", tta, !no_reframe};

@@ -2,6 +2,7 @@
 #include <seg/distributed.h>
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/model_search.h>
 #include <seg/models.h>
 #include <seg/output.h>
 #include <seg/postprocess.h>
@@ -142,7 +143,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     if (const auto model = option_value(args, "--model")) o.architecture = *model;
     else if (const auto init = option_value(args, "--init")) {
       try {
-        o.architecture = load_model(*init).info.network.architecture;
+        o.architecture = load_model(find_model(*init)).info.network.architecture;
       } catch (const Error&) {
         init_unreadable = true;
       }
@@ -159,8 +160,8 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--out", run_dir, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png");
     app.add_option("--resume", resume_dir, "continue the run in this folder from its last checkpoint");
     app.add_option("--init", o.init_from,
-                   "start from this model's weights (model file or run folder; fine-tuning on other data or at another "
-                   "size): same network and labels, its intensity normalisation is kept");
+                   "start from this model's weights (model file, run folder or model name; fine-tuning on other data "
+                   "or at another size): same network and labels, its intensity normalisation is kept");
     auto* epochs_option = app.add_option("--epochs", o.epochs, "epochs (with --resume: extend the run to this many)")->capture_default_str();
     app.add_option("--batch", o.batch, "images per step")->capture_default_str();
     app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
@@ -223,6 +224,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
 
     const bool resume = !resume_dir.empty();
     if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
+    o.init_from = find_model(o.init_from).string();  // a model name: the file it names
     if (init_unreadable) load_model(o.init_from);  // throws its one-line reason (before --dry-run names a network)
     if (dry_run) {
       auto net = make_network({o.architecture, 1, 6});

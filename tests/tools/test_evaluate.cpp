@@ -1,19 +1,26 @@
 // seg-evaluate in-process: the notebook's Dice on real cases, hand-checked distances,
-// folder matching, data sets, reports and errors.
+// folder matching, data sets, class tables, reports and errors.
 #include <seg/dataset.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
 #include <seg/metrics.h>
+#include <seg/model_file.h>
+#include <seg/models.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <memory>
+
+#include "fixtures.h"
 #include "test_support.h"
 #include "tool_run.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using seg::testing::list_files;
 using seg::testing::run_tool_in_process;
 using seg::testing::ScratchDir;
 
@@ -75,18 +82,62 @@ TEST_F(EvaluateTool, ReproducesTheNotebookDiceOnRealCases) {
     const double area_p = p.eq(l).sum().item<double>(), area_t = t.eq(l).sum().item<double>();
     EXPECT_NEAR(report["cases"][0]["rvd"][l - 1].get<double>(), area_p / area_t - 1, 1e-6) << "label " << l;
   }
+
+  // The data set's class table names the same five labels.
+  auto named = evaluate({pred.string(), truth.string(), "--classes", (dir / "dataset.json").string(), "--json"});
+  ASSERT_EQ(named.code, 0) << named.err;
+  const auto named_report = json::parse(named.out);
+  ASSERT_EQ(named_report["labels"].size(), 5u);
+  EXPECT_EQ(named_report["labels"][0]["name"], "right_lung");
+  EXPECT_EQ(named_report["mean_dice_per_label"], report["mean_dice_per_label"]);
 }
 
-TEST_F(EvaluateTool, FoldersMatchByCaseIdAndSkipTruthsWithoutPrediction) {
+// One pixel of 255 in a prediction used to add labels 6..255, each absent from both sides and
+// so scoring Dice 1, which lifted the mean over labels towards 1. Label 255 is in no truth now:
+// reported, scored where it is, and left out of the mean, which falls by the pixel it took.
+TEST_F(EvaluateTool, AStrayPixelOf255DoesNotRaiseTheMean) {
+  SEG_REQUIRE_JSRT(dir);
+  ScratchDir tmp;
+  const auto truth = dir / "labels/JPCNN007.png";
+  auto pred = seg::io::read_label_map(dir / "labels/JPCNN009.png");
+  // A pixel of the right lung that the truth has too.
+  const auto lung = ((pred.pixels == 1) & (seg::io::read_label_map(truth).pixels == 1)).nonzero()[0];
+  pred.pixels[lung[0].item<int64_t>()][lung[1].item<int64_t>()] = 255;
+  seg::io::write_label_map(tmp / "stray.png", pred);
+  auto clean = evaluate({(dir / "labels/JPCNN009.png").string(), truth.string(), "--json"});
+  auto r = evaluate({(tmp / "stray.png").string(), truth.string(), "--json"});
+  ASSERT_EQ(clean.code, 0) << clean.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = json::parse(r.out);
+  const double clean_mean = json::parse(clean.out)["mean_dice"].get<double>();
+  EXPECT_LT(report["mean_dice"].get<double>(), clean_mean);
+  EXPECT_GT(report["mean_dice"].get<double>(), clean_mean - 0.01);
+  ASSERT_EQ(report["labels"].size(), 6u);  // 1..5 and 255
+  EXPECT_EQ(report["labels"][5]["value"], 255);
+  EXPECT_EQ(report["labels"][5]["in_truth"], false);
+  EXPECT_NE(r.err.find("seg-evaluate: warning: class label_255 (255) has no pixels in any truth; left out of the mean"),
+            std::string::npos) << r.err;
+}
+
+TEST_F(EvaluateTool, FoldersMatchByCaseIdAndTruthsWithoutPredictionNeedSkipMissing) {
   ScratchDir tmp;
   write_labels(tmp / "pred/a.png", square_at(2));
   write_labels(tmp / "truth/a.png", square_at(8));
   write_labels(tmp / "pred/b.png", square_at(2));
   write_labels(tmp / "truth/b.png", square_at(2));
-  write_labels(tmp / "truth/c.png", square_at(5));  // no prediction: skipped, counted
+  write_labels(tmp / "truth/c.png", square_at(5));  // no prediction
   const auto csv = tmp / "scores.csv";
-  auto r = evaluate({(tmp / "pred").string(), (tmp / "truth").string(), "--csv", csv.string(), "--json",
-                     (tmp / "report.json").string()});
+  const seg::tools::Args args{(tmp / "pred").string(), (tmp / "truth").string(), "--csv", csv.string(), "--json",
+                              (tmp / "report.json").string()};
+  auto stopped = evaluate(args);
+  EXPECT_EQ(stopped.code, 1);
+  EXPECT_NE(stopped.err.find("1 truth(s) without a prediction (c); add them, or pass --skip-missing"), std::string::npos)
+      << stopped.err;
+  EXPECT_FALSE(fs::exists(csv));
+
+  auto with_skip = args;
+  with_skip.push_back("--skip-missing");
+  auto r = evaluate(with_skip);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("2 case(s) evaluated; 1 truth(s) without a prediction skipped"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("label_1 (1)"), std::string::npos) << r.out;
@@ -142,45 +193,53 @@ TEST_F(EvaluateTool, TruthFromADataSetSplitWithClassNames) {
       "split": {"train": ["x"], "test": ["y", "z"]}})");
   write_labels(tmp / "pred/x.png", square_at(2));  // a train case: outside the split, ignored
   write_labels(tmp / "pred/y.png", square_at(3));
-  auto r = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test"});
+  // z, a test case, has no prediction: listed, and scored around with --skip-missing.
+  auto stopped = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test"});
+  EXPECT_EQ(stopped.code, 1);
+  EXPECT_NE(stopped.err.find("1 truth(s) of split test without a prediction (z)"), std::string::npos) << stopped.err;
+  auto r = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test", "--skip-missing"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("1 case(s) evaluated; 1 truth(s) without a prediction skipped; 1 prediction(s) outside split test ignored"),
             std::string::npos) << r.out;
   EXPECT_NE(r.out.find("square (1)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1.0000 ± 0.0000"), std::string::npos) << r.out;
 
-  write_labels(tmp / "pred/w.png", square_at(2));  // a case the data set does not have
-  auto bad = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test"});
-  EXPECT_EQ(bad.code, 1);
-  EXPECT_NE(bad.err.find("w.png: case w has no truth"), std::string::npos) << bad.err;
-  auto no_split = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "val"});
-  EXPECT_EQ(no_split.code, 1);
-  EXPECT_NE(no_split.err.find("no split \"val\""), std::string::npos) << no_split.err;
+  // A prediction of a case the data set does not have follows the same rule.
+  write_labels(tmp / "pred/w.png", square_at(2));
+  write_labels(tmp / "pred/z.png", square_at(4));
+  auto unknown = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("1 prediction(s) without a truth in " + data.string() + " (w)"), std::string::npos)
+      << unknown.err;
+  auto skipped = evaluate({(tmp / "pred").string(), "--data", data.string(), "--split", "test", "--skip-missing", "--json"});
+  ASSERT_EQ(skipped.code, 0) << skipped.err;
+  EXPECT_EQ(json::parse(skipped.out)["predictions_without_truth"].get<int>(), 1);
+  EXPECT_EQ(json::parse(skipped.out)["cases_evaluated"].get<int>(), 2);
 }
 
-TEST_F(EvaluateTool, ErrorsNameTheFileAndTheExitCodeSaysWhichKind) {
+TEST_F(EvaluateTool, ReportsReplaceFilesOnlyWithOverwriteAndNeverAnInput) {
   ScratchDir tmp;
-  write_labels(tmp / "pred/a.png", square_at(2));
-  write_labels(tmp / "pred/extra.png", square_at(2));
-  write_labels(tmp / "truth/a.png", square_at(2));
-  auto r = evaluate({(tmp / "pred").string(), (tmp / "truth").string(), "--csv", (tmp / "s.csv").string()});
-  EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err.rfind("seg-evaluate: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find("extra.png: case extra has no truth"), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(tmp / "s.csv"));  // nothing written on failure
+  write_labels(tmp / "pred.png", square_at(2));
+  write_labels(tmp / "truth.png", square_at(3));
+  const auto csv = tmp / "scores.csv";
+  seg::write_file_atomically(csv, "old\n");
+  const seg::tools::Args args{(tmp / "pred.png").string(), (tmp / "truth.png").string(), "--csv", csv.string()};
+  auto refused = evaluate(args);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("scores.csv: exists; choose another name or pass --overwrite"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(seg::read_file(csv), "old\n");
+  auto replaced_args = args;
+  replaced_args.push_back("--overwrite");
+  ASSERT_EQ(evaluate(replaced_args).code, 0);
+  EXPECT_EQ(seg::read_file(csv).rfind("case,label,name,", 0), 0u);
+}
 
-  write_labels(tmp / "small.png", torch::zeros({5, 5}, torch::kByte));
-  auto size = evaluate({(tmp / "small.png").string(), (tmp / "truth/a.png").string()});
-  EXPECT_EQ(size.code, 1);
-  EXPECT_NE(size.err.find("small.png: is 5x5 (HxW) but its truth"), std::string::npos) << size.err;
-
-  EXPECT_EQ(evaluate({(tmp / "pred").string()}).code, 2);  // no truth
-  EXPECT_EQ(evaluate({(tmp / "pred").string(), (tmp / "truth").string(), "--data", tmp.path().string()}).code, 2);
-  EXPECT_EQ(evaluate({(tmp / "pred").string(), (tmp / "truth/a.png").string()}).code, 2);  // folder vs file
-  auto missing = evaluate({(tmp / "nope").string(), (tmp / "truth").string()});
-  EXPECT_EQ(missing.code, 1);
-  EXPECT_NE(missing.err.find("nope: no such file"), std::string::npos) << missing.err;
-  EXPECT_EQ(evaluate({"--help"}).code, 0);
+TEST_F(EvaluateTool, HelpSaysWhereTheLabelsComeFrom) {
+  auto r = evaluate({"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* option : {"--classes", "--model", "--skip-missing", "--overwrite"})
+    EXPECT_NE(r.out.find(option), std::string::npos) << option;
 }
 
 // Two lungs with their sides swapped score 0 each but 1 as one structure, as published
@@ -222,3 +281,114 @@ TEST_F(EvaluateTool, MergedLabelsScoreAsOneStructureApartFromTheMean) {
     EXPECT_NE(e.err.find("--merge"), std::string::npos) << e.err;
   }
 }
+
+// Bad input, one named case each: the exit code, one error line naming the file or option and
+// what is wrong, and no report written.
+namespace {
+
+// Arguments starting "IN/" name the shared inputs, "OUT/" the case's own output folder.
+struct BadEvaluation {
+  std::string name;
+  seg::tools::Args args;
+  int code;
+  std::vector<std::string> mentions;
+};
+void PrintTo(const BadEvaluation& c, std::ostream* os) { *os << c.name; }
+
+// The inputs the cases share, made once: square maps in pred/ and truth/ (cases a, b), a data
+// set of the same cases, a grey-scale image, a label map with value 3, a model with 2 classes.
+class BadEvaluationInputs {
+ public:
+  BadEvaluationInputs() {
+    for (const char* c : {"a", "b"}) {
+      write_labels(dir_ / "pred" / (std::string(c) + ".png"), square_at(2));
+      write_labels(dir_ / "truth" / (std::string(c) + ".png"), square_at(3));
+      write_labels(dir_ / "data/labels" / (std::string(c) + ".png"), square_at(3));
+    }
+    seg::write_file_atomically(dir_ / "data/dataset.json", R"({"images": "images/{case}.png", "labels": "labels/{case}.png",
+        "classes": {"background": 0, "square": 1}, "split": {"train": ["a"], "test": ["b"]}})");
+    write_labels(dir_ / "grey.png", torch::arange(0, 160, torch::kInt).reshape({10, 16}));
+    auto three = square_at(2);
+    three[0][0] = 3;
+    write_labels(dir_ / "three.png", three);
+    write_labels(dir_ / "small.png", torch::zeros({5, 5}, torch::kByte));
+    write_labels(dir_ / "truth-short/a.png", square_at(3));
+    seg::io::write_image(dir_ / "fraction.nii.gz", seg::testing::image_of(torch::full({10, 16}, 0.5), "float32"));
+    seg::Model model;
+    model.info.network = {"fcn", 1, 2};
+    model.info.classes = seg::ClassTable{{{"background", 0}, {"square", 1}}};
+    model.info.input_size = {10, 16};
+    model.net = seg::make_network(model.info.network);
+    seg::save_model(model, dir_ / "model.pth");
+  }
+  const fs::path& root() const { return dir_.path(); }
+
+ private:
+  ScratchDir dir_{"seg-evaluate-bad"};
+};
+
+class EvaluateBadInput : public ::testing::TestWithParam<BadEvaluation> {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);
+    inputs_ = std::make_unique<BadEvaluationInputs>();
+  }
+  static void TearDownTestSuite() { inputs_.reset(); }
+  static std::unique_ptr<BadEvaluationInputs> inputs_;
+};
+std::unique_ptr<BadEvaluationInputs> EvaluateBadInput::inputs_;
+
+const std::vector<BadEvaluation> kBadEvaluations = {
+    {"GreyScaleImageAsPrediction", {"IN/grey.png", "IN/truth/a.png", "--csv", "OUT/m.csv"}, 1,
+     {"grey.png", "160 distinct values", "--classes"}},
+    {"ValueOutsideTheClasses", {"IN/three.png", "IN/truth/a.png", "--classes", "IN/data", "--csv", "OUT/m.csv"}, 1,
+     {"three.png", "label value 3", "dataset.json"}},
+    {"ValueOutsideTheModelsClasses", {"IN/three.png", "IN/truth/a.png", "--model", "IN/model.pth"}, 1,
+     {"three.png", "label value 3", "model.pth"}},
+    {"NonIntegerPrediction", {"IN/fraction.nii.gz", "IN/truth/a.png"}, 1, {"fraction.nii.gz", "non-integer"}},
+    {"MissingPrediction", {"IN/none.png", "IN/truth/a.png"}, 1, {"none.png", "no such file"}},
+    {"MissingModel", {"IN/pred/a.png", "IN/truth/a.png", "--model", "IN/none.pth"}, 1, {"none.pth"}},
+    {"TruthsWithoutPrediction", {"IN/pred/a.png", "IN/truth", "--csv", "OUT/m.csv"}, 1,
+     {"1 truth(s) without a prediction (b)", "--skip-missing"}},
+    {"PredictionsWithoutTruth", {"IN/pred", "IN/truth-short", "--json", "OUT/m.json"}, 1,
+     {"1 prediction(s) without a truth", "(b)", "--skip-missing"}},
+    {"UnknownSplit", {"IN/pred", "--data", "IN/data", "--split", "val"}, 1, {"no split \"val\" (it has: test, train)"}},
+    {"SizeMismatch", {"IN/small.png", "IN/truth/a.png", "--csv", "OUT/m.csv"}, 1,
+     {"small.png: is 5x5 (HxW) but its truth"}},
+    {"ReportIsAFolder", {"IN/pred/a.png", "IN/truth/a.png", "--csv", "OUT/"}, 1, {"is a folder"}},
+    {"ReportIsAnInput",
+     {"IN/pred/a.png", "--data", "IN/data", "--skip-missing", "--json", "IN/data/dataset.json", "--overwrite"}, 2,
+     {"--json", "dataset.json: is one of the inputs"}},
+    {"CsvAndJsonTheSameFile", {"IN/pred/a.png", "IN/truth/a.png", "--csv", "OUT/m", "--json", "OUT/m"}, 2,
+     {"--csv", "--json"}},
+    {"JsonTakesThePredictions", {"--json", "IN/pred", "IN/truth"}, 2, {"--json", "bare --json"}},
+    {"ClassesAndModel", {"IN/pred/a.png", "IN/truth/a.png", "--classes", "IN/data", "--model", "IN/model.pth"}, 2,
+     {"--classes", "--model"}},
+    {"TruthTwice", {"IN/pred", "IN/truth", "--data", "IN/data"}, 2, {"--data"}},
+    {"NoTruth", {"IN/pred"}, 2, {"no truth"}},
+    {"SplitWithoutData", {"IN/pred", "IN/truth", "--split", "test"}, 2, {"--split"}},
+    {"FolderAgainstOneFile", {"IN/pred", "IN/truth/a.png"}, 2, {"PRED is a folder"}},
+    {"MergeOfAnUnscoredLabel", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,2"}, 2, {"--merge both", "label 2"}},
+};
+
+}  // namespace
+
+TEST_P(EvaluateBadInput, GivesOneLineTheRightCodeAndWritesNothing) {
+  const auto& c = GetParam();
+  ScratchDir out("seg-evaluate-out");
+  seg::tools::Args args;
+  for (const auto& a : c.args) {
+    if (a.rfind("IN/", 0) == 0) args.push_back((inputs_->root() / a.substr(3)).string());
+    else if (a.rfind("OUT/", 0) == 0) args.push_back((out.path() / a.substr(4)).string());
+    else args.push_back(a);
+  }
+  const auto r = evaluate(args);
+  EXPECT_EQ(r.code, c.code) << r.err << r.out;
+  EXPECT_EQ(r.err.rfind("seg-evaluate: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  for (const auto& m : c.mentions) EXPECT_NE(r.err.find(m), std::string::npos) << "should mention " << m << ": " << r.err;
+  EXPECT_EQ(list_files(out.path()), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, EvaluateBadInput, ::testing::ValuesIn(kBadEvaluations),
+                         [](const ::testing::TestParamInfo<BadEvaluation>& info) { return info.param.name; });

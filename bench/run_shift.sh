@@ -14,7 +14,7 @@ work=${WORK:-/tmp/seg-shift}
 variants=${VARIANTS:-"black32 black64 black128 edge32 edge64 markers portrait gamma05 gamma20 lowcontrast equalized sharpened blurred noisy consolidation patchy devices rotated jpeg"}
 posts=${POST:-"plain lcc"}
 [[ -d $work/jpeg ]] || /usr/bin/python3 bench/shift_variants.py --data "$data" --split test --out "$work"
-mean_dice() { "$bin/seg-evaluate" "$1" "$2" --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); d=r["mean_dice_per_label"]; print(" ".join(f"{x:.3f}" for x in d), f"| {sum(d)/len(d):.4f}")'; }
+mean_dice() { "$bin/seg-evaluate" "$1" "$2" --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); d=[x for x in r["mean_dice_per_label"] if x is not None]; print(" ".join(f"{x:.3f}" for x in d), f"| {sum(d)/len(d):.4f}")'; }
 for model in "$@"; do
   for variant in $variants; do
     for post in $posts; do

@@ -6,6 +6,7 @@
 #include <seg/io/evaluation.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/output.h>
 
 #include <filesystem>
 #include <sstream>
@@ -40,14 +41,10 @@ io::LabelGroup parse_group(const std::string& text) {
 }
 
 // A report file may replace an existing file only with --overwrite, and never an input.
-void check_report_path(const std::string& option, const fs::path& path, const std::vector<fs::path>& inputs,
-                       bool overwrite) {
-  if (fs::is_directory(path)) throw Error(path.string(), "is a folder; name a file for the report");
-  std::error_code ec;
-  for (const auto& input : inputs)
-    if (fs::equivalent(path, input, ec))
-      throw UsageError(option + " " + path.string() + ": is one of the inputs; name a new file");
-  if (fs::exists(path) && !overwrite) throw Error(path.string(), "exists; choose another name or pass --overwrite");
+void check_report_path(const fs::path& path, const std::vector<fs::path>& read, bool overwrite) {
+  Inputs inputs;
+  for (const auto& input : read) inputs.add(input);
+  check_output_file(path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "choose another name or pass --overwrite");
 }
 
 }  // namespace
@@ -124,8 +121,8 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       pairing.inputs.push_back(fs::is_directory(model_path) ? fs::path(model_path) / "model.pth"
                                                             : fs::path(model_path));
     }
-    if (!csv_path.empty()) check_report_path("--csv", csv_path, pairing.inputs, overwrite);
-    if (want_json && !json_to_stdout) check_report_path("--json", json_path, pairing.inputs, overwrite);
+    if (!csv_path.empty()) check_report_path(csv_path, pairing.inputs, overwrite);
+    if (want_json && !json_to_stdout) check_report_path(json_path, pairing.inputs, overwrite);
     if (pairing.missing() > 0 && !skip_missing)
       throw Error(pred_arg, io::describe_missing(pairing) + "; add them, or pass --skip-missing to score the rest");
 

@@ -21,12 +21,8 @@ constexpr size_t kCasesNamed = 5;  // a message about missing files names this m
 
 // The label maps in a folder by case ID; two files of one case are an error.
 std::map<std::string, fs::path> label_files_in(const fs::path& dir) {
-  std::vector<fs::path> paths;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file() && is_image_path(entry.path())) paths.push_back(entry.path());
-  std::sort(paths.begin(), paths.end());
   std::map<std::string, fs::path> files;
-  for (const auto& p : paths) {
+  for (const auto& p : image_files_in(dir)) {
     const std::string id = case_id_of(p);
     auto [it, fresh] = files.emplace(id, p);
     if (!fresh)

@@ -22,8 +22,8 @@ fs::path resolved(const fs::path& path) {
 }
 }  // namespace
 
-bool is_valid_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxNameBytes) return false;
+bool is_valid_name(std::string_view name, size_t max_bytes) {
+  if (name.empty() || name.size() > max_bytes) return false;
   if (std::isalnum(static_cast<unsigned char>(name.front())) == 0) return false;
   for (char c : name)
     if (!is_name_char(c)) return false;
@@ -92,7 +92,10 @@ fs::path OutputFolder::file(std::string_view relative) const {
   while (start <= relative.size()) {
     const size_t slash = relative.find('/', start);
     const std::string_view part = relative.substr(start, slash == std::string_view::npos ? relative.npos : slash - start);
-    check_name(part, "output name", (root_ / std::string(relative)).string());
+    if (!is_valid_name(part, kMaxFileNameBytes))
+      throw Error((root_ / std::string(relative)).string(),
+                  "cannot name an output file: use letters, digits, '.', '_' and '-', starting with a letter or digit, "
+                  "at most " + std::to_string(kMaxFileNameBytes) + " bytes");
     path /= std::string(part);
     std::error_code ec;
     if (fs::is_symlink(fs::symlink_status(path, ec)))

@@ -113,7 +113,9 @@ TEST(OutputFolder, KeepsEveryOutputInsideItsFolder) {
   EXPECT_EQ(folder.file("JPCNN009.png"), dir / "out" / "JPCNN009.png");
   EXPECT_EQ(folder.file("masks/a_heart.png"), dir / "out" / "masks" / "a_heart.png");
   for (const std::string hostile : {"../x.png", "masks/../../x.png", "/etc/x.png", "a//b.png", ".hidden.png", ""})
-    EXPECT_TRUE(contains(error_of([&] { folder.file(hostile); }), "cannot name a file")) << hostile;
+    EXPECT_TRUE(contains(error_of([&] { folder.file(hostile); }), "cannot name an output file")) << hostile;
+  EXPECT_NO_THROW(folder.file(std::string(seg::kMaxFileNameBytes, 'x')));
+  EXPECT_TRUE(contains(error_of([&] { folder.file(std::string(seg::kMaxFileNameBytes + 1, 'x')); }), "cannot name"));
   EXPECT_TRUE(contains(error_of([&] { folder.file("overlays/a.png"); }), "is a symbolic link")) << "a link leading out";
   fs::create_symlink(dir / "elsewhere" / "target.png", dir / "out" / "linked.png");
   EXPECT_TRUE(contains(error_of([&] { folder.file("linked.png"); }), "is a symbolic link"));

@@ -218,7 +218,7 @@ std::vector<Case> cases() {
   // --- image / label size mismatch
   c.push_back({"size-mismatch", "weights", [=](const Files& f, const fs::path&) { return seg::tools::Args{"--data", s(f / "set-size-mismatch")}; }, 1, {"b.png"}});
   c.push_back({"size-mismatch", "train", [=](const Files& f, const fs::path& o) { return seg::tools::Args{"--data", s(f / "set-size-mismatch"), "--out", s(o / "run")}; }, 1, {"b.png"}});
-  c.push_back({"size-mismatch", "evaluate", [=](const Files& f, const fs::path& o) { return seg::tools::Args{s(f / "pred-other-size"), "--data", s(f / "set"), "--csv", s(o / "m.csv")}; }, 1, {"a.png"}});
+  c.push_back({"size-mismatch", "evaluate", [=](const Files& f, const fs::path& o) { return seg::tools::Args{s(f / "pred-other-size"), "--data", s(f / "set"), "--skip-missing", "--csv", s(o / "m.csv")}; }, 1, {"a.png"}});
   c.push_back({"size-mismatch", "inspect", [=](const Files& f, const fs::path& o) { return seg::tools::Args{s(f / "set" / "images" / "a.png"), "--overlay", s(o / "o.png"), "--label-map", s(f / "other-size.png")}; }, 1, {"other-size.png"}});
   // --- label values out of range
   c.push_back({"label-range", "weights", [=](const Files& f, const fs::path&) { return seg::tools::Args{"--data", s(f / "set-label-range")}; }, 1, {"c.png", "9"}});

@@ -13,7 +13,8 @@ namespace seg {
 // '.', '_' and '-', starting with a letter or digit, at most kMaxNameBytes bytes. Such a name
 // has no '/', is never "." or "..", never hides a file and never reads as an option.
 inline constexpr size_t kMaxNameBytes = 200;
-bool is_valid_name(std::string_view name);
+inline constexpr size_t kMaxFileNameBytes = 255;  // NAME_MAX of the common file systems
+bool is_valid_name(std::string_view name, size_t max_bytes = kMaxNameBytes);
 // Throws seg::Error(source, ...) saying what `what` ("case ID", "class name") must look like.
 void check_name(std::string_view name, std::string_view what, const std::string& source);
 
@@ -53,7 +54,8 @@ class OutputFolder {
   const std::filesystem::path& root() const { return root_; }
   Existing existing() const { return existing_; }
 
-  // root/relative, where relative is valid names separated by '/' ("overlays/JPCNN009.png").
+  // root/relative, where relative is valid names separated by '/' ("overlays/JPCNN009.png"),
+  // each at most kMaxFileNameBytes long (a case ID with a class name and an extension).
   // Throws seg::Error when a part is not a valid name, or when the path would leave root
   // through a symbolic link (a link inside root, the file itself a link).
   std::filesystem::path file(std::string_view relative) const;

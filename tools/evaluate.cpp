@@ -213,6 +213,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         "side, distance inf, and rvd inf where the truth lacks it (null in JSON). Summary: mean\n"
         "± sample sd over cases (rvd and distances over the finite ones, with the number of inf).",
         "seg-evaluate"};
+    add_max_pixels_option(app);
     std::string pred_arg, truth_arg, data_path, split, csv_path, classes_path, json_path;
     std::vector<std::string> merge_args;
     int threads = 0;

@@ -452,6 +452,7 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]\n"
         "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]",
         "seg-inspect"};
+    add_max_pixels_option(app);
     std::string path_text;
     bool as_labels = false, gray = false, as_json = false, strict = false;
     OverlayRequest overlay;

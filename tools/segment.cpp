@@ -91,6 +91,7 @@ Image read_input(const InputItem& item, bool to_gray) {
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
     CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
+    add_max_pixels_option(app);
     std::string out_dir, data_path, split = "test", format = "png", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
     std::string resize = "pad", shard_text;

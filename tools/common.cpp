@@ -72,15 +72,17 @@ void add_max_pixels_option(CLI::App& app) {
 #if SEG_WITH_IMAGE_IO
   // Tools run in-process one after another (tests): each run starts from the default.
   io::set_default_read_limits({io::kDefaultMaxPixels});
-  const auto apply = [](const int64_t& pixels) { io::set_default_read_limits({pixels}); };
-#else
-  const auto apply = [](const int64_t&) {};  // this build reads no image files
 #endif
+  const auto apply = [](const int64_t& pixels) {
+    if (pixels < 1) throw UsageError("--max-pixels " + std::to_string(pixels) + ": give a number of pixels of at least 1");
+#if SEG_WITH_IMAGE_IO
+    io::set_default_read_limits({pixels});
+#endif
+  };
   app.add_option_function<int64_t>("--max-pixels", apply,
                                    "refuse input images that declare more than N pixels (height x width; default "
                                    "67108864 = 2^26)")
-      ->type_name("N")
-      ->check(CLI::PositiveNumber);
+      ->type_name("N");
 }
 
 void set_threads(int requested, int processes_on_machine) {

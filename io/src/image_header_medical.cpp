@@ -97,8 +97,9 @@ ImageHeader nifti_header(const FileBytes& file, const ReadLimits& limits) {
   double data_offset;
   if (nifti2) {
     datatype = fields.i16(12);
-    rank = static_cast<int>(fields.i64(16));
-    if (rank < 1 || rank > 7) malformed(file.path(), kFormat, "dim[0] = " + std::to_string(fields.i64(16)));
+    const int64_t dim0 = fields.i64(16);
+    if (dim0 < 1 || dim0 > 7) malformed(file.path(), kFormat, "dim[0] = " + std::to_string(dim0));
+    rank = static_cast<int>(dim0);
     for (int d = 1; d <= rank; ++d) dim[static_cast<size_t>(d)] = fields.i64(16 + 8 * static_cast<size_t>(d));
     data_offset = static_cast<double>(fields.i64(168));
   } else {
@@ -131,8 +132,8 @@ ImageHeader nifti_header(const FileBytes& file, const ReadLimits& limits) {
                                             type->second.pixel_type);
   check_image_shape(file.path(), dimensions, channels, limits);
 
-  const uint64_t promised = static_cast<uint64_t>(data_offset) +
-                            saturating_product(product(dimensions), static_cast<uint64_t>(channels * type->second.bytes));
+  const uint64_t promised = saturating_sum(static_cast<uint64_t>(data_offset),
+                                           saturating_product(product(dimensions), static_cast<uint64_t>(channels * type->second.bytes)));
   if (compressed)
     require_gzip_holds(file, 0, promised);
   else
@@ -233,7 +234,7 @@ ImageHeader nrrd_header(const FileBytes& file, const ReadLimits& limits) {
   if (encoding == "raw") {
     const auto skip = integers(file.path(), kFormat, "byte skip", field("byteskip").empty() ? "0" : field("byteskip"));
     const uint64_t skipped = skip.size() == 1 && skip[0] > 0 ? static_cast<uint64_t>(skip[0]) : 0;
-    require_raw_bytes(data_path, present, bytes + skipped);
+    require_raw_bytes(data_path, present, saturating_sum(bytes, skipped));
   } else if (encoding == "gzip" || encoding == "gz") {
     require_gzip_holds(data, data_start, bytes);
   } else if (encoding == "hex") {
@@ -320,7 +321,7 @@ ImageHeader meta_header(const FileBytes& file, const ReadLimits& limits) {
     // HeaderSize = -1: the data is the last bytes of the file, whatever comes before.
     const auto skip = integers(file.path(), kFormat, "HeaderSize", field("HeaderSize").empty() ? "0" : field("HeaderSize"));
     const uint64_t skipped = !local && skip.size() == 1 && skip[0] > 0 ? static_cast<uint64_t>(skip[0]) : 0;
-    require_raw_bytes(data_path, present, bytes + skipped);
+    require_raw_bytes(data_path, present, saturating_sum(bytes, skipped));
   }
   return header;
 }

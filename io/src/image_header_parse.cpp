@@ -93,7 +93,7 @@ void check_image_shape(const fs::path& path, const std::vector<int64_t>& dimensi
                                    " values per pixel; only grey, grey+alpha, RGB and RGBA images are read, extract one channel first");
   const uint64_t pixels = saturating_product(static_cast<uint64_t>(dimensions[0]), static_cast<uint64_t>(dimensions[1]));
   if (pixels > static_cast<uint64_t>(limits.max_pixels))
-    throw Error(path.string(), "declares " + std::to_string(dimensions[0]) + " x " + std::to_string(dimensions[1]) + " = " +
+    throw Error(path.string(), "declares " + std::to_string(dimensions[1]) + " x " + std::to_string(dimensions[0]) + " = " +
                                    (pixels == std::numeric_limits<uint64_t>::max() ? std::string("too many") : std::to_string(pixels)) +
                                    " pixels, more than the limit of " + std::to_string(limits.max_pixels) +
                                    "; if the image is genuine, raise the limit with --max-pixels");
@@ -169,7 +169,7 @@ void require_raw_bytes(const fs::path& path, uint64_t present, uint64_t promised
 }
 
 void require_expandable(const fs::path& path, uint64_t compressed, uint64_t declared) {
-  if (declared > saturating_product(compressed, kMaxDeflateRatio) + kDeflateSlack)
+  if (declared > saturating_sum(saturating_product(compressed, kMaxDeflateRatio), kDeflateSlack))
     throw Error(path.string(), "declares " + std::to_string(declared) + " bytes of pixel data, more than its " +
                                    std::to_string(compressed) +
                                    " compressed bytes can hold; the file is truncated or its header is wrong, export it again");
@@ -262,6 +262,10 @@ std::string gunzip_prefix(const FileBytes& file, uint64_t offset, size_t count) 
 uint64_t saturating_product(uint64_t a, uint64_t b) {
   if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return std::numeric_limits<uint64_t>::max();
   return a * b;
+}
+
+uint64_t saturating_sum(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max() : a + b;
 }
 
 std::string pixel_type_name(bool is_float, bool is_signed, int bytes) {

@@ -93,8 +93,9 @@ void require_zlib_holds(const FileBytes& file, uint64_t offset, uint64_t compres
 // The first `count` decompressed bytes of the gzip data at `offset` (fewer when it is shorter).
 std::string gunzip_prefix(const FileBytes& file, uint64_t offset, size_t count);
 
-// a * b, or UINT64_MAX where that overflows.
+// a * b and a + b, or UINT64_MAX where that overflows.
 uint64_t saturating_product(uint64_t a, uint64_t b);
+uint64_t saturating_sum(uint64_t a, uint64_t b);
 // "int16" for (signed, 2 bytes), "float32" for (float, 4 bytes), ...
 std::string pixel_type_name(bool is_float, bool is_signed, int bytes);
 // "256 x 256 x 3"

@@ -119,7 +119,8 @@ ImageHeader jpeg_header(const FileBytes& file, const ReadLimits& limits) {
   if (width < 0) malformed(file.path(), kFormat, "no frame header before the first scan");
   if (height == 0) malformed(file.path(), kFormat, "height 0 (a DNL marker), which is not supported");
   if (components != 1 && components != 3 && components != 4) malformed(file.path(), kFormat, std::to_string(components) + " components");
-  const ImageHeader header = picture_header(kFormat, width, height, components, precision > 8 ? "uint16" : "uint8");
+  // Four components are CMYK or YCCK, which decode to colour.
+  const ImageHeader header = picture_header(kFormat, width, height, components == 1 ? 1 : 3, precision > 8 ? "uint16" : "uint8");
   check_image_shape(file.path(), {header.width, header.height}, header.channels, limits);
 
   // Backwards from the end, one block at a time (each overlapping the next by a byte).
@@ -303,8 +304,12 @@ ImageHeader tiff_header(const FileBytes& file, const ReadLimits& limits) {
   const uint64_t compression = scalar(259, 1), planar = scalar(284, 1), photometric = scalar(262, 1);
   if (samples == 0 || samples > 16) malformed(file.path(), kFormat, std::to_string(samples) + " samples per pixel");
   if (bits == 0 || bits > 64) malformed(file.path(), kFormat, std::to_string(bits) + " bits per sample");
-  // A palette image decodes to colours.
-  const int channels = photometric == 3 && samples == 1 ? 3 : static_cast<int>(samples);
+  // Channels as decoded: grey or colour (a palette, CMYK and YCbCr decode to colour), plus
+  // alpha where there are more samples than the colour needs (ExtraSamples).
+  const bool colour = photometric == 2 || photometric == 3 || photometric == 5 || photometric == 6 ||
+                      (photometric > 6 && samples >= 3);
+  const uint64_t colour_samples = photometric == 3 ? 1 : photometric == 5 ? 4 : colour ? 3 : 1;
+  const int channels = (colour ? 3 : 1) + (samples > colour_samples ? 1 : 0);
   std::string pixel_type = "uint8";
   if (bits > 8) {
     const int bytes = bits <= 16 ? 2 : bits <= 32 ? 4 : 8;
@@ -313,7 +318,8 @@ ImageHeader tiff_header(const FileBytes& file, const ReadLimits& limits) {
     pixel_type = "int8";
   }
   const ImageHeader header = picture_header(kFormat, static_cast<int64_t>(width), static_cast<int64_t>(height), channels, pixel_type);
-  check_image_shape(file.path(), {header.width, header.height}, static_cast<int64_t>(samples), limits);
+  check_image_shape(file.path(), {header.width, header.height},
+                    samples > colour_samples + 1 ? static_cast<int64_t>(samples) : channels, limits);
 
   // The pixel data: strips of RowsPerStrip rows, or tiles, one set per sample when planar.
   const uint64_t planes = planar == 2 ? samples : 1, samples_per_plane = planar == 2 ? 1 : samples;

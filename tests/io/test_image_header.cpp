@@ -159,7 +159,7 @@ std::vector<BadFile> bad_files() {
                      write_bytes(d / "big.png", seg::testing::png_file(20, 10, 0, random_bytes(200)));
                      return d / "big.png";
                    },
-                   "declares 20 x 10 = 200 pixels, more than the limit of 100; if the image is genuine, raise the limit "
+                   "declares 10 x 20 = 200 pixels, more than the limit of 100; if the image is genuine, raise the limit "
                    "with --max-pixels",
                    true, 100});
   cases.push_back({"GreyAlphaWithTransparency", [](const fs::path& d) {

@@ -82,6 +82,7 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
         "and each sample with label overlays) and OUT/augment.json (seed and matrices).\n"
         "The same --seed gives the same samples, on CPU and CUDA.",
         "seg-augment"};
+    add_max_pixels_option(app);
     std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
     int64_t count = 8;
     int columns = 4;

@@ -3,6 +3,9 @@
 #include <seg/error.h>
 #include <seg/postprocess.h>
 #include <torch/torch.h>
+#if SEG_WITH_IMAGE_IO
+#include <seg/io/image_header.h>
+#endif
 
 #include <unistd.h>
 
@@ -65,6 +68,23 @@ bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& ou
     throw seg::UsageError(std::string(e.what()) + " (see " + app.get_name() + " --help)");
   }
   return true;
+}
+
+void add_max_pixels_option(CLI::App& app) {
+#if SEG_WITH_IMAGE_IO
+  // Tools run in-process one after another (tests): each run starts from the default.
+  io::set_default_read_limits({io::kDefaultMaxPixels});
+#endif
+  const auto apply = [](const int64_t& pixels) {
+    if (pixels < 1) throw UsageError("--max-pixels " + std::to_string(pixels) + ": give a number of pixels of at least 1");
+#if SEG_WITH_IMAGE_IO
+    io::set_default_read_limits({pixels});
+#endif
+  };
+  app.add_option_function<int64_t>("--max-pixels", apply,
+                                   "refuse input images that declare more than N pixels (height x width; default "
+                                   "67108864 = 2^26)")
+      ->type_name("N");
 }
 
 void set_threads(int requested, int processes_on_machine) {

@@ -22,6 +22,11 @@ int run_tool(const std::string& tool, std::ostream& err, const std::function<int
 // Parse errors throw seg::UsageError with CLI11's message and a hint to --help.
 bool parse(CLI::App& app, const std::vector<std::string>& args, std::ostream& out);
 
+// Adds --max-pixels N: the most pixels (height x width) an input image may declare; larger
+// files are refused before they are read. Every image this run reads obeys it, and a run
+// without the option gets the default (io::kDefaultMaxPixels).
+void add_max_pixels_option(CLI::App& app);
+
 // Threads for LibTorch's intra-op pool: `requested` if > 0, else the machine's cores shared
 // out among the processes that run on it.
 void set_threads(int requested, int processes_on_machine = 1);

@@ -191,6 +191,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
         "      [--overlap UNDER:OVER]...            a model file\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
+    add_max_pixels_option(app);
     Options options;
     std::string size_text;
     bool notebook = false, jsrt = false;

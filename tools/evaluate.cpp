@@ -63,6 +63,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
         "missing from one side: Dice 0, distance inf. A label in no truth is left out of the mean.\n"
         "A case without a prediction or a truth stops the run unless --skip-missing.",
         "seg-evaluate"};
+    add_max_pixels_option(app);
     std::string pred_arg, truth_arg, data_path, split, csv_path, classes_path, model_path, json_path;
     std::vector<std::string> merge_args;
     bool skip_missing = false, overwrite = false;

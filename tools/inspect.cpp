@@ -508,6 +508,7 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-inspect MODEL|NAME     a model file, run folder or installed model's name\n"
         "  seg-inspect --models       the models --model NAME finds (SEG_MODEL_PATH, then installed)",
         "seg-inspect"};
+    add_max_pixels_option(app);
     std::string path_text;
     bool as_labels = false, gray = false, as_json = false, strict = false, list_found_models = false;
     OverlayRequest overlay;

@@ -3,6 +3,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
+#include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
 #include <seg/model_search.h>
@@ -137,6 +138,7 @@ void write_outputs(const Segmenter& segmenter, const Segmentation& result, int64
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
     CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
+    add_max_pixels_option(app);
     std::string out_dir, data_path, split = "test", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
     std::string resize = "pad", shard_text;
@@ -249,6 +251,22 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
         mine.push_back(items[i]);
       items = std::move(mine);
     }
+    // Every film's header before the first output: a file that is unreadable, cut short or too
+    // large stops the run here (or, with --keep-going, is listed at the end).
+    std::vector<std::string> failures;
+    {
+      std::vector<InputItem> readable;
+      for (auto& item : items) {
+        try {
+          if (!item.path.empty()) io::read_image_header(item.path);
+          readable.push_back(std::move(item));
+        } catch (const Error& e) {
+          if (!keep_going) throw Error(std::string(e.what()) + " (nothing written; --keep-going segments the other films)");
+          failures.push_back(e.what());
+        }
+      }
+      items = std::move(readable);
+    }
 
     std::vector<Model> models;
     for (const auto& path : model_paths) {
@@ -307,7 +325,6 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
     int64_t reframed = 0;
-    std::vector<std::string> failures;  // --keep-going: films that could not be read
     std::optional<Image> read_ahead;    // the image that ended the previous batch: read once only
     const io::ReadOptions read_options{to_gray};
     // Reads one film; returns nothing when it cannot be read and --keep-going says go on.

@@ -135,6 +135,7 @@ std::optional<std::string> option_value(const Args& args, const std::string& nam
 int train(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("train", err, [&]() -> int {
     CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
+    add_max_pixels_option(app);
     TrainOptions o;
     // A network's own recipe sets the defaults; options on the command line still win. The
     // network is --model's, else that of the model --init starts from. An --init model that

@@ -27,6 +27,7 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
         "with p = 1; none: all 1. A label with no pixels gets weight 0. Weights are listed by\n"
         "label value 0..max, as nn.CrossEntropyLoss(weight=...) takes them.",
         "seg-weights"};
+    add_max_pixels_option(app);
     std::string data_path, split = "train", mode_name = "power", json_path;
     double power = 0.35;
     int threads = 0;

@@ -2,6 +2,7 @@
 // formats; resampling with cv::resize.
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -59,6 +60,16 @@ QuietStderr::~QuietStderr() {
   }
 }
 
+void require_readable_file(const fs::path& path) {
+  if (!fs::exists(path)) throw Error(path.string(), "no such file; check the path");
+  if (fs::is_directory(path)) throw Error(path.string(), "is a folder, expected an image file");
+}
+
+void unsupported_extension(const fs::path& path) {
+  throw Error(path.string(), "unsupported file type \"" + full_extension(path) +
+                                 "\"; use .png, .jpg, .tif, .bmp, .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd or .dcm");
+}
+
 cv::Mat mat_of(const at::Tensor& pixels) {
   const auto t = pixels.contiguous();
   int depth;
@@ -106,6 +117,7 @@ at::Tensor tensor_of(const cv::Mat& input) {
 namespace {
 using detail::FileKind;
 using detail::QuietStderr;
+using detail::unsupported_extension;
 
 std::string pixel_type_of_depth(int depth) {
   switch (depth) {
@@ -119,33 +131,29 @@ std::string pixel_type_of_depth(int depth) {
   }
 }
 
-void require_readable_file(const fs::path& path) {
-  if (!fs::exists(path)) throw Error(path.string(), "no such file; check the path");
-  if (fs::is_directory(path)) throw Error(path.string(), "is a folder, expected an image file");
-}
+// Whether a picture's colour channels agree (a grey image stored as colour: a grey palette
+// PNG, say) and whether its alpha channel, if it has one, is opaque everywhere. OpenCV orders
+// the channels grey, grey+alpha (2), BGR (3) or BGRA (4).
+struct ChannelFacts {
+  bool grey = true;
+  bool opaque = true;
+};
 
-[[noreturn]] void unsupported_extension(const fs::path& path) {
-  throw Error(path.string(), "unsupported file type \"" + detail::full_extension(path) +
-                                 "\"; use .png, .jpg, .tif, .bmp, .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd or .dcm");
-}
-
-// True when every colour channel equals the first and alpha (if any) is opaque: a grey
-// image stored as RGB (a grey palette PNG, for instance).
-bool is_grey_in_colour(const cv::Mat& mat) {
+ChannelFacts channel_facts(const cv::Mat& mat) {
   std::vector<cv::Mat> planes;
   cv::split(mat, planes);
-  for (size_t c = 1; c < std::min<size_t>(planes.size(), 3); ++c)
-    if (cv::countNonZero(planes[c] != planes[0]) != 0) return false;
-  if (planes.size() == 4) {
+  ChannelFacts facts;
+  const size_t colours = planes.size() >= 3 ? 3 : 1;
+  for (size_t c = 1; c < colours && facts.grey; ++c) facts.grey = cv::countNonZero(planes[c] != planes[0]) == 0;
+  if (planes.size() == 2 || planes.size() == 4) {
     double min_alpha, max_alpha;
-    cv::minMaxLoc(planes[3], &min_alpha, &max_alpha);
-    const double opaque = mat.depth() == CV_16U ? 65535.0 : 255.0;
-    if (min_alpha < opaque) return false;
+    cv::minMaxLoc(planes.back(), &min_alpha, &max_alpha);
+    facts.opaque = min_alpha >= (mat.depth() == CV_16U ? 65535.0 : 255.0);
   }
-  return true;
+  return facts;
 }
 
-Image read_with_opencv(const fs::path& path, bool to_gray) {
+Image read_with_opencv(const fs::path& path, const ImageHeader& header, bool to_gray) {
   cv::Mat mat;
   try {
     QuietStderr quiet;
@@ -157,14 +165,19 @@ Image read_with_opencv(const fs::path& path, bool to_gray) {
     throw Error(path.string(), "cannot be decoded as " + detail::full_extension(path) +
                                    "; the file is corrupt, truncated or not of that type");
   const std::string pixel_type = pixel_type_of_depth(mat.depth());
+  // OpenCV drops a TIFF's alpha beside one grey sample, so its transparency cannot be seen.
+  const bool alpha_dropped = (header.channels == 2 || header.channels == 4) && mat.channels() % 2 == 1;
+  if (alpha_dropped && !to_gray)
+    throw Error(path.string(), "has an alpha channel that cannot be checked for transparency here; flatten it or pass --gray");
   if (mat.channels() > 1) {
-    if (!is_grey_in_colour(mat)) {
-      if (!to_gray)
-        throw Error(path.string(), "is a colour image (" + std::to_string(mat.channels()) +
-                                       " channels); convert it to grey with --gray");
-    }
+    const ChannelFacts facts = channel_facts(mat);
+    if (!facts.grey && !to_gray)
+      throw Error(path.string(), "is a colour image (" + std::to_string(mat.channels()) +
+                                     " channels); convert it to grey with --gray");
+    if (!facts.opaque && !to_gray)
+      throw Error(path.string(), "has transparency (an alpha channel that is not opaque); flatten it or pass --gray");
     cv::Mat grey;
-    if (mat.channels() == 2) {
+    if (facts.grey) {
       cv::extractChannel(mat, grey, 0);
     } else {
       cv::cvtColor(mat, grey, mat.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
@@ -236,14 +249,12 @@ std::vector<fs::path> image_files_in(const fs::path& folder) {
   return files;
 }
 
-Image read_image(const fs::path& path, const ReadOptions& options) {
-  require_readable_file(path);
-  Image image;
-  switch (detail::kind_of_extension(detail::full_extension(path))) {
-    case FileKind::opencv: image = read_with_opencv(path, options.to_gray); break;
-    case FileKind::itk: image = detail::read_with_itk(path, options.to_gray); break;
-    default: unsupported_extension(path);
-  }
+namespace {
+// The pixels of a file whose header read_image_header has checked.
+Image decode_image(const fs::path& path, const ImageHeader& header, const ReadOptions& options) {
+  Image image = detail::kind_of_extension(detail::full_extension(path)) == FileKind::opencv
+                    ? read_with_opencv(path, header, options.to_gray)
+                    : detail::read_with_itk(path, options.to_gray);
   if (!options.allow_non_finite && image.pixels.is_floating_point()) {
     const int64_t nan = image.pixels.isnan().sum().item<int64_t>();
     const int64_t inf = image.pixels.isinf().sum().item<int64_t>();
@@ -253,12 +264,17 @@ Image read_image(const fs::path& path, const ReadOptions& options) {
   }
   return image;
 }
+}  // namespace
+
+Image read_image(const fs::path& path, const ReadOptions& options) {
+  return decode_image(path, read_image_header(path), options);
+}
 
 Image read_label_map(const fs::path& path) {
-  require_readable_file(path);
+  const ImageHeader header = read_image_header(path);
   Image image;
   try {
-    image = read_image(path);
+    image = decode_image(path, header, {});
   } catch (const Error&) {
     // A palette PNG (as PIL writes label maps) decodes to colours; its indices are the labels.
     if (detail::full_extension(path) != ".png") throw;

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the io sources (never installed: it includes OpenCV).
 #include <seg/image.h>
+#include <seg/io/image_header.h>
 
 #include <opencv2/core.hpp>
 
@@ -39,10 +40,14 @@ at::Tensor tensor_of(const cv::Mat& mat);
 // ITK reading/writing (itk_io.cpp).
 Image read_with_itk(const std::filesystem::path& path, bool to_gray);
 void write_with_itk(const std::filesystem::path& path, const Image& image);
-// Throws seg::Error when a NIfTI or MetaImage file holds less pixel data than its header
-// promises (ITK would read it without complaint).
-void check_not_truncated(const std::filesystem::path& path);
 // A palette PNG's indices (not its colours), or an undefined tensor if it has no palette.
 at::Tensor read_png_palette_indices(const std::filesystem::path& path);
+// A DICOM file's header through GDCM (read_image_header's contract).
+ImageHeader dicom_header(const std::filesystem::path& path, const ReadLimits& limits);
+
+// Throws seg::Error for a path that does not exist or is a folder.
+void require_readable_file(const std::filesystem::path& path);
+// Throws seg::Error naming the extensions that are read.
+[[noreturn]] void unsupported_extension(const std::filesystem::path& path);
 
 }  // namespace seg::io::detail

@@ -2,6 +2,7 @@
 #include <seg/error.h>
 #include <seg/fs.h>
 
+#include <itkGDCMImageIO.h>
 #include <itkGDCMImageIOFactory.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -17,9 +18,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <limits>
+#include <cstdlib>
 #include <mutex>
 #include <type_traits>
 
+#include "image_header_parse.h"
 #include "io_internal.h"
 
 namespace seg::io::detail {
@@ -173,6 +177,24 @@ void write_typed(const fs::path& target, const fs::path& tmp, const Image& image
   }
 }
 
+// The names read_image_header gives, for ITK's component types.
+std::string pixel_type_of(itk::IOComponentEnum component) {
+  using Component = itk::IOComponentEnum;
+  switch (component) {
+    case Component::UCHAR: return "uint8";
+    case Component::CHAR: return "int8";
+    case Component::USHORT: return "uint16";
+    case Component::SHORT: return "int16";
+    case Component::UINT: return "uint32";
+    case Component::INT: return "int32";
+    case Component::ULONG: case Component::ULONGLONG: return "uint64";
+    case Component::LONG: case Component::LONGLONG: return "int64";
+    case Component::FLOAT: return "float32";
+    case Component::DOUBLE: return "float64";
+    default: return itk::ImageIOBase::GetComponentTypeAsString(component);
+  }
+}
+
 itk::ImageIOBase::Pointer image_io_for(const fs::path& path) {
   register_itk_formats();
   auto image_io = itk::ImageIOFactory::CreateImageIO(path.string().c_str(), itk::ImageIOFactory::FileModeEnum::ReadMode);
@@ -185,7 +207,7 @@ itk::ImageIOBase::Pointer image_io_for(const fs::path& path) {
 }  // namespace
 
 Image read_with_itk(const fs::path& path, bool to_gray) {
-  check_not_truncated(path);
+  // read_image_header has checked the sizes, the dimensions and that the data is all there.
   const UnambiguousNiftiPath file(path);
   auto image_io = image_io_for(path);
   image_io->SetFileName(file.path().string());
@@ -194,11 +216,6 @@ Image read_with_itk(const fs::path& path, bool to_gray) {
   } catch (const itk::ExceptionObject& e) {
     throw Error(path.string(), "cannot be read (" + first_line(e) + "); the file is corrupt or truncated");
   }
-  const unsigned dimensions = image_io->GetNumberOfDimensions();
-  if (dimensions > 3 || (dimensions == 3 && image_io->GetDimensions(2) > 1))
-    throw Error(path.string(), "has " + std::to_string(dimensions) + " dimensions (" +
-                                   std::to_string(dimensions == 3 ? image_io->GetDimensions(2) : 0) +
-                                   " slices); only 2D images are supported, extract a slice first");
   if (image_io->GetNumberOfComponents() > 1 && !to_gray)
     throw Error(path.string(), "has " + std::to_string(image_io->GetNumberOfComponents()) +
                                    " components per pixel (colour or vector); convert it to grey with --gray");
@@ -206,24 +223,51 @@ Image read_with_itk(const fs::path& path, bool to_gray) {
   using Component = itk::IOComponentEnum;
   Image image;
   switch (image_io->GetComponentType()) {
-    case Component::UCHAR:
-      image = read_typed<uint8_t>(path, file.path(), image_io, at::kByte);
-      image.pixel_type = "uint8";
-      break;
-    case Component::SHORT:
-      image = read_typed<int16_t>(path, file.path(), image_io, at::kShort);
-      image.pixel_type = "int16";
-      break;
-    case Component::USHORT:
-      image = read_typed<uint16_t>(path, file.path(), image_io, at::kInt);  // widened: no uint16 in LibTorch 1.13
-      image.pixel_type = "uint16";
-      break;
-    default:
-      image = read_typed<float>(path, file.path(), image_io, at::kFloat);
-      image.pixel_type = itk::ImageIOBase::GetComponentTypeAsString(image_io->GetComponentType());
-      break;
+    case Component::UCHAR: image = read_typed<uint8_t>(path, file.path(), image_io, at::kByte); break;
+    case Component::SHORT: image = read_typed<int16_t>(path, file.path(), image_io, at::kShort); break;
+    // widened: no uint16 in LibTorch 1.13
+    case Component::USHORT: image = read_typed<uint16_t>(path, file.path(), image_io, at::kInt); break;
+    default: image = read_typed<float>(path, file.path(), image_io, at::kFloat); break;
   }
+  image.pixel_type = pixel_type_of(image_io->GetComponentType());
   return image;
+}
+
+ImageHeader dicom_header(const fs::path& path, const ReadLimits& limits) {
+  auto dicom = itk::GDCMImageIO::New();
+  if (!dicom->CanReadFile(path.c_str()))
+    throw Error(path.string(), "is not a readable DICOM file (no DICOM header found: corrupt, truncated or mislabelled)");
+  dicom->SetFileName(path.string());
+  try {
+    dicom->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw Error(path.string(), "cannot be read (" + first_line(e) + "); the file is corrupt or truncated");
+  }
+  std::vector<int64_t> dimensions;
+  for (unsigned d = 0; d < dicom->GetNumberOfDimensions(); ++d) dimensions.push_back(static_cast<int64_t>(dicom->GetDimensions(d)));
+  const auto channels = static_cast<int64_t>(dicom->GetNumberOfComponents());
+  check_image_shape(path, dimensions, channels, limits);
+  ImageHeader header;
+  header.format = "DICOM";
+  header.width = dimensions.at(0);
+  header.height = dimensions.at(1);
+  header.channels = static_cast<int>(channels);
+  header.pixel_type = pixel_type_of(dicom->GetComponentType());
+  header.has_spacing = true;
+  // Uncompressed pixel data is rows x columns x frames x samples x (bits allocated / 8) bytes.
+  const FileBytes file(path);
+  const std::string syntax = dicom_transfer_syntax(file);
+  std::string bits_allocated;
+  dicom->GetValueFromTag("0028|0100", bits_allocated);
+  const int bits = std::atoi(bits_allocated.c_str());
+  const bool uncompressed = syntax.empty() || syntax == "1.2.840.10008.1.2" || syntax == "1.2.840.10008.1.2.1" ||
+                            syntax == "1.2.840.10008.1.2.2";
+  if (uncompressed && bits >= 8 && bits % 8 == 0) {
+    uint64_t bytes = static_cast<uint64_t>(channels) * static_cast<uint64_t>(bits / 8);
+    for (const int64_t size : dimensions) bytes = saturating_product(bytes, static_cast<uint64_t>(size));
+    require_raw_bytes(path, file.size(), bytes);
+  }
+  return header;
 }
 
 void write_with_itk(const fs::path& path, const Image& image) {
@@ -247,7 +291,9 @@ void write_with_itk(const fs::path& path, const Image& image) {
       default: return write_typed<float>(path, tmp, image);
     }
   };
-  write_atomically(path, write, [](const fs::path& tmp) { check_not_truncated(tmp); });
+  // What ITK left on disk must be whole by its own header (sizes, and the gzip stream's end).
+  const ReadLimits no_cap{std::numeric_limits<int64_t>::max()};
+  write_atomically(path, write, [&](const fs::path& tmp) { read_image_header(tmp, no_cap); });
 }
 
 at::Tensor read_png_palette_indices(const fs::path& path) {

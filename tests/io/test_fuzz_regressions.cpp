@@ -20,7 +20,8 @@ TEST(FuzzRegressions, EverySavedInputIsReadOrRejected) {
       {"fuzz_dataset_json", seg::fuzz::dataset_json},
       {"fuzz_tensor_pack", seg::fuzz::tensor_pack},
       {"fuzz_model_file", seg::fuzz::model_file},
-      {"fuzz_image", seg::fuzz::image}};
+      {"fuzz_image", seg::fuzz::image},
+      {"fuzz_image_header", seg::fuzz::image_header}};
   int replayed = 0;
   for (const char* kind : {"corpus", "regressions"}) {
     const fs::path root = fs::path(SEG_SOURCE_DIR) / "fuzz" / kind;

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "fixtures.h"
+#include "image_bytes.h"
 #include "python_support.h"
 #include "test_support.h"
 
@@ -173,6 +174,51 @@ Image.fromarray(grey, 'RGB').save(')" + (tmp / "grey_rgb.png").string() + R"(')
   auto same = io::read_image(tmp / "grey_rgb.png");
   EXPECT_EQ(same.pixels.dim(), 2);
   EXPECT_EQ(same.pixels[3][4].item<int>(), 77);
+}
+
+// Grey+alpha and RGBA: grey where the alpha is opaque everywhere (and, for RGBA, the colour
+// channels agree); transparency is refused like colour unless --gray is asked.
+TEST(ImageIo, AlphaIsGreyOnlyWhenOpaque) {
+  ScratchDir tmp;
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    seg::write_file_atomically(tmp / name, bytes);
+    return tmp / name;
+  };
+  std::string opaque_la, clear_la, opaque_grey_rgba, clear_grey_rgba, colour_rgba;
+  for (int i = 0; i < 6; ++i) {
+    const char grey = static_cast<char>(40 + 10 * i), alpha = static_cast<char>(i == 2 ? 128 : 255);
+    opaque_la += std::string{grey, '\xff'};
+    clear_la += std::string{grey, alpha};
+    opaque_grey_rgba += std::string{grey, grey, grey, '\xff'};
+    clear_grey_rgba += std::string{grey, grey, grey, alpha};
+    colour_rgba += std::string{grey, static_cast<char>(grey + 1), grey, '\xff'};
+  }
+  const auto expected = torch::tensor({40, 50, 60, 70, 80, 90}, torch::kByte).reshape({2, 3});
+  for (const auto& [name, bytes] : {std::pair{"la.png", seg::testing::png_file(3, 2, 4, opaque_la)},
+                                    std::pair{"rgba.png", seg::testing::png_file(3, 2, 6, opaque_grey_rgba)}}) {
+    SCOPED_TRACE(name);
+    const auto grey = io::read_image(write(name, bytes));
+    EXPECT_TRUE(torch::equal(grey.pixels, expected)) << grey.pixels;
+  }
+  io::ReadOptions to_gray;
+  to_gray.to_gray = true;
+  for (const auto& [name, bytes] : {std::pair{"clear_la.png", seg::testing::png_file(3, 2, 4, clear_la)},
+                                    std::pair{"clear_rgba.png", seg::testing::png_file(3, 2, 6, clear_grey_rgba)}}) {
+    SCOPED_TRACE(name);
+    const auto path = write(name, bytes);
+    const auto message = error_of([&] { io::read_image(path); });
+    EXPECT_TRUE(contains(message, name + std::string(": has transparency (an alpha channel that is not opaque); flatten it or pass --gray")))
+        << message;
+    EXPECT_TRUE(torch::equal(io::read_image(path, to_gray).pixels, expected));
+  }
+  const auto colour = write("colour.png", seg::testing::png_file(3, 2, 6, colour_rgba));
+  EXPECT_TRUE(contains(error_of([&] { io::read_image(colour); }), "is a colour image (4 channels)"));
+  EXPECT_EQ(io::read_image(colour, to_gray).pixels.dim(), 2);
+  // OpenCV decodes a grey+alpha TIFF without its alpha: transparency cannot be seen, so the
+  // file is refused unless --gray is asked.
+  const auto tiff = write("la.tif", seg::testing::tiff_file(3, 2, 2, 1, opaque_la));
+  EXPECT_TRUE(contains(error_of([&] { io::read_image(tiff); }), "la.tif: has an alpha channel that cannot be checked"));
+  EXPECT_TRUE(torch::equal(io::read_image(tiff, to_gray).pixels, expected));
 }
 
 TEST(ImageIo, PalettePngLabelMapGivesIndices) {

@@ -1,0 +1,19 @@
+// read_image_header: by extension, the plain parsers (image_header_parse.h) or, for DICOM,
+// GDCM (itk_io.cpp).
+#include <seg/io/image_header.h>
+
+#include "image_header_parse.h"
+#include "io_internal.h"
+
+namespace seg::io {
+
+ImageHeader read_image_header(const std::filesystem::path& path, const ReadLimits& limits) {
+  detail::require_readable_file(path);
+  const std::string extension = detail::full_extension(path);
+  if (detail::kind_of_extension(extension) == detail::FileKind::unknown) detail::unsupported_extension(path);
+  if (const auto format = detail::header_format_of_extension(extension))
+    return detail::parse_image_header(path, *format, limits);
+  return detail::dicom_header(path, limits);
+}
+
+}  // namespace seg::io

@@ -5,7 +5,7 @@
 #   env: DATA, B = the tools' folder, WORK, VARIANTS (default all), POST (default "plain lcc"):
 #   plain = no clean-up, once = plain in one pass (--no-reframe), lcc = --largest-component --fill-holes,
 #   whole = plain with --whole (score it against whole lungs: DATA from bench/whole_lungs.py, see
-#   docs/results.md "Whole lungs")
+#   docs/experiments/whole-lungs.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${DATA:-../shared/data/jsrt}

@@ -6,6 +6,7 @@
 #include <seg/io/evaluation.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/model_search.h>
 #include <seg/output.h>
 
 #include <filesystem>
@@ -73,7 +74,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--data", data_path, "truth from a data set: folder with dataset.json, or a tensor pack");
     app.add_option("--split", split, "with --data: evaluate only this split's cases (e.g. test)");
     app.add_option("--classes", classes_path, "dataset.json whose class table gives the labels to score");
-    app.add_option("--model", model_path, "model file whose class table gives the labels to score");
+    app.add_option("--model", model_path, "model file, run folder or model name whose class table gives the labels to score");
     app.add_option("--csv", csv_path, "write per case and label scores to this CSV file");
     app.add_option("--merge", merge_args,
                    "also score labels as one structure, NAME=V1,V2 (repeatable; e.g. --merge lungs=1,2 as "
@@ -117,10 +118,10 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       options.classes_source = p.string();
       pairing.inputs.push_back(p);
     } else if (!model_path.empty()) {
-      options.classes = load_model(model_path).info.classes;
-      options.classes_source = model_path;
-      pairing.inputs.push_back(fs::is_directory(model_path) ? fs::path(model_path) / "model.pth"
-                                                            : fs::path(model_path));
+      const fs::path model = find_model(model_path);
+      options.classes = load_model(model).info.classes;
+      options.classes_source = model.string();
+      pairing.inputs.push_back(fs::is_directory(model) ? model / "model.pth" : model);
     }
     if (!csv_path.empty()) check_report_path(csv_path, pairing.inputs, overwrite);
     if (want_json && !json_to_stdout) check_report_path(json_path, pairing.inputs, overwrite);

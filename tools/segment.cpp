@@ -53,7 +53,12 @@ std::vector<InputItem> data_set_items(const std::string& data_path, const std::s
     // A folder: segment the image files themselves, so their geometry is kept.
     const auto spec = DatasetSpec::read(fs::is_directory(data_path) ? root / "dataset.json" : fs::path(data_path));
     auto it = spec.splits.find(split);
-    if (it == spec.splits.end()) throw Error(data_path, "has no split \"" + split + "\"");
+    if (it == spec.splits.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, cases] : spec.splits) names.push_back(name);
+      throw Error(data_path, "has no split \"" + split + "\" (it has: " + (names.empty() ? "none" : join(names, ", ")) +
+                                 "); choose one with --split");
+    }
     for (const auto& c : it->second) items.push_back({c, spec.image_path(root, c), std::nullopt});
     return items;
   }

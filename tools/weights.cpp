@@ -24,8 +24,9 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     CLI::App app{
         "Class weights for the cross-entropy loss from the pixel count of each label over a\n"
         "data set's split: power: count^-p / mean (the notebook: p = 0.35); inverse: the same\n"
-        "with p = 1; none: all 1. A label with no pixels gets weight 0. Weights are listed by\n"
-        "label value 0..max, as nn.CrossEntropyLoss(weight=...) takes them.",
+        "with p = 1; none: all 1. A class with no pixels gets weight 0. One weight per class of\n"
+        "the data set's table, in its order (the network's output channels), as\n"
+        "nn.CrossEntropyLoss(weight=...) takes them.",
         "seg-weights"};
     add_max_pixels_option(app);
     std::string data_path, split = "train", mode_name = "power", json_path;
@@ -64,9 +65,13 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
       }
       data = data.subset(split);
     }
-    const int64_t num_classes = data.classes.max_value() + 1;
-    const auto counts = label_counts(data.labels, num_classes);
+    // One weight per class of the table, in its order (the network's output channels).
+    const auto counts_by_value = label_counts(data.labels, data.classes.max_value() + 1);
+    std::vector<int64_t> values;
+    for (const auto& entry : data.classes.entries) values.push_back(entry.second);
+    const auto counts = counts_by_value.index_select(0, torch::tensor(values, torch::kLong));
     const auto w = class_weights(counts, mode, power);
+    const auto num_classes = static_cast<int64_t>(values.size());
 
     if (want_json) {
       nlohmann::json j;
@@ -78,10 +83,11 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
       j["classes"] = nlohmann::json::array();
       j["counts"] = nlohmann::json::array();
       j["weights"] = nlohmann::json::array();
-      for (int64_t v = 0; v < num_classes; ++v) {
-        j["classes"].push_back(data.classes.name_of(static_cast<int>(v)));
-        j["counts"].push_back(counts[v].item<int64_t>());
-        j["weights"].push_back(w[v].item<double>());
+      j["values"] = values;
+      for (int64_t k = 0; k < num_classes; ++k) {
+        j["classes"].push_back(data.classes.entries[static_cast<size_t>(k)].first);
+        j["counts"].push_back(counts[k].item<int64_t>());
+        j["weights"].push_back(w[k].item<double>());
       }
       const std::string text = j.dump(2) + "\n";
       if (json_to_stdout) out << text;
@@ -93,17 +99,17 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     if (mode == WeightMode::power) out << ", p = " << power;
     out << ") from " << data.size() << " case(s) of split " << split << " of " << data_path << "\n";
     size_t name_width = 5;
-    for (int64_t v = 0; v < num_classes; ++v)
-      name_width = std::max(name_width, data.classes.name_of(static_cast<int>(v)).size());
+    for (const auto& entry : data.classes.entries) name_width = std::max(name_width, entry.first.size());
     out << std::left << std::setw(7) << "value" << std::setw(static_cast<int>(name_width + 2)) << "class"
         << std::right << std::setw(12) << "pixels" << std::setw(10) << "weight" << "\n";
     std::ostringstream list;
     list << std::fixed << std::setprecision(4);
-    for (int64_t v = 0; v < num_classes; ++v) {
-      out << std::left << std::setw(7) << v << std::setw(static_cast<int>(name_width + 2))
-          << data.classes.name_of(static_cast<int>(v)) << std::right << std::setw(12) << counts[v].item<int64_t>()
-          << std::setw(10) << std::fixed << std::setprecision(4) << w[v].item<double>() << "\n";
-      list << (v ? ", " : "") << w[v].item<double>();
+    for (int64_t k = 0; k < num_classes; ++k) {
+      const auto& [name, value] = data.classes.entries[static_cast<size_t>(k)];
+      out << std::left << std::setw(7) << value << std::setw(static_cast<int>(name_width + 2)) << name << std::right
+          << std::setw(12) << counts[k].item<int64_t>() << std::setw(10) << std::fixed << std::setprecision(4)
+          << w[k].item<double>() << "\n";
+      list << (k ? ", " : "") << w[k].item<double>();
     }
     out << "weights: [" << list.str() << "]\n";
     return kOk;

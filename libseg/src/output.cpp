@@ -126,12 +126,23 @@ std::vector<bool> OutputFolder::check(const std::vector<fs::path>& outputs) cons
 }
 
 void OutputFolder::create(const std::vector<std::string>& subfolders) const {
-  ensure_writable_dir(root_);
-  remove_stale_temporaries(root_);
-  for (const auto& sub : subfolders) {
-    const fs::path folder = file(sub);
+  // The missing folders from the outermost down, so that they can be removed innermost first.
+  auto make = [this](const fs::path& folder) {
+    std::vector<fs::path> missing;
+    for (fs::path f = fs::absolute(folder).lexically_normal(); !f.empty() && !fs::exists(f); f = f.parent_path())
+      missing.insert(missing.begin(), f);
     ensure_writable_dir(folder);
+    created_.insert(created_.end(), missing.begin(), missing.end());
     remove_stale_temporaries(folder);
+  };
+  make(root_);
+  for (const auto& sub : subfolders) make(file(sub));
+}
+
+OutputFolder::~OutputFolder() {
+  for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
+    std::error_code ec;
+    if (fs::is_empty(*it, ec) && !ec) fs::remove(*it, ec);
   }
 }
 

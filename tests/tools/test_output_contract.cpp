@@ -271,6 +271,20 @@ TEST_F(Contract, AFullDiskNeverReplacesAGoodFileWithAnEmptyOne) {
   EXPECT_FALSE(has_temporaries(dir_.path()));
 }
 
+TEST_F(Contract, ARunThatFailsBeforeItsFirstOutputLeavesNoEmptyFolders) {
+  seg::fail_write_for_testing(1);
+  auto r = run_tool_in_process(seg::tools::augment, {"--data", s(dir_ / "set"), "--case", "a", "-o", s(dir_ / "new" / "aug"), "--seed", "1"});
+  seg::fail_write_for_testing(0);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "no space left on device")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "new")) << "the folders it made are gone";
+  seg::fail_write_for_testing(1);
+  r = segment({s(dir_ / "films"), "-o", s(dir_ / "seg"), "--overlay", "--masks"});
+  seg::fail_write_for_testing(0);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(fs::exists(dir_ / "seg"));
+}
+
 // On a real small file system (root only: it mounts a 40 kB tmpfs).
 TEST_F(Contract, ARealFullDiskIsReportedAsSuch) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";

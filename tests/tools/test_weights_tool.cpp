@@ -104,3 +104,25 @@ TEST(WeightsTool, BadInputAndUsageErrors) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("none.pth"), std::string::npos) << missing.err;
 }
+
+// A class table with a gap in its values ({0, 1, 2, 5}) gets one weight per class, not one per
+// value up to the largest: four weights for a four-class network.
+TEST(WeightsTool, OneWeightPerClassOfTheTableWhateverItsValues) {
+  ScratchDir tmp;
+  seg::Dataset d;
+  d.name = "gaps";
+  d.source = "memory";
+  d.images = torch::zeros({1, 2, 4}, torch::kByte);
+  d.labels = torch::tensor({0, 0, 0, 1, 1, 2, 5, 5}, torch::kByte).view({1, 2, 4});
+  d.cases = {"a"};
+  d.classes.entries = {{"background", 0}, {"one", 1}, {"two", 2}, {"five", 5}};
+  d.splits["train"] = {"a"};
+  seg::save_tensor_pack(d, tmp / "gaps.pth");
+  const auto r = weights({"--data", (tmp / "gaps.pth").string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(j["counts"].get<std::vector<int64_t>>(), (std::vector<int64_t>{3, 2, 1, 2}));
+  EXPECT_EQ(j["values"].get<std::vector<int>>(), (std::vector<int>{0, 1, 2, 5}));
+  EXPECT_EQ(j["classes"].get<std::vector<std::string>>(), (std::vector<std::string>{"background", "one", "two", "five"}));
+  EXPECT_EQ(weights_of(j).size(), 4u);
+}

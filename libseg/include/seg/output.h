@@ -69,11 +69,18 @@ class OutputFolder {
   // that killed runs left there.
   void create(const std::vector<std::string>& subfolders = {}) const;
 
+  // The folders create() made are removed again when this object dies with them still empty:
+  // a run that failed before its first output leaves no empty folders behind.
+  ~OutputFolder();
+  OutputFolder(const OutputFolder&) = delete;
+  OutputFolder& operator=(const OutputFolder&) = delete;
+
  private:
   std::filesystem::path root_;
   Inputs inputs_;
   Existing existing_;
   std::string how_to_replace_;
+  mutable std::vector<std::filesystem::path> created_;  // by create(), outermost first
 };
 
 }  // namespace seg

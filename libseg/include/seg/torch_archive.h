@@ -10,11 +10,14 @@
 
 namespace seg {
 
-// "" when the archive is sound enough to hand to torch::pickle_load, else what is wrong
-// ("not a ZIP archive ...", "record X claims N bytes ...", "its pickle ...").
-// Sound means: a well-formed ZIP end record; every central-directory entry inside the file;
-// stored records no larger than the file; and in every .pkl record, opcodes that pickle
-// knows, whose lengths fit in what remains of the record.
+// "" when the archive is sound enough to hand to LibTorch's readers, else what is wrong
+// ("not a complete torch.save archive ...", "its record X claims N bytes ...", "record X fails
+// its CRC-32 check", "its pickle ..."). Sound means: a well-formed ZIP end record, and a ZIP64
+// one that agrees with it; every central-directory entry inside the file; local headers that
+// agree with the directory; stored records no larger than the file, each matching its CRC-32;
+// records deflated only where LibTorch deflates them (TorchScript's code/, whose CRC is not
+// checked); and in every .pkl record, opcodes that pickle knows, whose lengths fit in what
+// remains of the record.
 std::string torch_archive_problem(const std::string& bytes);
 
 // The unpickler also builds tensors with whatever sizes, strides and offset the pickle gives,

@@ -2,7 +2,15 @@
 #include <seg/error.h>
 #include <seg/torch_archive.h>
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/storage_context.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <set>
 
 namespace seg {
 
@@ -39,7 +47,14 @@ std::string pickle_problem(const std::string& bytes, size_t begin, size_t end) {
       // Fixed-size arguments.
       case 'K': case 'q': case 'h': case 0x80: case 0x82: length = 1; break;
       case 'M': case 0x83: length = 2; break;
-      case 'J': case 'r': case 'j': case 0x84: length = 4; break;
+      case 'J': case 'j': case 0x84: length = 4; break;
+      case 'r':  // LONG_BINPUT: LibTorch grows its memo to the index, 16 bytes an entry
+        if (!need(4)) return "its pickle is truncated";
+        if (in.u32(at) >= end - begin)
+          return "its pickle stores memo entry " + std::to_string(in.u32(at)) + ", more than its " +
+                 std::to_string(end - begin) + " bytes can make (damaged or crafted)";
+        length = 4;
+        break;
       case 'G': case 0x95: length = 8; break;
       // Length-prefixed: 1, 4 or 8 bytes of length.
       case 'U': case 'C': case 0x8a: case 0x8c:
@@ -133,6 +148,7 @@ std::string torch_archive_problem(const std::string& bytes) {
   const size_t cd_end = static_cast<size_t>(cd_offset + cd_size);
 
   size_t at = static_cast<size_t>(cd_offset);
+  std::set<std::string> names;
   for (uint64_t k = 0; k < entries; ++k) {
     const std::string damaged = "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
     if (at + kCentral > cd_end || in.u32(at) != 0x02014b50u) return damaged;
@@ -142,6 +158,8 @@ std::string torch_archive_problem(const std::string& bytes) {
     // Name, extra field and comment all inside the directory: readers take them on trust.
     if (kCentral + name_length + extra_length + comment_length > cd_end - at) return damaged;
     const std::string name = bytes.substr(at + kCentral, name_length);
+    // The reader finds a record by name: with two of one name, which is read is its choice.
+    if (!names.insert(name).second) return "its ZIP directory names record " + name + " twice (damaged or crafted)";
     if (packed == kNoSize || size == kNoSize || local == kNoSize) {
       // The 64-bit values sit in the extra field's ZIP64 block (id 1), in this order.
       size_t field = at + kCentral + name_length;
@@ -208,6 +226,41 @@ std::string torch_archive_problem(const std::string& bytes) {
     }
   }
   return "";
+}
+
+namespace {
+
+// LibTorch's MemoryReadAdapter copies whatever it is asked for; this one stops at the end, so
+// that a read the archive check did not foresee fails instead of leaving the buffer.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+}  // namespace
+
+c10::IValue load_pickle_archive(const std::string& bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(bytes));
+  // What torch::pickle_load does, with every storage given beforehand at its record's size.
+  auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
+  for (const auto& name : reader.getAllRecords()) {
+    if (name.rfind("data/", 0) != 0) continue;
+    auto record = reader.getRecord(name);
+    storages->addStorage(name.substr(5), c10::Storage(c10::Storage::use_byte_size_t(), std::get<1>(record),
+                                                      std::move(std::get<0>(record)), nullptr, false));
+  }
+  return torch::jit::readArchiveAndTensors("data", "", "", {}, {}, {}, reader,
+                                           torch::jit::Unpickler::defaultTypeParser, storages);
 }
 
 void check_tensor_in_storage(const at::Tensor& t, const std::string& source, const std::string& what) {

@@ -234,3 +234,26 @@ TEST(TorchArchive, OnlyTorchScriptCodeMayBeCompressed) {
   bytes[local + 8] = 8;
   EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "is compressed, which torch.save never does")) << seg::torch_archive_problem(bytes);
 }
+
+TEST(TorchArchive, APickleMemoIndexBeyondWhatItCouldHoldIsRejectedBeforeAnyAllocation) {
+  // fuzz_tensor_pack's fifth finding: LONG_BINPUT 1869902693 in a 659-byte pickle; LibTorch's
+  // unpickler grew its memo to that index, 16 bytes an entry (30 GB). (Saved with its CRCs
+  // mended, so that the normal build's replay reaches the pickle check too.)
+  const auto path = fs::path(SEG_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_tensor_pack" / "oom-pickle-memo-index-30gb";
+  const auto problem = seg::torch_archive_problem(seg::read_file(path));
+  EXPECT_TRUE(contains(problem, "its pickle stores memo entry 1869902693, more than its 659 bytes can make")) << problem;
+}
+
+// LibTorch's reader finds records by name; with two of one name, which one it reads is its
+// choice, not the directory's.
+TEST(TorchArchive, TwoRecordsOfOneNameAreRejected) {
+  seg::testing::ScratchDir dir("archive");
+  auto bytes = saved_pack(dir);
+  for (const char* signature : {"PK\x01\x02", "PK\x03\x04"}) {  // in the directory and the local header
+    const size_t name = bytes.find("archive/data/1", bytes.find(std::string(signature, 4)));
+    ASSERT_NE(name, std::string::npos);
+    bytes[name + 13] = '0';
+  }
+  bytes = with_crcs_recomputed(bytes);
+  EXPECT_TRUE(contains(seg::torch_archive_problem(bytes), "names record archive/data/0 twice")) << seg::torch_archive_problem(bytes);
+}

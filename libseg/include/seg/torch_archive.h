@@ -8,6 +8,10 @@
 
 #include <string>
 
+namespace c10 {
+struct IValue;
+}
+
 namespace seg {
 
 // "" when the archive is sound enough to hand to LibTorch's readers, else what is wrong
@@ -19,6 +23,13 @@ namespace seg {
 // checked); and in every .pkl record, opcodes that pickle knows, whose lengths fit in what
 // remains of the record.
 std::string torch_archive_problem(const std::string& bytes);
+
+// torch::pickle_load for bytes that torch_archive_problem found sound, but safer in two ways:
+// its reads stop at the end of the bytes, and each tensor's storage is as large as its record.
+// (LibTorch sizes a storage as the pickle says, whatever its record holds: a pickle naming
+// another, smaller record, found by fuzzing, made check_tensor_in_storage pass a tensor that
+// reads past its data.) Throws what LibTorch throws (std::exception) on anything else amiss.
+c10::IValue load_pickle_archive(const std::string& bytes);
 
 // The unpickler also builds tensors with whatever sizes, strides and offset the pickle gives,
 // unchecked against their storage (found by fuzzing: reading such a tensor reads freed

@@ -38,7 +38,7 @@ c10::IValue unpickle(const std::string& bytes, const fs::path& path) {
     throw Error(path.string(), "model file is damaged: " + problem + "; download or copy it again");
   }
   try {
-    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    return load_pickle_archive(bytes);
   } catch (const std::exception& e) {
     std::string why = e.what();
     throw Error(path.string(), "not a readable model file (" + why.substr(0, why.find('\n')) + ")");

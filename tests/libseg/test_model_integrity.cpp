@@ -251,6 +251,17 @@ TEST(ModelIntegrity, PythonComputesTheSameDigestFromTheDocumentedRecipe) {
   EXPECT_TRUE(seg::testing::run_python(script, tmp.path())) << seg::read_file(tmp / "python.log");
 }
 
+// fuzz_model_file's finding: the pickle gives "2.0.weight" the storage key of a smaller
+// record. LibTorch sizes the storage as the pickle claims, so the tensor passed the storage
+// check and reading it read past its record. (Saved with its CRCs mended, as one who crafts
+// such a file would.)
+TEST(ModelIntegrity, ATensorWhoseStorageNamesASmallerRecordIsRefused) {
+  const auto path = fs::path(SEG_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_model_file" / "storage-key-names-a-smaller-record";
+  ASSERT_EQ(seg::torch_archive_problem(seg::read_file(path)), "");
+  const std::string error = seg::testing::error_of([&] { seg::load_model(path); });
+  EXPECT_TRUE(contains(error, "weights \"2.0.weight\" has sizes and strides that reach past its 6912 bytes")) << error;
+}
+
 // seg-train's checkpoint goes through the same archive check before LibTorch reads it.
 TEST(ModelIntegrity, ADamagedCheckpointIsRefusedOnResume) {
   torch::set_num_threads(1);

@@ -135,7 +135,7 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
   model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
   save_model(model, target);
   out << "wrote model " << target.string() << " (" << model.info.network.architecture << ", weights in "
-      << precision_name(model.stored_as) << ", " << fs::file_size(target) << " bytes";
+      << precision_name(model.stored_as) << " with their SHA-256, " << fs::file_size(target) << " bytes";
   if (model.info.framing)
     out << "; framing top " << model.info.framing->top << ", bottom " << model.info.framing->bottom << ", left "
         << model.info.framing->left << ", right " << model.info.framing->right;

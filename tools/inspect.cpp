@@ -394,6 +394,9 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
     j["path"] = path.string();
     j["trainable_parameters"] = parameters;
     j["weights_stored_as"] = stored_as;
+    // load_model verified both (or refused the file): the record says which protection it has.
+    j["integrity"] = {{"crc32_of_every_record", "verified"},
+                      {"weights_sha256", model.weights_sha256.empty() ? nlohmann::json() : nlohmann::json(model.weights_sha256)}};
     out << j.dump(1) << "\n";
     return;
   }
@@ -401,6 +404,10 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
   out << "network: " << info.network.architecture << ", " << info.network.in_channels << " input channel(s), "
       << info.network.num_classes << " classes, " << parameters << " trainable parameters (stored as " << stored_as
       << ")\n";
+  out << "integrity: CRC-32 of every record"
+      << (model.weights_sha256.empty() ? " (verified); no SHA-256 of the weights (an older file: seg-convert MODEL -o NEW.pth adds one)"
+                                       : ", SHA-256 of the weights (verified)")
+      << "\n";
   out << "classes:";
   for (const auto& [name, value] : info.classes.entries) out << " " << value << " " << name;
   out << "\ninput size: " << shape_text(info.input_size.at(0), info.input_size.at(1)) << "\n";

@@ -1,3 +1,4 @@
+#include <seg/checksum.h>
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/torch_archive.h>
@@ -30,16 +31,72 @@ c10::impl::GenericDict state_dict_of(const torch::nn::Module& net, WeightPrecisi
   return dict;
 }
 
-c10::IValue read_pickle(const fs::path& path) {
-  const std::string bytes = read_file(path);
-  if (const auto problem = torch_archive_problem(bytes); !problem.empty())
-    throw Error(path.string(), "not a readable model file: " + problem);
+// Unpickles `bytes` of the file `path` once the archive check (seg/torch_archive.h) has passed.
+c10::IValue unpickle(const std::string& bytes, const fs::path& path) {
+  if (const auto problem = torch_archive_problem(bytes); !problem.empty()) {
+    if (bytes.compare(0, 2, "PK") != 0) throw Error(path.string(), "not a model file: " + problem);
+    throw Error(path.string(), "model file is damaged: " + problem + "; download or copy it again");
+  }
   try {
-    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    return load_pickle_archive(bytes);
   } catch (const std::exception& e) {
     std::string why = e.what();
     throw Error(path.string(), "not a readable model file (" + why.substr(0, why.find('\n')) + ")");
   }
+}
+
+c10::IValue read_pickle(const fs::path& path) { return unpickle(read_file(path), path); }
+
+// Python's name of a dtype without "torch." ("float32", "float16", ...), as weights_sha256 hashes it.
+std::string dtype_name(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "float32";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(type);
+  }
+}
+
+void hash_field(Sha256& sha, const void* data, uint64_t size) {
+  uint8_t length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(size >> (8 * i));
+  sha.update(length, sizeof length).update(data, static_cast<size_t>(size));
+}
+
+// The SHA-256 of a state_dict as docs/formats.md defines it: for each tensor, in byte order of
+// the names, its name, dtype, shape and bytes (row-major, as stored), each field preceded by its
+// length (64-bit little-endian), so that no two state_dicts feed the same bytes.
+std::string weights_sha256(const c10::impl::GenericDict& state, const fs::path& path) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& item : state) {
+    if (!item.key().isString() || !item.value().isTensor())
+      throw Error(path.string(), "state_dict holds an entry that is not a named tensor");
+    const std::string name = item.key().toStringRef();
+    const at::Tensor tensor = item.value().toTensor();
+    check_tensor_in_storage(tensor, path.string(), "weights \"" + name + "\"");
+    tensors.emplace_back(name, tensor);
+  }
+  std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Sha256 sha;
+  for (const auto& [name, tensor] : tensors) {
+    const auto bytes = tensor.detach().to(torch::kCPU).contiguous();
+    const std::string dtype = dtype_name(bytes.scalar_type());
+    hash_field(sha, name.data(), name.size());
+    hash_field(sha, dtype.data(), dtype.size());
+    std::vector<uint8_t> shape;
+    for (const int64_t extent : bytes.sizes())
+      for (int i = 0; i < 8; ++i) shape.push_back(static_cast<uint8_t>(static_cast<uint64_t>(extent) >> (8 * i)));
+    hash_field(sha, shape.data(), shape.size());
+    hash_field(sha, bytes.data_ptr(), bytes.nbytes());
+  }
+  return sha.hex_digest();
 }
 
 void copy_state(torch::nn::Module& net, const c10::impl::GenericDict& dict, const fs::path& path) {
@@ -51,6 +108,9 @@ void copy_state(torch::nn::Module& net, const c10::impl::GenericDict& dict, cons
     if (!it->value().isTensor()) throw Error(path.string(), "entry \"" + name + "\" is not a tensor");
     const auto source = it->value().toTensor();
     check_tensor_in_storage(source, path.string(), "weights \"" + name + "\"");
+    if (source.is_floating_point() && !torch::isfinite(source).all().item<bool>())
+      throw Error(path.string(), "weights \"" + name + "\" hold NaN or infinite values (from a training run that "
+                                 "diverged?); use another model or train again");
     if (source.sizes() != target.sizes()) {
       std::ostringstream why;
       why << "weights \"" << name << "\" have shape " << source.sizes() << " but the network expects "
@@ -151,8 +211,11 @@ void check_overlaps(const std::vector<Overlap>& overlaps, const ClassTable& clas
 void save_model(const Model& model, const fs::path& path) {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
   dict.insert("format", std::string(kModelFormat));
-  dict.insert("metadata", model_info_to_json(model.info));
-  dict.insert("state_dict", state_dict_of(*model.net, model.stored_as, path));
+  const auto state = state_dict_of(*model.net, model.stored_as, path);
+  auto metadata = json::parse(model_info_to_json(model.info));
+  metadata["weights_sha256"] = weights_sha256(state, path);
+  dict.insert("metadata", metadata.dump(1));
+  dict.insert("state_dict", state);
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
@@ -169,7 +232,11 @@ bool is_model_path(const fs::path& path) {
 bool is_model_file(const fs::path& path) {
   if (!fs::is_regular_file(path)) return false;
   try {
-    const c10::IValue value = read_pickle(path);
+    const std::string bytes = read_file(path);
+    // A damaged file that still names our format counts, so that load_model says what is wrong.
+    if (!torch_archive_problem(bytes).empty())
+      return bytes.compare(0, 2, "PK") == 0 && bytes.find(kModelFormat) != std::string::npos;
+    const c10::IValue value = unpickle(bytes, path);
     if (!value.isGenericDict()) return false;
     const auto dict = value.toGenericDict();
     const auto format = dict.find("format");
@@ -200,12 +267,22 @@ Model load_model(const fs::path& path_or_run) {
     throw Error(path.string(), "model file lacks its metadata or state_dict");
   Model model;
   model.info = model_info_from_json(metadata->value().toStringRef(), path.string());
+  const auto state = weights->value().toGenericDict();
+  const json metadata_json = json::parse(metadata->value().toStringRef());
+  if (const auto recorded = metadata_json.find("weights_sha256"); recorded != metadata_json.end()) {
+    // (Absent in files written before models carried it.)
+    if (!recorded->is_string() || recorded->get<std::string>().size() != 64)
+      throw Error(path.string(), "model metadata is malformed: weights_sha256 is not 64 hexadecimal digits");
+    if (weights_sha256(state, path) != recorded->get<std::string>())
+      throw Error(path.string(), "weights do not match the SHA-256 in its metadata (changed since they were saved); "
+                                 "download or copy it again");
+    model.weights_sha256 = recorded->get<std::string>();
+  }
   try {
     model.net = make_network(model.info.network);
   } catch (const UsageError& e) {
     throw Error(path.string(), e.what());
   }
-  const auto state = weights->value().toGenericDict();
   copy_state(*model.net, state, path);
   for (const auto& item : state)
     if (item.value().toTensor().scalar_type() == torch::kHalf) model.stored_as = WeightPrecision::float16;

@@ -1,7 +1,16 @@
+#include <seg/checksum.h>
 #include <seg/error.h>
 #include <seg/torch_archive.h>
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/storage_context.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <set>
 
 namespace seg {
 
@@ -38,7 +47,14 @@ std::string pickle_problem(const std::string& bytes, size_t begin, size_t end) {
       // Fixed-size arguments.
       case 'K': case 'q': case 'h': case 0x80: case 0x82: length = 1; break;
       case 'M': case 0x83: length = 2; break;
-      case 'J': case 'r': case 'j': case 0x84: length = 4; break;
+      case 'J': case 'j': case 0x84: length = 4; break;
+      case 'r':  // LONG_BINPUT: LibTorch grows its memo to the index, 16 bytes an entry
+        if (!need(4)) return "its pickle is truncated";
+        if (in.u32(at) >= end - begin)
+          return "its pickle stores memo entry " + std::to_string(in.u32(at)) + ", more than its " +
+                 std::to_string(end - begin) + " bytes can make (damaged or crafted)";
+        length = 4;
+        break;
       case 'G': case 0x95: length = 8; break;
       // Length-prefixed: 1, 4 or 8 bytes of length.
       case 'U': case 'C': case 0x8a: case 0x8c:
@@ -76,6 +92,12 @@ std::string pickle_problem(const std::string& bytes, size_t begin, size_t end) {
   return "its pickle ends before its STOP opcode (truncated)";
 }
 
+// TorchScript's source and debug records, "<archive>/code/...".
+bool is_torchscript_code(const std::string& name) {
+  const size_t slash = name.find('/');
+  return slash != std::string::npos && name.compare(slash + 1, 5, "code/") == 0;
+}
+
 }  // namespace
 
 std::string torch_archive_problem(const std::string& bytes) {
@@ -83,15 +105,16 @@ std::string torch_archive_problem(const std::string& bytes) {
   constexpr size_t kEocd = 22, kCentral = 46, kLocal = 30;
   const std::string not_zip = "not a complete torch.save archive (empty, truncated or another format)";
   if (bytes.size() < kEocd || bytes.compare(0, 2, "PK") != 0) return not_zip;
-  // The end record sits at the end, before a comment of at most 65535 bytes.
+  // The end record: LibTorch's reader takes the last signature with room for the record after
+  // it, so that one it must be, and it must end the file (after its comment).
   size_t eocd = std::string::npos;
   const size_t lowest = bytes.size() > kEocd + 65535 ? bytes.size() - kEocd - 65535 : 0;
   for (size_t at = bytes.size() - kEocd + 1; at-- > lowest;)
-    if (in.u32(at) == 0x06054b50u && at + kEocd + in.u16(at + 20) == bytes.size()) {
+    if (in.u32(at) == 0x06054b50u) {
       eocd = at;
       break;
     }
-  if (eocd == std::string::npos) return not_zip;
+  if (eocd == std::string::npos || eocd + kEocd + in.u16(eocd + 20) != bytes.size()) return not_zip;
   uint64_t entries = in.u16(eocd + 10), cd_size = in.u32(eocd + 12), cd_offset = in.u32(eocd + 16);
   uint64_t cd_limit = eocd;
   // ZIP64: a locator right before the end record points to a 56-byte record holding the
@@ -102,9 +125,22 @@ std::string torch_archive_problem(const std::string& bytes) {
     if (record > eocd - kLocator || eocd - kLocator - record < kZip64Record || in.u32(static_cast<size_t>(record)) != 0x06064b50u)
       return "its ZIP64 directory record is damaged";
     cd_limit = record;
-    if (entries == 0xffff) entries = in.u64(static_cast<size_t>(record) + 32);
-    if (cd_size == kNoSize) cd_size = in.u64(static_cast<size_t>(record) + 40);
-    if (cd_offset == kNoSize) cd_offset = in.u64(static_cast<size_t>(record) + 48);
+    // The reader then takes the count, size and offset of the directory from the ZIP64 record
+    // alone, and its bounds check wraps around on an offset near 2^64: the end record's values
+    // must be the same or the "see ZIP64" markers.
+    const auto at = static_cast<size_t>(record);
+    const uint64_t entries64 = in.u64(at + 32), cd_size64 = in.u64(at + 40), cd_offset64 = in.u64(at + 48);
+    auto disagree = [](const char* what, uint64_t zip64, uint64_t plain) {
+      return std::string("its ZIP64 end record gives ") + what + " " + std::to_string(zip64) + ", its end record " +
+             std::to_string(plain) + " (damaged or crafted)";
+    };
+    if (in.u64(at + 24) != entries64) return "its ZIP64 end record gives two entry counts (damaged or crafted)";
+    if (entries != 0xffff && entries != entries64) return disagree("entry count", entries64, entries);
+    if (cd_size != kNoSize && cd_size != cd_size64) return disagree("directory size", cd_size64, cd_size);
+    if (cd_offset != kNoSize && cd_offset != cd_offset64) return disagree("directory offset", cd_offset64, cd_offset);
+    entries = entries64;
+    cd_size = cd_size64;
+    cd_offset = cd_offset64;
   } else if (entries == 0xffff || cd_size == kNoSize || cd_offset == kNoSize) {
     return not_zip;  // ZIP64 markers without the ZIP64 record
   }
@@ -112,15 +148,18 @@ std::string torch_archive_problem(const std::string& bytes) {
   const size_t cd_end = static_cast<size_t>(cd_offset + cd_size);
 
   size_t at = static_cast<size_t>(cd_offset);
+  std::set<std::string> names;
   for (uint64_t k = 0; k < entries; ++k) {
     const std::string damaged = "its ZIP directory is damaged (entry " + std::to_string(k) + ")";
     if (at + kCentral > cd_end || in.u32(at) != 0x02014b50u) return damaged;
-    const uint32_t method = in.u16(at + 10);
+    const uint32_t method = in.u16(at + 10), crc = in.u32(at + 16);
     uint64_t packed = in.u32(at + 20), size = in.u32(at + 24), local = in.u32(at + 42);
     const size_t name_length = in.u16(at + 28), extra_length = in.u16(at + 30), comment_length = in.u16(at + 32);
     // Name, extra field and comment all inside the directory: readers take them on trust.
     if (kCentral + name_length + extra_length + comment_length > cd_end - at) return damaged;
     const std::string name = bytes.substr(at + kCentral, name_length);
+    // The reader finds a record by name: with two of one name, which is read is its choice.
+    if (!names.insert(name).second) return "its ZIP directory names record " + name + " twice (damaged or crafted)";
     if (packed == kNoSize || size == kNoSize || local == kNoSize) {
       // The 64-bit values sit in the extra field's ZIP64 block (id 1), in this order.
       size_t field = at + kCentral + name_length;
@@ -147,19 +186,81 @@ std::string torch_archive_problem(const std::string& bytes) {
     at += kCentral + name_length + extra_length + comment_length;
     if (local > cd_offset || cd_offset - local < kLocal || in.u32(static_cast<size_t>(local)) != 0x04034b50u)
       return "its record " + name + " is damaged";
-    const uint64_t data = local + kLocal + in.u16(static_cast<size_t>(local) + 26) + in.u16(static_cast<size_t>(local) + 28);
+    const auto header = static_cast<size_t>(local);
+    const size_t local_name_length = in.u16(header + 26);
+    const uint64_t data = local + kLocal + local_name_length + in.u16(header + 28);
     if (data > cd_offset || packed > cd_offset - data)
       return "its record " + name + " claims " + std::to_string(packed) + " bytes, past the end of the data";
+    // The reader takes only the name and extra-field lengths from the local header (they say
+    // where the data starts); the rest must agree with the directory all the same. With flag
+    // bit 3 the CRC and sizes follow the data instead, and the header holds zeros.
+    const bool sizes_after_data = (in.u16(header + 6) & 8u) != 0;
+    auto agrees = [&](uint64_t local_value, uint64_t central_value, bool zip64_marker_allowed) {
+      return local_value == central_value || (sizes_after_data && local_value == 0) ||
+             (zip64_marker_allowed && local_value == kNoSize);
+    };
+    if (bytes.compare(header + kLocal, local_name_length, name) != 0 || in.u16(header + 8) != method ||
+        !agrees(in.u32(header + 14), crc, false) || !agrees(in.u32(header + 18), packed, true) ||
+        !agrees(in.u32(header + 22), size, true))
+      return "its record " + name + " is damaged (its local header disagrees with the ZIP directory)";
     // torch.save stores records; a deflated one expands at most about 1032-fold.
     if ((method == 0 && size != packed) || (method == 8 && size > 1032 * packed + 1024) || (method != 0 && method != 8))
       return "its record " + name + " claims " + std::to_string(size) + " bytes from " + std::to_string(packed) +
              " stored (damaged or crafted)";
-    if (method == 0 && name.size() >= 4 && name.compare(name.size() - 4, 4, ".pkl") == 0) {
+    // LibTorch deflates only TorchScript's code and debug records (in checkpoints): their CRC
+    // would need an inflater, and a damaged one fails to compile on load. Weights and pickles
+    // are always stored, so a deflated one is not LibTorch's doing.
+    if (method == 8) {
+      if (!is_torchscript_code(name))
+        return "its record " + name + " is compressed, which torch.save never does (damaged or crafted)";
+      continue;
+    }
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    // (Fuzzing builds skip the comparison, as libFuzzer's convention has it, so that mutated
+    // records reach the readers behind this check.)
+    if (crc32(bytes.data() + data, static_cast<size_t>(packed)) != crc) return "record " + name + " fails its CRC-32 check";
+#endif
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, ".pkl") == 0) {
       const std::string problem = pickle_problem(bytes, static_cast<size_t>(data), static_cast<size_t>(data + packed));
       if (!problem.empty()) return problem;
     }
   }
   return "";
+}
+
+namespace {
+
+// LibTorch's MemoryReadAdapter copies whatever it is asked for; this one stops at the end, so
+// that a read the archive check did not foresee fails instead of leaving the buffer.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+}  // namespace
+
+c10::IValue load_pickle_archive(const std::string& bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(bytes));
+  // What torch::pickle_load does, with every storage given beforehand at its record's size.
+  auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
+  for (const auto& name : reader.getAllRecords()) {
+    if (name.rfind("data/", 0) != 0) continue;
+    auto record = reader.getRecord(name);
+    storages->addStorage(name.substr(5), c10::Storage(c10::Storage::use_byte_size_t(), std::get<1>(record),
+                                                      std::move(std::get<0>(record)), nullptr, false));
+  }
+  return torch::jit::readArchiveAndTensors("data", "", "", {}, {}, {}, reader,
+                                           torch::jit::Unpickler::defaultTypeParser, storages);
 }
 
 void check_tensor_in_storage(const at::Tensor& t, const std::string& source, const std::string& what) {

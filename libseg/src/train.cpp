@@ -7,6 +7,7 @@
 #include <seg/optim.h>
 #include <seg/predict.h>
 #include <seg/postprocess.h>
+#include <seg/torch_archive.h>
 #include <seg/train.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -180,9 +181,13 @@ Checkpoint read_checkpoint_meta(torch::serialize::InputArchive& archive) {
 
 torch::serialize::InputArchive open_checkpoint(const fs::path& path) {
   if (!fs::exists(path)) throw Error(path.string(), "no checkpoint to resume from (was the run started?)");
+  // Checked as every archive is before LibTorch reads it (seg/torch_archive.h).
+  const std::string bytes = read_file(path);
+  if (const auto problem = torch_archive_problem(bytes); !problem.empty())
+    throw Error(path.string(), "checkpoint is damaged: " + problem + "; resume from a copy of the run or train again");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string());
+    archive.load_from(bytes.data(), bytes.size());
   } catch (const std::exception& e) {
     std::string why = e.what();
     throw Error(path.string(), "unreadable checkpoint (" + why.substr(0, why.find('\n')) + ")");

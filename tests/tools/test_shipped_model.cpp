@@ -146,6 +146,8 @@ TEST_P(ShippedModel, CarriesItsMetadataAndIsSmall) {
   EXPECT_EQ(m.info.classes.size(), 6);
   EXPECT_EQ(m.info.classes.name_of(3), "heart");
   EXPECT_NE(m.info.provenance_json.find("val_mean_dice"), std::string::npos);
+  // The SHA-256 of its weights, which load_model has verified.
+  EXPECT_EQ(m.weights_sha256.size(), 64u);
   // Where JSRT's training labels sit (the chest's box about 200 of 256 pixels): seg-segment
   // reframes to it.
   ASSERT_TRUE(m.info.framing.has_value());

@@ -49,25 +49,33 @@ struct Model {
   ModelInfo info;
   SegNet net;
   WeightPrecision stored_as = WeightPrecision::float32;  // what load_model found, save_model writes
+  // The SHA-256 of the weights that load_model found in the metadata and verified; empty for a
+  // file written before models carried one (its records' CRC-32s still guard it).
+  std::string weights_sha256{};
 };
 
 // A file Python's torch.load reads: {"format": "segsuite-model-1", "metadata": <JSON text>,
-// "state_dict": {name: tensor}}, tensors on the CPU, parameters as model.stored_as says.
+// "state_dict": {name: tensor}}, tensors on the CPU, parameters as model.stored_as says; the
+// metadata carries "weights_sha256", the SHA-256 of the state_dict (docs/formats.md).
 // Throws seg::Error if a weight does not fit in float16.
 void save_model(const Model& model, const std::filesystem::path& path);
 
-// Reads our model file, or a run folder holding model.pth. Throws seg::Error naming the file.
+// Reads our model file, or a run folder holding model.pth. Throws seg::Error naming the file
+// when the file is damaged (a record fails its CRC-32, the weights their SHA-256), is not a
+// model, or holds NaN or infinite weights.
 Model load_model(const std::filesystem::path& path_or_run);
 
-// Whether `path` is one of our model files (reads its pickle; false for anything else,
-// damaged files included).
+// Whether `path` is one of our model files (reads its pickle; false for anything else). A
+// damaged file counts while its bytes still name our format, so that load_model says what is
+// wrong with it.
 bool is_model_file(const std::filesystem::path& path);
 // A model file, or a training run folder holding one (model.pth and no dataset.json): what
 // load_model reads.
 bool is_model_path(const std::filesystem::path& path);
 
 // Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the
-// "state_dict" of our model file into `net`; every parameter must match in name and shape.
+// "state_dict" of our model file into `net`; every parameter must match in name and shape and
+// be finite.
 void load_state_dict(torch::nn::Module& net, const std::filesystem::path& path);
 
 // Throws seg::Error naming `source` unless every overlap names two different structures

@@ -1,5 +1,5 @@
 // The course notebook's tensor files: JSRT_img0_lms.pth (z-normalised images) and
-// jsrt_seg_masks.pth (one-hot masks), read with torch::pickle_load, written with pickle_save.
+// jsrt_seg_masks.pth (one-hot masks), read through seg::load_pickle_archive, written with pickle_save.
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/torch_archive.h>
@@ -86,7 +86,7 @@ c10::IValue load_pickle(const fs::path& path) {
   if (const auto problem = torch_archive_problem(bytes); !problem.empty())
     throw Error(path.string(), "cannot be read as a torch.save file: " + problem);
   try {
-    return torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    return load_pickle_archive(bytes);
   } catch (const std::exception& first_error) {
     try {
       return load_python_pickle(bytes);

@@ -281,7 +281,7 @@ Dataset load_tensor_pack(const fs::path& path) {
     throw Error(path.string(), "not a readable tensor pack: " + problem);
   c10::IValue value;
   try {
-    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    value = load_pickle_archive(bytes);
   } catch (const std::exception& e) {
     std::string why = e.what();
     throw Error(path.string(), "not a readable tensor pack (" + why.substr(0, why.find('\n')) + ")");

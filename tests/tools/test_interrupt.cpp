@@ -132,7 +132,7 @@ TEST_F(Interrupt, KilledDuringACheckpointWriteThenResumed) {
   ASSERT_TRUE(WIFSTOPPED(status)) << text_of(log);
   std::vector<std::string> temporaries;
   for (const auto& entry : fs::directory_iterator(run_dir))
-    if (contains(entry.path().filename().string(), ".checkpoint.pt.tmp.")) temporaries.push_back(entry.path().string());
+    if (seg::is_temporary_name(entry.path().filename().string())) temporaries.push_back(entry.path().string());
   EXPECT_EQ(temporaries.size(), 1u);
   ::kill(pid, SIGKILL);
   ASSERT_EQ(wait_exit(pid), 128 + SIGKILL);

@@ -16,12 +16,14 @@ Augmentation devices_augmentation();
 Augmentation intensity_augmentation();
 Augmentation processing_augmentation();
 Augmentation texture_augmentation();
+Augmentation invert_augmentation();
 
 const std::vector<Augmentation>& augmentations() {
   static const std::vector<Augmentation> registered = [] {
     std::vector<Augmentation> all{scale_augmentation(),   zoom_augmentation(),      rotation_augmentation(),
                                   elastic_augmentation(), opacity_augmentation(),   devices_augmentation(),
-                                  intensity_augmentation(), processing_augmentation(), texture_augmentation()};
+                                  intensity_augmentation(), processing_augmentation(), texture_augmentation(),
+                                  invert_augmentation()};
     // The pipeline samples the geometric ones as one warp before the others act.
     for (size_t k = 1; k < all.size(); ++k)
       if (all[k].geometric && !all[k - 1].geometric)

@@ -1,10 +1,12 @@
 #include <seg/augment.h>
 #include <seg/augment_pipeline.h>
 #include <seg/error.h>
+#include <seg/recipe.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace {
@@ -599,4 +601,48 @@ TEST(AugmentPipeline, DrawsTheSameBatchesBitForBitAsTrainingDidBefore) {
       EXPECT_TRUE(torch::equal(before.get_state(), after.get_state())) << name << ", world " << world;
     }
   }
+}
+
+// --augment-invert: the film as its negative in the chosen samples, labels and the other
+// augmentations' draws untouched.
+TEST(InvertAugment, ShowsChosenFilmsAsTheirNegativeAndLeavesTheRestAlone) {
+  const auto* invert = seg::find_augmentation("invert");
+  ASSERT_NE(invert, nullptr);
+  EXPECT_EQ(seg::strength_range(*invert), "0 to 1");
+  EXPECT_FALSE(invert->geometric);
+  const auto [images, labels] = normalised_batch(4, 24, 20);
+  auto with = [](double invert_p) {
+    auto o = options_of(Strengths{0.1, 0.2, 0, 0.3, 0, 0.5});
+    o.strengths["invert"] = invert_p;
+    return seg::AugmentPipeline(o);
+  };
+  auto run = [&](const seg::AugmentPipeline& p) {
+    auto gen = seg::make_seeded_generator(8);
+    return p.apply(images, labels, p.draw({4, 24, 20}, gen));
+  };
+  const auto [plain, plain_labels] = run(with(0));
+  const auto [inverted, inverted_labels] = run(with(1));
+  EXPECT_TRUE(torch::equal(inverted_labels, plain_labels));
+  // Each image mirrored within its own range: darkest and brightest swap, the order reverses.
+  const auto low = plain.amin({1, 2, 3}, true), high = plain.amax({1, 2, 3}, true);
+  EXPECT_TRUE(torch::allclose(inverted, low + high - plain, 1e-5, 1e-5));
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(inverted[i].flatten().argmin().item<int64_t>(), plain[i].flatten().argmax().item<int64_t>()) << i;
+  // Off, it draws nothing: the pipeline is the one without it.
+  const auto off = with(0);
+  EXPECT_TRUE(std::none_of(off.steps().begin(), off.steps().end(), [](auto* a) { return a->name == "invert"; }));
+  // A probability: about half the films of a large batch, and nothing else changes in them.
+  const auto [many, many_labels] = normalised_batch(2000, 4, 4);
+  auto o = options_of(Strengths{0});
+  o.strengths["invert"] = 0.5;
+  const seg::AugmentPipeline half(o);
+  auto gen = seg::make_seeded_generator(3);
+  const auto out = half.apply(many, many_labels, half.draw({2000, 4, 4}, gen)).first;
+  const auto changed = (out != many).flatten(1).any(1);
+  EXPECT_NEAR(changed.to(torch::kDouble).mean().item<double>(), 0.5, 0.04);
+  const auto kept = ~changed;
+  EXPECT_TRUE(torch::equal(out.index({kept}), many.index({kept})));
+  seg::Recipe recipe;
+  recipe.augmentation.strengths["invert"] = 1.5;
+  EXPECT_THROW(seg::check_recipe(recipe), seg::InvalidOption);
 }

@@ -1,13 +1,14 @@
-// seg-augment: writes random affine augmentations of one case (theta = I + s * randn, the
-// notebook's training augmentation) and a montage of them with label overlays, to look at
+// seg-augment: writes random augmentations of one case as training draws them (one recipe's,
+// the notebook's affine one by default) and a montage of them with label overlays, to look at
 // what training sees.
-#include <seg/augment.h>
+#include <seg/augment_pipeline.h>
 #include <seg/dataset.h>
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
 #include <seg/output.h>
 #include <seg/predict.h>
+#include <seg/recipe.h>
 #include <seg/viz/overlay.h>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 
 #include "common.h"
 #include "support_data.h"
+#include "support_recipe.h"
 #include "tools.h"
 
 namespace seg::tools {
@@ -70,133 +72,121 @@ at::Tensor to_pixel_type(const at::Tensor& values, at::ScalarType type) {
   return values.round().clamp(low, high).to(type);
 }
 
+const std::vector<std::string> kPaddings{"zeros", "border", "minimum"};
+
+// The pipeline on K copies of the sample: the warp on its grey values (out-of-image pixels
+// follow the padding: zeros are black here), the rest on each copy standardised, as training
+// applies them to normalised images, and brought back to its own grey scale.
+std::pair<at::Tensor, at::Tensor> augment_copies(const AugmentPipeline& pipeline, const BatchDraws& draws, const Sample& sample,
+                                                 int64_t count, const at::Device& device) {
+  const int64_t h = sample.image.height(), w = sample.image.width();
+  const auto images = sample.image.pixels.to(at::kFloat).view({1, 1, h, w}).expand({count, 1, h, w}).to(device);
+  const auto labels = sample.labels.pixels.view({1, h, w}).expand({count, h, w}).to(device);
+  auto [x, y] = pipeline.apply_warp(images, labels, draws);
+  const bool acts_on_images = std::any_of(pipeline.steps().begin(), pipeline.steps().end(), [](auto* a) { return !a->geometric; });
+  if (acts_on_images) {
+    const auto mean = x.mean({1, 2, 3}, true), deviation = x.std({1, 2, 3}, true, true).clamp_min(1e-6);
+    x = pipeline.apply_to_images((x - mean) / deviation, draws) * deviation + mean;
+  }
+  return {x.squeeze(1).cpu(), y.cpu()};
+}
+
+// The case to augment: --data/--case, or --image/--labels.
+Sample read_sample(const std::string& data_path, const std::string& case_id, const std::string& image_path,
+                   const std::string& labels_path) {
+  Sample sample;
+  if (!data_path.empty()) {
+    sample = case_from_data(data_path, case_id);
+  } else {
+    sample = {io::read_image(image_path), io::read_label_map(labels_path), {}, image_path};
+    check_name(io::case_id_of(image_path), "case ID", image_path);
+  }
+  if (sample.image.channels() != 1)
+    throw Error(sample.source, "is a colour image; augmentation takes one channel (convert it to grey)");
+  if (sample.image.pixels.sizes() != sample.labels.pixels.sizes())
+    throw Error(sample.source, "image and label map differ in size; resample one to the other");
+  if (sample.classes.entries.empty()) sample.classes = ClassTable::numbered(sample.labels.pixels.max().item<int>() + 1);
+  return sample;
+}
+
+// "scale 0.1, zoom 0.5": the augmentations that are on.
+std::string strengths_text(const AugmentOptions& strengths) {
+  std::ostringstream text;
+  for (const auto& a : augmentations())
+    if (strengths.strength(a.name) > 0) text << (text.tellp() > 0 ? ", " : "") << a.name << " " << strengths.strength(a.name);
+  return text.tellp() > 0 ? text.str() : "none";
+}
+
 }  // namespace
 
 int augment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("augment", err, [&]() -> int {
-    CLI::App app{
-        "Writes K random affine augmentations of one case, as training makes them: theta =\n"
-        "I + scale * randn (2x3, per sample), sampled with align_corners=false, bilinear for\n"
-        "the image and nearest for the labels (out-of-image pixels become 0). Output: OUT/\n"
-        "images/<case>_augNN.png, OUT/labels/<case>_augNN.png, OUT/montage.png (the original\n"
-        "and each sample with label overlays) and OUT/augment.json (seed and matrices).\n"
-        "The same --seed gives the same samples, on CPU and CUDA.",
-        "seg-augment"};
+    CLI::App app{"Writes K random augmentations of one case, drawn and applied as training draws and applies them:\n"
+                 "a recipe's augmentations (--recipe; default: the notebook's affine one, theta = I + 0.1 randn), with\n"
+                 "seg-train's --augment-* options over them. Output: OUT/images/<case>_augNN.png, OUT/labels/\n"
+                 "<case>_augNN.png, OUT/montage.png (the original and each sample with label overlays) and\n"
+                 "OUT/augment.json (seed, strengths, matrices). The same --seed gives the same samples, on CPU and CUDA.",
+                 "seg-augment"};
     add_max_pixels_option(app);
-    std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu";
-    int64_t count = 8;
-    int columns = 4;
-    double scale = 0.1, elastic = 0.0, zoom = 0.0, rotation = 0.0, texture = 0.0, processing = 0.0, opacity = 0.0, devices = 0.0;
-    std::string padding_name = "zeros";
+    std::string data_path, case_id, image_path, labels_path, out_dir, device_name = "cpu", recipe_name, padding_name;
+    int64_t count = 8, stage = 0;
+    int columns = 4, threads = 0;
     uint64_t seed = 0;
-    int threads = 0;
+    bool overwrite = false;
+    RecipeOptions options;
     app.add_option("--data", data_path, "data set: folder with dataset.json, or a tensor pack");
     app.add_option("--case", case_id, "the case to augment (with --data)");
     app.add_option("--image", image_path, "an image file instead of --data/--case");
     app.add_option("--labels", labels_path, "its label map (with --image)");
     app.add_option("--count,-k", count, "how many augmented samples")->capture_default_str();
     auto* seed_option = app.add_option("--seed", seed, "random seed (default: a fresh one, printed)");
-    app.add_option("--scale", scale, "s in theta = I + s * randn")->capture_default_str();
-    app.add_option("--elastic", elastic, "small elastic warp on top (as seg-train --augment-elastic; 0: off)")
-        ->capture_default_str();
-    app.add_option("--zoom", zoom, "field of view wider or narrower by up to 1 + zoom (as seg-train --augment-zoom; 0: off)")
-        ->capture_default_str();
-    app.add_option("--rotation", rotation, "turned by up to this many degrees either way (as seg-train --augment-rotation; 0: off)")
-        ->capture_default_str();
-    app.add_option("--padding", padding_name,
-                   "what a warp shows beyond the image: zeros, border (edge repeated) or minimum (training with "
-                   "--augment-zoom or --augment-rotation draws one of the three per step)")
-        ->check(CLI::IsMember({"zeros", "border", "minimum"}))
-        ->capture_default_str();
-    app.add_option("--texture", texture, "random blur, sharpening and noise (as seg-train --augment-texture; 0: off)")
-        ->capture_default_str();
-    app.add_option("--processing", processing,
-                   "random histogram equalisation and local contrast (as seg-train --augment-processing; 0: off)")
-        ->capture_default_str();
-    app.add_option("--opacity", opacity, "random soft opacities, as of diseased lungs (as seg-train --augment-opacity; 0: off)")
-        ->capture_default_str();
-    app.add_option("--devices", devices,
-                   "probability of radiopaque tubes, wires and a pacemaker (as seg-train --augment-devices; 0: off)")
-        ->capture_default_str();
+    app.add_option("--recipe", recipe_name, "show this recipe's augmentations: a file, a run folder (the recipe it ran) or a name (" +
+                                                join(recipe_names(), ", ") + ")");
+    app.add_option("--stage", stage, "of a staged recipe, this stage's (default: the last)");
+    options.add_augmentations(app, /*short_aliases=*/true);
+    app.add_option("--padding", padding_name, "what a warp shows beyond the image: zeros, border (edge repeated) or minimum "
+                                              "(default: drawn as training draws it)")->check(CLI::IsMember(kPaddings));
     app.add_option("--out,-o", out_dir, "output folder (created)")->required();
     app.add_option("--columns", columns, "montage tiles per row")->capture_default_str();
     app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
-    bool overwrite = false;
     app.add_flag("--overwrite", overwrite, "replace outputs that exist already in OUT");
+    const Recipe notebook;
+    options.show_defaults(notebook);
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
     if (count < 1 || count > 999) throw UsageError("--count " + std::to_string(count) + ": give 1..999 samples");
     if (columns < 1) throw UsageError("--columns must be at least 1");
-    if (!(scale >= 0)) throw UsageError("--scale must be 0 or more (0.1 is the notebook's)");
-    if (!(elastic >= 0)) throw UsageError("--elastic must be 0 or more (0.02 is a small warp)");
-    if (!(zoom >= 0)) throw UsageError("--zoom must be 0 or more (0.5: the chest at 0.67 to 1.5 times its size)");
-    if (!(rotation >= 0 && rotation <= 180)) throw UsageError("--rotation is an angle in degrees: give 0 to 180");
-    if (!(texture >= 0)) throw UsageError("--texture must be 0 or more (1: up to 250 % sharpening)");
-    if (!(processing >= 0)) throw UsageError("--processing must be 0 or more (1: up to fully equalised)");
-    if (!(opacity >= 0)) throw UsageError("--opacity must be 0 or more (1: blobs up to soft-tissue grey)");
-    if (!(devices >= 0 && devices <= 1)) throw UsageError("--devices is a probability: give 0 to 1");
-    const Padding padding = padding_name == "border"    ? Padding::border
-                            : padding_name == "minimum" ? Padding::minimum
-                                                        : Padding::zeros;
-    const bool from_data = !data_path.empty() || !case_id.empty();
-    const bool from_files = !image_path.empty() || !labels_path.empty();
-    if (from_data == from_files)
-      throw UsageError("give either --data DIR --case ID, or --image FILE --labels FILE");
+    const bool from_data = !data_path.empty() || !case_id.empty(), from_files = !image_path.empty() || !labels_path.empty();
+    if (from_data == from_files) throw UsageError("give either --data DIR --case ID, or --image FILE --labels FILE");
     if (from_data && (data_path.empty() || case_id.empty())) throw UsageError("--data and --case go together");
     if (from_files && (image_path.empty() || labels_path.empty())) throw UsageError("--image and --labels go together");
+    const auto stages = recipe_with_options(recipe_name.empty() ? RecipeText{"{}", "the notebook's augmentation"} : read_recipe(recipe_name), options);
+    if (stage < 0 || stage > static_cast<int64_t>(stages.size()))
+      throw UsageError("--stage " + std::to_string(stage) + ": the recipe has " + std::to_string(stages.size()) + " stage(s)");
+    const AugmentOptions& strengths = stages[static_cast<size_t>(stage == 0 ? stages.size() - 1 : stage - 1)].augmentation;
     const at::Device device = parse_device(device_name);
     if (seed_option->count() == 0) seed = std::random_device{}();
+    const Sample sample = read_sample(data_path, case_id, image_path, labels_path);
+    if (from_files) case_id = io::case_id_of(image_path);
 
-    Sample sample;
-    if (from_data) {
-      sample = case_from_data(data_path, case_id);
-    } else {
-      sample.image = io::read_image(image_path);
-      sample.labels = io::read_label_map(labels_path);
-      case_id = io::case_id_of(image_path);
-      check_name(case_id, "case ID", image_path);
-      sample.source = image_path;
-    }
-    if (sample.image.channels() != 1)
-      throw Error(sample.source, "is a colour image; augmentation takes one channel (convert it to grey)");
-    if (sample.image.pixels.sizes() != sample.labels.pixels.sizes())
-      throw Error(sample.source, "image and label map differ in size; resample one to the other");
-    if (sample.classes.entries.empty())
-      sample.classes = ClassTable::numbered(sample.labels.pixels.max().item<int>() + 1);
-
-    // One batch of K copies, one theta each, drawn from the one seeded generator.
+    // One batch of K copies, drawn from the one seeded generator as a training step draws them.
     const int64_t h = sample.image.height(), w = sample.image.width();
-    auto images = sample.image.pixels.to(at::kFloat).view({1, 1, h, w}).expand({count, 1, h, w}).to(device);
-    auto labels = sample.labels.pixels.view({1, h, w}).expand({count, h, w}).to(device);
+    const AugmentPipeline pipeline(strengths);
     at::Generator gen = make_seeded_generator(seed);
-    const auto theta = random_affine_theta(count, scale, gen, device, zoom, rotation,
-                                           static_cast<double>(w) / static_cast<double>(h));
-    at::Tensor displacement;
-    if (elastic > 0) displacement = elastic_displacement(random_elastic_draws(count, elastic, gen), h, w, device);
-    auto [warped_images, warped_labels] = apply_affine(images, labels, theta, displacement, padding);
-    // (these three work on any grey scale: no standardising needed)
-    if (opacity > 0) warped_images = apply_opacity(warped_images, random_opacity_draws(count, opacity, gen));
-    if (devices > 0) warped_images = apply_devices(warped_images, random_device_draws(count, devices, gen));
-    if (processing > 0) warped_images = apply_processing(warped_images, random_processing_draws(count, w, processing, gen));
-    if (texture > 0) {
-      // Training applies it to standardised images; here each sample is standardised for it
-      // and brought back to its own grey scale.
-      const auto mean = warped_images.mean({1, 2, 3}, true);
-      const auto deviation = warped_images.std({1, 2, 3}, true, true).clamp_min(1e-6);
-      warped_images = apply_texture((warped_images - mean) / deviation,
-                                    random_texture_draws(count, h, w, texture, gen)) * deviation + mean;
-    }
-    warped_images = warped_images.squeeze(1).cpu();
-    warped_labels = warped_labels.cpu();
+    BatchDraws draws = pipeline.draw({count, h, w}, gen);
+    if (!padding_name.empty())
+      draws.padding = static_cast<Padding>(std::find(kPaddings.begin(), kPaddings.end(), padding_name) - kPaddings.begin());
+    const auto [images, labels] = augment_copies(pipeline, draws, sample, count, device);
+    const auto theta = pipeline.warps() ? pipeline.warp(draws, h, w, at::kCPU).theta.to(at::kDouble).contiguous()
+                                        : torch::eye(2, 3, torch::kDouble).expand({count, 2, 3}).contiguous();
 
     // PNG holds 8 and 16 bit; other pixel types keep their type in NIfTI.
     const auto pixel_dtype = sample.image.pixels.scalar_type();
     const std::string image_ext = (pixel_dtype == at::kByte || pixel_dtype == at::kInt) ? ".png" : ".nii.gz";
     Inputs inputs;
     for (const auto& path : {data_path, image_path, labels_path}) inputs.add(path);
-    const OutputFolder folder(out_dir, inputs, overwrite ? Existing::overwrite : Existing::refuse,
-                              "pass --overwrite to replace them");
+    const OutputFolder folder(out_dir, inputs, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite to replace them");
     std::vector<std::string> names;
     std::vector<fs::path> planned{folder.file("montage.png"), folder.file("augment.json")};
     for (int64_t k = 0; k < count; ++k) {
@@ -208,38 +198,29 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     }
     folder.check(planned);
     folder.create({"images", "labels"});
-    std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45,
-                                                        case_id + " (original)")};
-    nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed},
-                             {"scale", scale}, {"elastic", elastic}, {"zoom", zoom}, {"rotation", rotation}, {"padding", padding_name}, {"texture", texture}, {"processing", processing}, {"opacity", opacity}, {"devices", devices}, {"count", count}, {"samples", nlohmann::json::array()}};
-    const auto theta_cpu = theta.cpu().to(at::kDouble).contiguous();
+    std::vector<viz::Picture> tiles{viz::render_overlay(sample.image, sample.labels.pixels, sample.classes, 0.45, case_id + " (original)")};
+    Recipe shown;
+    shown.augmentation = strengths;
+    nlohmann::json record = {{"source", sample.source}, {"case", case_id}, {"seed", seed}, {"recipe", recipe_name},
+                             {"augmentation", nlohmann::json::parse(recipe_to_json(shown))["augmentation"]},
+                             {"padding", kPaddings[static_cast<size_t>(draws.padding)]}, {"count", count},
+                             {"samples", nlohmann::json::array()}};
     for (int64_t k = 0; k < count; ++k) {
-      const std::string& name = names[static_cast<size_t>(k)];
-      Image image = sample.image;
-      image.pixels = to_pixel_type(warped_images[k], pixel_dtype).contiguous();
-      Image label_map = sample.labels;
-      label_map.pixels = warped_labels[k].contiguous();
-      const fs::path& image_file = planned[static_cast<size_t>(2 + 2 * k)];
-      const fs::path& labels_file = planned[static_cast<size_t>(3 + 2 * k)];
-      io::write_image(image_file, image);
-      io::write_label_map(labels_file, label_map);
-      tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, name));
-      const auto t = theta_cpu[k];
-      record["samples"].push_back({{"name", name},
-                                   {"image", image_file.string()},
-                                   {"labels", labels_file.string()},
+      const auto i = static_cast<size_t>(k);
+      Image image = sample.image, label_map = sample.labels;
+      image.pixels = to_pixel_type(images[k], pixel_dtype).contiguous();
+      label_map.pixels = labels[k].contiguous();
+      io::write_image(planned[2 + 2 * i], image);
+      io::write_label_map(planned[3 + 2 * i], label_map);
+      tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, names[i]));
+      const auto t = theta[k];
+      record["samples"].push_back({{"name", names[i]}, {"image", planned[2 + 2 * i].string()}, {"labels", planned[3 + 2 * i].string()},
                                    {"theta", {{t[0][0].item<double>(), t[0][1].item<double>(), t[0][2].item<double>()},
                                               {t[1][0].item<double>(), t[1][1].item<double>(), t[1][2].item<double>()}}}});
     }
     viz::write_png(planned[0], viz::montage(tiles, columns));
     write_file_atomically(planned[1], record.dump(2) + "\n");
-    out << "seed " << seed << ", scale " << scale << (elastic > 0 ? ", elastic " + std::to_string(elastic) : std::string())
-        << (zoom > 0 ? ", zoom " + std::to_string(zoom) : std::string())
-        << (rotation > 0 ? ", rotation " + std::to_string(rotation) : std::string())
-        << (texture > 0 ? ", texture " + std::to_string(texture) : std::string())
-        << (processing > 0 ? ", processing " + std::to_string(processing) : std::string())
-        << (opacity > 0 ? ", opacity " + std::to_string(opacity) : std::string())
-        << (devices > 0 ? ", devices " + std::to_string(devices) : std::string()) << ", device " << device.str() << ": " << count
+    out << "seed " << seed << ", augmentation " << strengths_text(strengths) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;
   });

@@ -366,8 +366,9 @@ std::string training_summary(const nlohmann::json& provenance) {
 // The models a fine-tune started from, each with its own record, the nearest first.
 void print_lineage(std::ostream& out, const nlohmann::json& provenance) {
   for (const nlohmann::json* run = &provenance; run->is_object(); run = &(*run)["init"]) {
-    const auto options = run->value("options", nlohmann::json::object());
-    const std::string init_from = options.is_object() ? options.value("init_from", std::string()) : std::string();
+    // (models trained before recipes recorded options.init_from)
+    const auto recipe = run->value("recipe", run->value("options", nlohmann::json::object()));
+    const std::string init_from = recipe.is_object() ? recipe.value("init", recipe.value("init_from", std::string())) : std::string();
     if (init_from.empty()) return;
     out << "started from: " << init_from;
     if (!run->contains("init") || !(*run)["init"].is_object()) {
@@ -397,6 +398,7 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
     // load_model verified both (or refused the file): the record says which protection it has.
     j["integrity"] = {{"crc32_of_every_record", "verified"},
                       {"weights_sha256", model.weights_sha256.empty() ? nlohmann::json() : nlohmann::json(model.weights_sha256)}};
+    if (provenance.is_object() && provenance.contains("val_cases")) j["val_cases"] = provenance["val_cases"];
     out << j.dump(1) << "\n";
     return;
   }
@@ -437,24 +439,27 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
     out << "trained on: " << training_summary(provenance) << "\n";
     if (provenance.contains("val_mean_dice")) {
       std::ostringstream line;
-      line << std::fixed << std::setprecision(4) << "validation Dice (split " << provenance.value("val_split", std::string("?"))
-           << ", epoch " << provenance.value("val_epoch", 0) << "): mean " << provenance["val_mean_dice"].get<double>();
+      const std::string cases = provenance.contains("validation") ? provenance["validation"].get<std::string>()
+                                                                     : "split " + provenance.value("val_split", std::string("?"));
+      line << std::fixed << std::setprecision(4) << "validation Dice (" << cases << ", epoch " << provenance.value("val_epoch", 0) << "): mean " << provenance["val_mean_dice"].get<double>();
       const auto dice = provenance["val_dice"].get<std::vector<double>>();
       for (size_t k = 0; k < dice.size() && k + 1 < info.classes.entries.size(); ++k)
         line << ", " << info.classes.entries[k + 1].first << " " << dice[k];
       out << line.str() << "\n";
     }
+    if (provenance.contains("val_cases")) out << "validation cases: " << join(provenance["val_cases"].get<std::vector<std::string>>(), " ") << "\n";
+    if (provenance.contains("recipe")) out << "recipe (" << provenance.value("recipe_name", std::string("?")) << "): " << provenance["recipe"].dump() << "\n";
     if (provenance.contains("options")) out << "training options: " << provenance["options"].dump() << "\n";
     print_lineage(out, provenance);
   }
 }
 
-// The mean Dice on the test split the model's training recorded (its validation split was
-// "test"), or "-".
+// The mean Dice on the test split the model's training recorded (when it validated on the
+// whole split "test"), or "-".
 std::string recorded_test_figure(const std::string& provenance_json) {
   const auto provenance = nlohmann::json::parse(provenance_json, nullptr, false);
-  if (!provenance.is_object() || provenance.value("val_split", std::string()) != "test" ||
-      !provenance.contains("val_mean_dice") || !provenance["val_mean_dice"].is_number())
+  if (!provenance.is_object() || !provenance.contains("val_mean_dice") || !provenance["val_mean_dice"].is_number() ||
+      (provenance.value("val_split", std::string()) != "test" && provenance.value("validation", std::string()) != "split test"))
     return "-";
   std::ostringstream figure;
   figure << "test mean Dice " << std::fixed << std::setprecision(4) << provenance["val_mean_dice"].get<double>();

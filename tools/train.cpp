@@ -1,4 +1,4 @@
-// seg-train: train a network on a data set, the notebook's recipe by default.
+// seg-train: train a network on a data set as a recipe says (the course notebook's by default).
 #include <seg/distributed.h>
 #include <seg/error.h>
 #include <seg/fs.h>
@@ -10,290 +10,273 @@
 #include <seg/train.h>
 #include <torch/torch.h>
 
-#if SEG_WITH_IMAGE_IO
-#include <seg/viz/overlay.h>
-#endif
-
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 #include <iomanip>
-#include <optional>
 #include <sstream>
 
 #include "common.h"
 #include "support_data.h"
+#include "support_recipe.h"
+#include "support_train_output.h"
 #include "tools.h"
 
 namespace seg::tools {
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 namespace {
 
-std::string duration_text(double seconds) {
-  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
-  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-  else out << s << "s";
-  return out.str();
+// The options of how a run is carried out, by their RunSettings keys.
+std::string run_flag(const std::string& key) {
+  static const std::map<std::string, std::string> flags{{"device", "--device"}, {"deterministic", "--deterministic"},
+      {"checkpoint_every_s", "--checkpoint-every"}, {"precision", "--precision"}, {"channels_last", "--channels-last"},
+      {"cuda_graph", "--cuda-graph"}};
+  const auto it = flags.find(key);
+  return it == flags.end() ? std::string() : it->second;
 }
 
-// Progress on a terminal (one rewritten line), and a line per epoch for logs and validation.
-class ConsoleObserver : public TrainObserver {
- public:
-  ConsoleObserver(std::ostream& out, bool terminal, const ClassTable& classes, fs::path run_dir, bool cuda_graph)
-      : out_(out), terminal_(terminal), classes_(classes), run_dir_(std::move(run_dir)), cuda_graph_(cuda_graph) {}
-
-  void on_start(const std::string& device, int64_t params, int64_t train_cases, int64_t val_cases,
-                int64_t first_epoch) override {
-    out_ << "training on " << device << " (" << torch::get_num_threads() << " threads): " << params
-         << " trainable parameters, " << train_cases << " training cases, " << val_cases << " validation cases"
-         << (first_epoch > 1 ? ", resuming at epoch " + std::to_string(first_epoch) : std::string()) << "\n";
-    if (cuda_graph_ && device.rfind("cuda", 0) != 0)
-      out_ << "--cuda-graph: no CUDA device, so each step runs eagerly (the same arithmetic, not recorded)\n";
-  }
-
-  bool wants_steps() const override { return terminal_; }
-
-  void on_step(const StepProgress& p) override {
-    std::ostringstream line;
-    line << std::fixed << "\repoch " << p.epoch << "/" << p.epochs << "  step " << p.step << "/" << p.steps
-         << "  loss " << std::setprecision(4) << p.loss << "  " << std::setprecision(1) << p.images_per_second
-         << " img/s  " << duration_text(p.seconds_left) << " left   ";
-    out_ << line.str() << std::flush;
-  }
-
-  void on_epoch(const EpochLog& r, const std::vector<EpochLog>& history) override {
-    if (terminal_) out_ << "\r\033[K";
-    out_ << std::fixed << "epoch " << r.epoch << ": loss " << std::setprecision(4) << r.loss << " ("
-         << std::setprecision(1) << r.seconds << " s)";
-    if (!r.val_dice.empty()) {
-      out_ << "  Dice";
-      for (size_t k = 0; k < r.val_dice.size(); ++k)
-        out_ << " " << classes_.entries[k + 1].first << " " << std::setprecision(3) << r.val_dice[k];
-      out_ << "  mean " << std::setprecision(4) << r.mean_dice();
-    }
-    out_ << "\n" << std::flush;
-    write_curves(history);
-  }
-
- private:
-  // loss.png: training loss and validation mean Dice against the epoch.
-  void write_curves(const std::vector<EpochLog>& history) {
-#if SEG_WITH_IMAGE_IO
-    seg::viz::Series loss{"training loss", {}, {}}, dice{"validation mean Dice", {}, {}};
-    for (const auto& r : history) {
-      loss.x.push_back(static_cast<double>(r.epoch));
-      loss.y.push_back(r.loss);
-      if (!r.val_dice.empty()) {
-        dice.x.push_back(static_cast<double>(r.epoch));
-        dice.y.push_back(r.mean_dice());
-      }
-    }
-    std::vector<seg::viz::Series> series{loss};
-    if (!dice.x.empty()) series.push_back(dice);
-    seg::viz::write_png(run_dir_ / "loss.png", seg::viz::line_plot(series, "seg-train: " + run_dir_.filename().string(), "epoch", "loss / Dice"));
-#else
-    (void)history;
-#endif
-  }
-
-  std::ostream& out_;
-  bool terminal_;
-  ClassTable classes_;
-  fs::path run_dir_;
-  bool cuda_graph_;  // asked for: said so when there is no GPU to record on
+struct CommandLine {
+  std::string recipe, model, data, out, resume, size;
+  RunSettings run;
+  int threads = 0;
+  double dist_timeout = 300;
+  bool dry_run = false;
+  std::vector<std::string> overlaps;
+  RecipeOptions options;
 };
 
-// The clean-ups scored on the validation split after the last epoch, and the one kept.
-void report_postprocessing(std::ostream& out, const ModelInfo& info) {
-  const auto provenance = nlohmann::json::parse(info.provenance_json, nullptr, false);
-  if (provenance.is_discarded() || !provenance.contains("postprocessing_val_mean_dice")) return;
-  const auto& scores = provenance["postprocessing_val_mean_dice"];
-  out << "post-processing on the validation split (mean Dice):";
-  for (const auto& candidate : postprocessing_candidates()) {
-    const auto name = postprocessing_candidate_name(candidate);
-    if (scores.contains(name) && scores[name].is_number())
-      out << " " << name << " " << std::fixed << std::setprecision(5) << scores[name].get<double>();
-  }
-  out << "\nseg-segment will run: " << (info.postprocessing.empty() ? "no post-processing" : join(info.postprocessing, ", "))
-      << "\n";
+void add_options(CLI::App& app, CommandLine& c) {
+  app.add_option("--data", c.data, "data set folder (with dataset.json) or tensor pack (.pth)");
+  app.add_option("--recipe", c.recipe, "the recipe: a file, a run folder (the recipe it ran) or the name of one of: " +
+                                           join(recipe_names(), ", ") + " (default: notebook-fcn, the course notebook's)")
+      ->each([&c](const std::string& name) {
+        try {  // --help shows this recipe's values as the defaults
+          c.options.show_defaults(recipe_stages(read_recipe(name).text, name).front());
+        } catch (const std::exception&) {  // reported when the run starts
+        }
+      });
+  std::string networks;
+  for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
+  c.options.add<std::string>(app, "--network", "network", "the network, in place of the recipe's:" + networks);
+  app.add_option("--model", c.model, "a recipe's name (fast, res-unet: --recipe NAME), else a network's (--network NAME)");
+  app.add_option("--out", c.out, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png, run.json");
+  app.add_option("--resume", c.resume, "continue the run in this folder from its last checkpoint");
+  c.options.add<std::string>(app, "--init", "init", "start from this model's network weights (model file or run folder; fine-tuning on other data or at another size): same network and labels, its intensity normalisation is kept");
+  c.options.add<int64_t>(app, "--epochs", "epochs", "epochs (with --resume: extend the run to this many)");
+  c.options.add<int64_t>(app, "--batch", "batch", "images per step");
+  c.options.add<double>(app, "--lr", "lr", "learning rate (Adam or AdamW)");
+  c.options.add<uint64_t>(app, "--seed", "seed", "seed of the network weights, shuffling and augmentation");
+  app.add_option("--device", c.run.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  app.add_option("--threads", c.threads, "CPU threads (default: the machine's cores)");
+  c.options.add<std::string>(app, "--weights", "class_weights.mode", "class weights of the loss, from the label counts (as seg-weights): power, inverse or none");
+  c.options.add<double>(app, "--weights-power", "class_weights.power", "p in count^-p of the class weights");
+  c.options.add_augmentations(app);
+  c.options.add<int64_t>(app, "--val-every", "validation.every", "validate every k epochs and after the last (0: never)");
+  c.options.add<int64_t>(app, "--val-holdout", "validation.holdout", "validate on this many cases held out of the train split (every k-th as listed; not trained on)");
+  c.options.add<std::string>(app, "--val-split", "validation.split", "validate on this split of the data instead (empty: cases held out of the train split)");
+  app.add_option("--checkpoint-every", c.run.checkpoint_every_s, "seconds between checkpoints (checkpoint.pt, for --resume), written after an epoch; always after the first and last (0: every epoch)")->capture_default_str();
+  c.options.add<std::string>(app, "--train-split", "train_split", "split to train on");
+  c.options.add<std::string>(app, "--normalize", "normalization", "intensity normalisation: dataset (z-score of the training cases) or image (per image, percentile-clipped)");
+  app.add_option("--size", c.size, "resample the data set to N or HxW before training");
+  c.options.add<std::string>(app, "--loss", "loss", "ce (weighted cross-entropy) or ce+dice");
+  c.options.add<std::string>(app, "--optimizer", "optimizer", "adam or adamw");
+  c.options.add<double>(app, "--weight-decay", "weight_decay", "weight decay of the network weights");
+  c.options.add<std::string>(app, "--schedule", "schedule", "learning rate: constant, onecycle or poly");
+  app.add_flag("--deterministic", c.run.deterministic, "use LibTorch's deterministic algorithms (CUDA: where it has them)");
+  app.add_option("--precision", c.run.precision, "float32, or bfloat16: forward pass and loss under autocast (mixed precision)")->capture_default_str();
+  app.add_flag("--channels-last", c.run.channels_last, "network weights and inputs in NHWC memory order (cuDNN's tensor-core layout)");
+  app.add_flag("--cuda-graph", c.run.cuda_graph, "record each step once as a CUDA graph and replay it (small networks on a GPU, whose steps are launch-bound; --augment-scale and float32 only)");
+  app.add_option("--dist-timeout", c.dist_timeout, "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")->capture_default_str();
+  app.add_option("--overlap", c.overlaps, "UNDER:OVER (class names or values; repeat it): the data's labels drew OVER over part of UNDER (JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle); the model records it for seg-segment --whole. Default: the --init model's");
+  app.add_flag("--dry-run", c.dry_run, "print the recipe with every value it takes and the network (for --data's classes, if given); train nothing");
 }
 
-// The value of `--name VALUE` or `--name=VALUE` in the arguments (the last one given).
-std::optional<std::string> option_value(const Args& args, const std::string& name) {
-  std::optional<std::string> value;
-  for (size_t i = 0; i < args.size(); ++i)
-    if (args[i] == name && i + 1 < args.size()) value = args[i + 1];
-    else if (args[i].rfind(name + "=", 0) == 0) value = args[i].substr(name.size() + 1);
-  return value;
+// The recipe a new run starts from, and the keys set apart from the recipe options: --model
+// names a recipe or, failing that, a network; a run starting from an --init model alone takes
+// that model's network and the recipe named after it if there is one (fast, res-unet).
+std::pair<RecipeText, json> choose_recipe(const CommandLine& c, std::string& name) {
+  json more = json::object();
+  const auto given = c.options.given_keys();
+  const auto gives = [&](const std::string& key) { return std::find(given.begin(), given.end(), key) != given.end(); };
+  name = c.recipe;
+  if (!c.model.empty() && (gives("network") || (!c.recipe.empty() && is_recipe_name(c.model))))
+    throw UsageError("--model " + c.model + " says what --recipe or --network says: give one of them");
+  if (!c.model.empty() && is_recipe_name(c.model)) name = c.model;
+  else if (!c.model.empty()) more["network"] = c.model;
+  if (name.empty() && more.empty() && !gives("network") && gives("init")) {
+    const std::string network = load_model(find_model(c.options.given()["init"].get<std::string>())).info.network.architecture;
+    more["network"] = network;
+    if (is_recipe_name(network)) name = network;
+  }
+  if (gives("validation.holdout") && !gives("validation.split")) more["validation"] = {{"split", ""}};
+  if (name.empty()) name = "notebook-fcn";
+  return {read_recipe(name), more};
+}
+
+int dry_run(const CommandLine& c, const TrainOptions& options, const std::vector<Recipe>& stages, std::ostream& out) {
+  out << "recipe: " << options.recipe_name
+      << (options.overridden.empty() ? "" : " with " + join(options.overridden, ", ") + " from the command line") << "\n"
+      << stages_to_json(stages, 2) << "\nrun settings: " << json::parse(train_options_to_json(options))["run"].dump() << "\n";
+  int64_t classes = 6;
+  std::string whose = "6 classes, JSRT's; --data gives the data's";
+  if (!c.data.empty()) {
+    DataRequest request;
+    if (!c.size.empty()) request.size = parse_size(c.size);
+    const Dataset data = load_data(c.data, request);
+    classes = data.classes.size();
+    whose = std::to_string(classes) + " classes, the data's";
+    const auto cases = choose_validation_cases(data, stages.front());
+    out << "training cases: " << cases.train.size() << "; validation cases: " << cases.val.size() << " (" << cases.source << ")\n";
+    if (!cases.note.empty()) out << "note: " << cases.note << "\n";
+  }
+  const auto net = make_network({stages.back().network, 1, classes});
+  out << stages.back().network << " (1 input channel, " << whose << "):\n" << describe_network(*net);
+  return kOk;
+}
+
+// run.json: where the data came from and what the run is, so that --resume needs no more.
+json run_description(const CommandLine& c, const Args& args, const TrainOptions& options, const std::vector<Recipe>& stages,
+                     const ValidationCases& cases) {
+  json settings = json::parse(train_options_to_json(options));
+  settings.erase("recipe");
+  return {{"data", fs::absolute(c.data).string()}, {"size", c.size}, {"arguments", args},
+          {"recipe", json::parse(stages_to_json(stages))}, {"settings", settings},
+          {"validation", cases.source}, {"val_cases", cases.val}};
+}
+
+// A new run that failed before its first checkpoint leaves nothing behind.
+void remove_unstarted_run(const fs::path& run_dir, bool staged, bool fresh_dir) {
+  const fs::path first = staged ? stage_folder(run_dir, 1) : run_dir;
+  if (fs::exists(first / "checkpoint.pt")) return;
+  std::error_code ec;
+  for (const fs::path& dir : {first, run_dir})
+    for (const char* f : {"run.json", "log.csv", "model.pth", "loss.png"}) fs::remove(dir / f, ec);
+  if (staged) fs::remove(first, ec);
+  if (fresh_dir) fs::remove(run_dir, ec);  // only when empty
+}
+
+// Trains (or resumes) and reports: one recipe in run_dir, a staged one stage by stage.
+int train_and_report(const Dataset& data, const TrainOptions& options, const std::vector<Recipe>& stages, const fs::path& run_dir,
+                     bool resume, Communicator* comm, std::ostream& out) {
+  const bool writer = !comm || comm->rank() == 0;
+  ConsoleObserver console(out, is_terminal(out), data.classes, run_dir, options.run.cuda_graph);
+  const auto result = stages.size() > 1 ? train_stages(data, stages, options, run_dir, writer ? &console : nullptr, resume, comm)
+                                        : train_network(data, options, run_dir, writer ? &console : nullptr, resume, comm);
+  if (writer) {
+    report_postprocessing(out, result.model.info);
+    out << "model written to " << (run_dir / "model.pth").string() << "\n";
+  }
+  return kOk;
+}
+
+// A resumed run: its data, recipe and settings as its run.json recorded them.
+void read_run(CommandLine& c, const fs::path& run_json, TrainOptions& options, std::vector<Recipe>& stages) {
+  if (!c.out.empty() && c.out != c.resume) throw UsageError("give either --out or --resume, not both");
+  const auto given = c.options.given();
+  if (!c.recipe.empty() || !c.model.empty() || !c.overlaps.empty() || given.size() > (given.contains("epochs") ? 1u : 0u))
+    throw UsageError("--resume continues a run as it was started (its recipe, --overlap and the rest are recorded): "
+                     "give only --epochs to extend it, and --threads or --dist-timeout");
+  if (!fs::exists(run_json)) throw Error(run_json.string(), "missing: not a seg-train run folder");
+  const auto saved = json::parse(read_file(run_json), nullptr, false);
+  if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
+  if (c.data.empty()) c.data = saved["data"].get<std::string>();  // (--data: the run's data, moved)
+  if (c.size.empty()) c.size = saved.value("size", "");
+  stages = saved.contains("recipe") ? recipe_stages(saved["recipe"].dump(), run_json.string()) : std::vector<Recipe>{Recipe{}};
+  if (saved.contains("settings")) options = train_options_from_json(saved["settings"].dump(), run_json.string());
+  options.recipe.epochs = given.value("epochs", int64_t{0});  // 0: the run's own
+  if (stages.size() > 1 && options.recipe.epochs > 0) throw UsageError("--epochs extends a one-stage run; a staged run resumes as recorded");
+}
+
+// A new run: the recipe with the command line's options, every stage checked.
+void plan_run(const CommandLine& c, bool distributed, TrainOptions& options, std::vector<Recipe>& stages) {
+  std::string name;
+  const auto [recipe, more] = choose_recipe(c, name);
+  stages = recipe_with_options(recipe, c.options, more);
+  for (auto& stage : stages)
+    if (!stage.init.empty()) stage.init = find_model(stage.init).string();  // a model name: the file it names
+  options = {stages.front(), c.run, {}, name, c.options.given_keys()};
+  for (const auto& key : recipe_keys(more)) options.overridden.push_back(key);
+  try {
+    for (const auto& stage : stages) check_run_settings(c.run, stage, distributed);
+  } catch (const InvalidOption& problem) {
+    report_invalid(problem, c.options, options.overridden, run_flag, recipe.source);
+  }
+}
+
+// Reads the data, writes run.json for a new run, trains: what both new and resumed runs do.
+int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& options, const std::vector<Recipe>& stages,
+        bool resume, std::ostream& out) {
+  const fs::path run_dir = resume ? c.resume : c.out;
+  const bool writer = world.rank == 0;  // the other ranks read, never write
+  std::unique_ptr<Communicator> comm;
+  if (world.distributed()) {
+    // Meet the others first, so that a rank that then fails on its input ends the run for all.
+    comm = std::make_unique<Communicator>(world, std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)));
+    if (writer)
+      out << "distributed: " << world.world_size << " processes" << (world.launcher.empty() ? "" : " (" + world.launcher + ")")
+          << ", rendezvous " << world.master_addr << ":" << world.master_port << "\n";
+  }
+  if (!resume && writer && (fs::exists(run_dir / "checkpoint.pt") || fs::exists(stage_folder(run_dir, 1) / "checkpoint.pt")))
+    throw Error(run_dir.string(), "already holds a training run; use --resume " + run_dir.string() + " or another --out");
+  {
+    Inputs inputs;  // the run folder may not be one of them
+    inputs.add(c.data);
+    for (const auto& stage : stages) inputs.add(stage.init);
+    const OutputFolder refuses_inputs(run_dir, inputs, Existing::overwrite, "");
+  }
+  DataRequest request;
+  if (!c.size.empty()) request.size = parse_size(c.size);
+  if (!resume) parse_device(c.run.device);  // a bad --device fails before the run folder is made
+  const Dataset data = load_data(c.data, request);
+  for (const auto& text : c.overlaps) options.overlaps.push_back(parse_overlap(text, data.classes));
+  check_overlaps(options.overlaps, data.classes, "--overlap");
+  const auto cases = choose_validation_cases(data, stages.front());
+  const bool fresh_dir = !fs::exists(run_dir);
+  if (writer) ensure_writable_dir(run_dir);
+  if (resume && writer) remove_stale_temporaries(run_dir);  // what a killed run was writing
+  if (!resume && writer) write_file_atomically(run_dir / "run.json", run_description(c, args, options, stages, cases).dump(1) + "\n");
+  try {
+    return train_and_report(data, options, stages, run_dir, resume, comm.get(), out);
+  } catch (...) {
+    if (writer && !resume) remove_unstarted_run(run_dir, stages.size() > 1, fresh_dir);
+    throw;
+  }
 }
 
 }  // namespace
 
 int train(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("train", err, [&]() -> int {
-    CLI::App app{"Train a segmentation network on a data set (the course notebook's recipe by default).", "seg-train"};
+    CLI::App app{"Train a segmentation network on a data set as a recipe says (the course notebook's by default).\n"
+                 "The recipe (--recipe) sets every value shown after \"=\"; the options given override it.",
+                 "seg-train"};
     add_max_pixels_option(app);
-    TrainOptions o;
-    // A network's own recipe sets the defaults; options on the command line still win. The
-    // network is --model's, else that of the model --init starts from. An --init model that
-    // cannot be read is reported after parsing, so that --help and usage errors come first.
-    bool init_unreadable = false;
-    if (const auto model = option_value(args, "--model")) o.architecture = *model;
-    else if (const auto init = option_value(args, "--init")) {
-      try {
-        o.architecture = load_model(find_model(*init)).info.network.architecture;
-      } catch (const Error&) {
-        init_unreadable = true;
-      }
+    CommandLine c;
+    add_options(app, c);
+    try {
+      c.options.show_defaults(recipe_stages(read_recipe("notebook-fcn").text, "notebook-fcn").front());
+    } catch (const std::exception&) {  // (a missing recipe folder is reported when a run needs it)
     }
-    apply_recipe_defaults(o.architecture, o);
-    std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
-    int threads = 0;
-    double dist_timeout = 300;
-    bool dry_run = false;
-    std::string networks;
-    for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
-    app.add_option("--data", data_path, "data set folder (with dataset.json) or tensor pack (.pth)");
-    app.add_option("--model", o.architecture, "network:" + networks)->capture_default_str();
-    app.add_option("--out", run_dir, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png");
-    app.add_option("--resume", resume_dir, "continue the run in this folder from its last checkpoint");
-    app.add_option("--init", o.init_from,
-                   "start from this model's weights (model file, run folder or model name; fine-tuning on other data "
-                   "or at another size): same network and labels, its intensity normalisation is kept");
-    auto* epochs_option = app.add_option("--epochs", o.epochs, "epochs (with --resume: extend the run to this many)")->capture_default_str();
-    app.add_option("--batch", o.batch, "images per step")->capture_default_str();
-    app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
-    app.add_option("--seed", o.seed, "seed of the weights, shuffling and augmentation")->capture_default_str();
-    app.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    app.add_option("--threads", threads, "CPU threads (default: the machine's cores)");
-    app.add_option("--weights", weight_mode, "class weights: power, inverse or none")->capture_default_str();
-    app.add_option("--weights-power", o.weight_power, "p in count^-p")->capture_default_str();
-    app.add_option("--augment-scale", o.augment_scale, "affine augmentation: theta = I + scale*randn (0: off)")->capture_default_str();
-    app.add_option("--augment-intensity", o.augment_intensity, "random gamma/contrast/brightness strength (0: off)")->capture_default_str();
-    app.add_option("--augment-texture", o.augment_texture, "random blur/sharpening/noise strength, 1: up to 250 % unsharp masking and 12 grey levels of noise (0: off)")->capture_default_str();
-    app.add_option("--augment-processing", o.augment_processing, "random film processing strength: a blend towards histogram equalisation and large-scale local contrast, 1: up to fully equalised and 150 % (0: off)")->capture_default_str();
-    app.add_option("--augment-opacity", o.augment_opacity, "random soft opacities in the middle of the film, as of diseased lungs (labels unchanged): strength, 1: blobs up to fully soft-tissue grey (0: off)")->capture_default_str();
-    app.add_option("--augment-devices", o.augment_devices, "probability that a sample shows radiopaque tubes, lines, ECG wires and electrodes or a pacemaker, as bedside films do (labels unchanged; 0: off)")->capture_default_str();
-    app.add_option("--augment-elastic", o.augment_elastic,
-                   "small elastic warp: sigma of control-point offsets, 2 = image width (0: off; 0.02 is about 2.5 px at 256)")
-        ->capture_default_str();
-    app.add_option("--augment-zoom", o.augment_zoom,
-                   "field of view wider or narrower by up to 1 + zoom, log-uniform (0: off; 0.5: chest at 0.67..1.5 of its size)")
-        ->capture_default_str();
-    app.add_option("--augment-rotation", o.augment_rotation,
-                   "films turned by up to this many degrees either way, uniform (0: off; the affine noise alone turns about 4 degrees)")
-        ->capture_default_str();
-    app.add_option("--val-every", o.val_every, "validate every k epochs (0: never)")->capture_default_str();
-    app.add_option("--checkpoint-every", o.checkpoint_every_s,
-                   "seconds between checkpoints (checkpoint.pt, for --resume), written after an epoch; always after the first and last (0: every epoch)")
-        ->capture_default_str();
-    app.add_option("--train-split", o.train_split, "split to train on")->capture_default_str();
-    app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
-    app.add_option("--normalize", o.normalization, "intensity normalisation: dataset (z-score of the train split) or image (per image, percentile-clipped)")->capture_default_str();
-    app.add_option("--size", size_text, "resample the data set to N or HxW before training");
-    app.add_option("--loss", o.loss, "ce (weighted cross-entropy) or ce+dice")->capture_default_str();
-    app.add_option("--optimizer", o.optimizer, "adam or adamw")->capture_default_str();
-    app.add_option("--weight-decay", o.weight_decay, "weight decay")->capture_default_str();
-    app.add_option("--schedule", o.schedule, "learning rate: constant, onecycle or poly")->capture_default_str();
-    app.add_flag("--deterministic", o.deterministic, "use LibTorch's deterministic algorithms (CUDA: where it has them)");
-    app.add_option("--precision", o.precision,
-                   "float32, or bfloat16: forward pass and loss under autocast (mixed precision; no faster for these networks at 256 x 256 on an H200, bench/results.md)")
-        ->capture_default_str();
-    app.add_flag("--channels-last", o.channels_last, "weights and inputs in NHWC memory order (cuDNN's tensor-core layout; no faster at 256 x 256 on an H200, bench/results.md)");
-    app.add_flag("--cuda-graph", o.cuda_graph,
-                 "record each step once as a CUDA graph and replay it (for small networks on a GPU, whose steps are launch-bound; affine augmentation and float32 only)");
-    app.add_option("--dist-timeout", dist_timeout,
-                   "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")
-        ->capture_default_str();
-    std::vector<std::string> overlaps;
-    app.add_option("--overlap", overlaps,
-                   "UNDER:OVER (class names or values; repeat it): the data's labels drew OVER over part of UNDER "
-                   "(JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle); the model records it for "
-                   "seg-segment --whole. Default: the --init model's");
-    app.add_flag("--dry-run", dry_run, "print the network's layers and trainable parameter count, train nothing");
     if (!parse(app, args, out)) return kOk;
     // Launched by torchrun, mpirun, srun or scripts/launch: one of N cooperating processes.
     const WorldInfo world = world_from_environment();
-    if (!(dist_timeout > 0)) throw UsageError("--dist-timeout must be positive");
-    set_threads(threads, world.local_world_size);
-    if (world.distributed() && (o.device == "auto" || o.device == "cuda") && torch::cuda::is_available())
-      o.device = "cuda:" + std::to_string(world.local_rank % static_cast<int>(torch::cuda::device_count()));
-    o.weight_mode = parse_weight_mode(weight_mode);
-
-    const bool resume = !resume_dir.empty();
-    if (resume && !o.init_from.empty()) throw UsageError("--init starts a new run from a model; --resume continues a run: give one");
-    o.init_from = find_model(o.init_from).string();  // a model name: the file it names
-    if (init_unreadable) load_model(o.init_from);  // throws its one-line reason (before --dry-run names a network)
-    if (dry_run) {
-      auto net = make_network({o.architecture, 1, 6});
-      out << o.architecture << " (1 input channel, 6 classes):\n" << describe_network(*net);
-      return kOk;
-    }
-    if (resume && !run_dir.empty() && run_dir != resume_dir) throw UsageError("give either --out or --resume, not both");
-    if (resume) run_dir = resume_dir;
-    if (resume && !overlaps.empty()) throw UsageError("--overlap is recorded when a run starts; a resumed run keeps its own");
-    if (run_dir.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
-    if (!resume) make_network({o.architecture, 1, 6});  // unknown names fail before any data is read
-    const bool writer = world.rank == 0;  // the other ranks read, never write
-    std::unique_ptr<Communicator> comm;
-    if (world.distributed()) {
-      // Meet the others first, so that a rank that then fails on its input ends the run for all.
-      comm = std::make_unique<Communicator>(world, std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000)));
-      if (writer)
-        out << "distributed: " << world.world_size << " processes" << (world.launcher.empty() ? "" : " (" + world.launcher + ")")
-            << ", rendezvous " << world.master_addr << ":" << world.master_port << "\n";
-    }
-    if (!resume && writer && fs::exists(fs::path(run_dir) / "checkpoint.pt"))
-      throw Error(run_dir, "already holds a training run; use --resume " + run_dir + " or another --out");
-    // run.json remembers where the data came from, so --resume needs no --data.
-    const fs::path run_json = fs::path(run_dir) / "run.json";
+    if (!(c.dist_timeout > 0)) throw UsageError("--dist-timeout must be positive");
+    set_threads(c.threads, world.local_world_size);
+    if (world.distributed() && (c.run.device == "auto" || c.run.device == "cuda") && torch::cuda::is_available())
+      c.run.device = "cuda:" + std::to_string(world.local_rank % static_cast<int>(torch::cuda::device_count()));
+    const bool resume = !c.resume.empty();
+    TrainOptions options;
+    std::vector<Recipe> stages;
     if (resume) {
-      if (epochs_option->count() == 0) o.epochs = 0;  // keep the run's own epoch count
-      if (!fs::exists(run_json)) throw Error(run_json.string(), "missing: not a seg-train run folder");
-      const auto saved = nlohmann::json::parse(read_file(run_json), nullptr, false);
-      if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
-      if (data_path.empty()) data_path = saved["data"].get<std::string>();
-      if (size_text.empty()) size_text = saved.value("size", "");
+      read_run(c, fs::path(c.resume) / "run.json", options, stages);
+    } else {
+      plan_run(c, world.distributed(), options, stages);
+      if (c.dry_run) return dry_run(c, options, stages, out);
+      if (c.out.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
+      if (c.data.empty()) throw UsageError("--data DIR is required");
     }
-    if (data_path.empty()) throw UsageError("--data DIR is required");
-    {
-      Inputs inputs;  // the run folder may not be one of them
-      inputs.add(data_path);
-      inputs.add(o.init_from);
-      const OutputFolder refuses_inputs(run_dir, inputs, Existing::overwrite, "");
-    }
-
-    DataRequest request;
-    if (!size_text.empty()) request.size = parse_size(size_text);
-    if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
-    const Dataset data = load_data(data_path, request);
-    for (const auto& text : overlaps) o.overlaps.push_back(parse_overlap(text, data.classes));
-    check_overlaps(o.overlaps, data.classes, "--overlap");
-    const bool fresh_dir = !fs::exists(run_dir);
-    if (writer) ensure_writable_dir(run_dir);
-    if (resume && writer) remove_stale_temporaries(run_dir);  // what a killed run was writing
-    if (!resume && writer) {
-      nlohmann::json description = {{"data", fs::absolute(data_path).string()}, {"size", size_text}, {"arguments", args}};
-      write_file_atomically(run_json, description.dump(1) + "\n");
-    }
-    ConsoleObserver console(out, is_terminal(out), data.classes, run_dir, o.cuda_graph);
-    try {
-      const auto result = train_network(data, o, run_dir, writer ? &console : nullptr, resume, comm.get());
-      if (writer) report_postprocessing(out, result.model.info);
-    } catch (...) {
-      // A new run that failed before its first checkpoint leaves nothing behind.
-      if (writer && !resume && !fs::exists(fs::path(run_dir) / "checkpoint.pt")) {
-        std::error_code ec;
-        for (const char* f : {"run.json", "log.csv", "model.pth", "loss.png"}) fs::remove(fs::path(run_dir) / f, ec);
-        if (fresh_dir) fs::remove(run_dir, ec);  // only when empty
-      }
-      throw;
-    }
-    if (writer) out << "model written to " << (fs::path(run_dir) / "model.pth").string() << "\n";
-    return kOk;
+    return run(c, args, world, options, stages, resume, out);
   });
 }
 

@@ -1,9 +1,12 @@
 #include <seg/augment.h>
+#include <seg/augment_pipeline.h>
 #include <seg/error.h>
+#include <seg/recipe.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace {
@@ -502,4 +505,144 @@ TEST(Upload, ConvertsOnTheCpuAndCopiesSnapshotsToCuda) {
   host.add_(100);  // the copy is a snapshot, whatever happens to the draws after it was queued
   EXPECT_TRUE(on_gpu.is_cuda());
   EXPECT_TRUE(torch::equal(on_gpu.cpu(), slice.to(torch::kDouble)));
+}
+
+namespace {
+
+// The augmentation strengths a training step took before the pipeline.
+struct Strengths {
+  double scale = 0.1, intensity = 0, elastic = 0, zoom = 0, rotation = 0, texture = 0, processing = 0, opacity = 0,
+         devices = 0;
+};
+
+// The reference: train_network's augmentation block as it was before AugmentPipeline, verbatim
+// but for the names (options.augment_X -> s.X): every rank draws the global batch's parameters
+// and takes its own slice.
+std::pair<at::Tensor, at::Tensor> step_before_the_pipeline(const Strengths& s, at::Tensor x, at::Tensor y,
+                                                          int64_t global_batch, int64_t rank, int64_t batch,
+                                                          at::Generator& gen, const at::Device& device) {
+  if (s.scale > 0 || s.elastic > 0 || s.zoom > 0 || s.rotation > 0) {
+    const double aspect = static_cast<double>(x.size(3)) / static_cast<double>(x.size(2));
+    const auto theta = seg::random_affine_theta(global_batch, s.scale, gen, device, s.zoom, s.rotation, aspect)
+                           .narrow(0, rank * batch, batch);
+    at::Tensor displacement;
+    if (s.elastic > 0)
+      displacement = seg::elastic_displacement(seg::random_elastic_draws(global_batch, s.elastic, gen).narrow(0, rank * batch, batch),
+                                               x.size(2), x.size(3), device);
+    seg::Padding padding = seg::Padding::zeros;
+    if (s.zoom > 0 || s.rotation > 0) padding = static_cast<seg::Padding>(torch::randint(3, {1}, gen, torch::kLong).item<int64_t>());
+    std::tie(x, y) = seg::apply_affine(x, y, theta, displacement, padding);
+  }
+  if (s.opacity > 0) x = seg::apply_opacity(x, seg::random_opacity_draws(global_batch, s.opacity, gen).narrow(rank * batch, batch));
+  if (s.devices > 0) x = seg::apply_devices(x, seg::random_device_draws(global_batch, s.devices, gen).narrow(rank * batch, batch));
+  if (s.intensity > 0)
+    x = seg::apply_intensity(x, seg::random_intensity_draws(global_batch, s.intensity, gen).narrow(1, rank * batch, batch));
+  if (s.processing > 0)
+    x = seg::apply_processing(x, seg::random_processing_draws(global_batch, x.size(3), s.processing, gen).narrow(0, rank * batch, batch));
+  if (s.texture > 0)
+    x = seg::apply_texture(x, seg::random_texture_draws(global_batch, x.size(2), x.size(3), s.texture, gen).narrow(rank * batch, batch));
+  return {x, y};
+}
+
+seg::AugmentOptions options_of(const Strengths& s) {
+  seg::AugmentOptions o;
+  o.strengths = {{"scale", s.scale},     {"intensity", s.intensity},   {"elastic", s.elastic},
+                 {"zoom", s.zoom},       {"rotation", s.rotation},     {"texture", s.texture},
+                 {"processing", s.processing}, {"opacity", s.opacity}, {"devices", s.devices}};
+  return o;
+}
+
+// Normalised images of two sizes' worth of structure, and labels 0..5.
+std::pair<at::Tensor, at::Tensor> normalised_batch(int64_t batch, int64_t h, int64_t w) {
+  auto [images, labels] = sample_batch(batch, h, w);
+  return {(images - 128) / 64, labels.to(torch::kLong)};
+}
+
+}  // namespace
+
+// A seed draws the same numbers, and so the same batches, as training drew before the pipeline:
+// for one process and for each rank's slice of a data-parallel step, every augmentation alone
+// and all together, over several steps of one generator.
+TEST(AugmentPipeline, DrawsTheSameBatchesBitForBitAsTrainingDidBefore) {
+  std::vector<std::pair<std::string, Strengths>> cases;
+  cases.push_back({"notebook", Strengths{}});
+  cases.push_back({"off", Strengths{0}});
+  for (const auto& [name, member] : std::vector<std::pair<std::string, double Strengths::*>>{
+           {"intensity", &Strengths::intensity}, {"elastic", &Strengths::elastic}, {"zoom", &Strengths::zoom},
+           {"rotation", &Strengths::rotation}, {"texture", &Strengths::texture}, {"processing", &Strengths::processing},
+           {"opacity", &Strengths::opacity}, {"devices", &Strengths::devices}}) {
+    Strengths alone{0};
+    alone.*member = name == "rotation" ? 15 : name == "elastic" ? 0.02 : 0.5;
+    cases.push_back({name + " alone", alone});
+  }
+  cases.push_back({"all", Strengths{0.1, 0.2, 0.02, 0.5, 12, 0.5, 0.7, 1, 0.5}});
+  const int64_t batch = 2, height = 40, width = 36;
+  for (const auto& [name, strengths] : cases) {
+    const seg::AugmentPipeline pipeline(options_of(strengths));
+    for (const int64_t world : {1, 3}) {
+      const int64_t global_batch = batch * world;
+      auto before = seg::make_seeded_generator(17), after = seg::make_seeded_generator(17);
+      for (int step = 0; step < 3; ++step) {
+        const auto [images, labels] = normalised_batch(global_batch, height, width);
+        const auto draws = pipeline.draw({global_batch, height, width}, after);
+        for (int64_t rank = 0; rank < world; ++rank) {
+          const auto x = images.narrow(0, rank * batch, batch), y = labels.narrow(0, rank * batch, batch);
+          // Every rank draws the whole global batch from its own copy of the generator.
+          auto rank_gen = before.clone();
+          const auto [old_x, old_y] = step_before_the_pipeline(strengths, x, y, global_batch, rank, batch, rank_gen, torch::kCPU);
+          const auto [new_x, new_y] = pipeline.apply(x, y, draws.slice(rank * batch, batch));
+          EXPECT_TRUE(torch::equal(old_x, new_x)) << name << ", world " << world << ", rank " << rank << ", step " << step
+                                                  << ": " << (old_x - new_x).abs().max().item<double>();
+          EXPECT_TRUE(torch::equal(old_y, new_y)) << name << ", world " << world << ", rank " << rank << ", step " << step;
+          if (rank + 1 == world) before = rank_gen;
+        }
+      }
+      // Both generators were advanced by the same draws.
+      EXPECT_TRUE(torch::equal(before.get_state(), after.get_state())) << name << ", world " << world;
+    }
+  }
+}
+
+// --augment-invert: the film as its negative in the chosen samples, labels and the other
+// augmentations' draws untouched.
+TEST(InvertAugment, ShowsChosenFilmsAsTheirNegativeAndLeavesTheRestAlone) {
+  const auto* invert = seg::find_augmentation("invert");
+  ASSERT_NE(invert, nullptr);
+  EXPECT_EQ(seg::strength_range(*invert), "0 to 1");
+  EXPECT_FALSE(invert->geometric);
+  const auto [images, labels] = normalised_batch(4, 24, 20);
+  auto with = [](double invert_p) {
+    auto o = options_of(Strengths{0.1, 0.2, 0, 0.3, 0, 0.5});
+    o.strengths["invert"] = invert_p;
+    return seg::AugmentPipeline(o);
+  };
+  auto run = [&](const seg::AugmentPipeline& p) {
+    auto gen = seg::make_seeded_generator(8);
+    return p.apply(images, labels, p.draw({4, 24, 20}, gen));
+  };
+  const auto [plain, plain_labels] = run(with(0));
+  const auto [inverted, inverted_labels] = run(with(1));
+  EXPECT_TRUE(torch::equal(inverted_labels, plain_labels));
+  // Each image mirrored within its own range: darkest and brightest swap, the order reverses.
+  const auto low = plain.amin({1, 2, 3}, true), high = plain.amax({1, 2, 3}, true);
+  EXPECT_TRUE(torch::allclose(inverted, low + high - plain, 1e-5, 1e-5));
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(inverted[i].flatten().argmin().item<int64_t>(), plain[i].flatten().argmax().item<int64_t>()) << i;
+  // Off, it draws nothing: the pipeline is the one without it.
+  const auto off = with(0);
+  EXPECT_TRUE(std::none_of(off.steps().begin(), off.steps().end(), [](auto* a) { return a->name == "invert"; }));
+  // A probability: about half the films of a large batch, and nothing else changes in them.
+  const auto [many, many_labels] = normalised_batch(2000, 4, 4);
+  auto o = options_of(Strengths{0});
+  o.strengths["invert"] = 0.5;
+  const seg::AugmentPipeline half(o);
+  auto gen = seg::make_seeded_generator(3);
+  const auto out = half.apply(many, many_labels, half.draw({2000, 4, 4}, gen)).first;
+  const auto changed = (out != many).flatten(1).any(1);
+  EXPECT_NEAR(changed.to(torch::kDouble).mean().item<double>(), 0.5, 0.04);
+  const auto kept = ~changed;
+  EXPECT_TRUE(torch::equal(out.index({kept}), many.index({kept})));
+  seg::Recipe recipe;
+  recipe.augmentation.strengths["invert"] = 1.5;
+  EXPECT_THROW(seg::check_recipe(recipe), seg::InvalidOption);
 }

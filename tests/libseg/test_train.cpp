@@ -45,17 +45,25 @@ seg::Dataset shapes_dataset(int64_t n = 12, int64_t size = 32) {
   return d;
 }
 
+// The notebook's kind of recipe, quicker; it validates on the test split, as the notebook does.
 seg::TrainOptions quick_options(int64_t epochs) {
   seg::TrainOptions o;
-  o.architecture = "fcn";
-  o.epochs = epochs;
-  o.batch = 3;
-  o.lr = 1e-2;
-  o.seed = 7;
-  o.device = "cpu";
-  o.val_every = 2;
-  o.checkpoint_every_s = 0;  // a checkpoint after every epoch: the resume tests stop between any two
+  o.recipe.network = "fcn";
+  o.recipe.epochs = epochs;
+  o.recipe.batch = 3;
+  o.recipe.lr = 1e-2;
+  o.recipe.seed = 7;
+  o.recipe.validation.split = "test";
+  o.recipe.validation.every = 2;
+  o.run.device = "cpu";
+  o.run.checkpoint_every_s = 0;  // a checkpoint after every epoch: the resume tests stop between any two
   return o;
+}
+
+// A recipe of share/recipes.
+seg::Recipe shipped_recipe(const std::string& name) {
+  const auto recipe = seg::read_recipe(name);
+  return seg::recipe_stages(recipe.text, recipe.source).front();
 }
 
 // After each epoch: the epoch checkpoint.pt holds (0: none yet), read from the file itself.
@@ -146,19 +154,19 @@ TEST_F(TrainTest, CheckpointsAfterTheFirstAndLastEpochAndEverySoManySeconds) {
   const auto data = shapes_dataset();
   auto o = quick_options(4);
   ScratchDir spaced, every;
-  o.checkpoint_every_s = 1e6;
+  o.run.checkpoint_every_s = 1e6;
   CheckpointWatch watch_spaced(spaced.path() / "checkpoint.pt");
   seg::train_network(data, o, spaced.path(), &watch_spaced);
   EXPECT_EQ(watch_spaced.written(), (std::vector<int64_t>{1, 4}));
-  o.checkpoint_every_s = 0;
+  o.run.checkpoint_every_s = 0;
   CheckpointWatch watch_every(every.path() / "checkpoint.pt");
   seg::train_network(data, o, every.path(), &watch_every);
   EXPECT_EQ(watch_every.written(), (std::vector<int64_t>{1, 2, 3, 4}));
   // The spaced run resumes and extends like any other.
-  o.epochs = 5;
+  o.recipe.epochs = 5;
   const auto extended = seg::train_network(data, o, spaced.path(), nullptr, /*resume=*/true);
   EXPECT_EQ(extended.history.size(), 5u);
-  EXPECT_EQ(seg::read_run_options(spaced.path()).checkpoint_every_s, 1e6);  // the run's own setting
+  EXPECT_EQ(seg::read_run_options(spaced.path()).run.checkpoint_every_s, 1e6);  // the run's own setting
 }
 
 // --cuda-graph's step (fixed buffers, the optimiser's scalars on the device) trains as the
@@ -167,14 +175,14 @@ TEST_F(TrainTest, CheckpointsAfterTheFirstAndLastEpochAndEverySoManySeconds) {
 void expect_graphed_step_trains_like_eager(const torch::Device& device) {
   const auto data = shapes_dataset();
   auto o = quick_options(3);
-  o.device = device.str();
-  o.optimizer = "adamw";
-  o.weight_decay = 1e-3;
-  o.schedule = "onecycle";
-  o.loss = "ce+dice";
+  o.run.device = device.str();
+  o.recipe.optimizer = "adamw";
+  o.recipe.weight_decay = 1e-3;
+  o.recipe.schedule = "onecycle";
+  o.recipe.loss = "ce+dice";
   ScratchDir eager_dir, graphed_dir;
   const auto eager = seg::train_network(data, o, eager_dir.path());
-  o.cuda_graph = true;
+  o.run.cuda_graph = true;
   const auto graphed = seg::train_network(data, o, graphed_dir.path());
   // The kernels, and what the networks compute. (Not the biases ahead of an instance norm:
   // their gradients are rounding noise, which Adam's normalised steps blow up to the step size.)
@@ -196,16 +204,16 @@ void expect_graphed_step_trains_like_eager(const torch::Device& device) {
   for (size_t e = 0; e < eager.history.size(); ++e)
     EXPECT_NEAR(eager.history[e].loss, graphed.history[e].loss, 1e-4 * eager.history[e].loss) << "epoch " << e + 1;
   // What a wrong batch or a frozen schedule gives, for scale: another seed's run is far off.
-  o.cuda_graph = false;
-  o.seed = 8;
+  o.run.cuda_graph = false;
+  o.recipe.seed = 8;
   ScratchDir other_dir;
   const auto other = seg::train_network(data, o, other_dir.path());
   EXPECT_FALSE(torch::allclose(a[0].cpu(), weights_of(other.model)[0].cpu(), 1e-3, 1e-4));
   EXPECT_FALSE(torch::allclose(out_eager, predict(other.model), 1e-3, 1e-3));
   // A graphed run resumes as any other: its checkpoint holds the optimiser's step count.
-  o.seed = 7;
-  o.cuda_graph = true;
-  o.epochs = 4;
+  o.recipe.seed = 7;
+  o.run.cuda_graph = true;
+  o.recipe.epochs = 4;
   const auto resumed = seg::train_network(data, o, graphed_dir.path(), nullptr, /*resume=*/true);
   EXPECT_EQ(resumed.history.size(), 4u);
   EXPECT_LT(resumed.history.back().loss, graphed.history.front().loss);
@@ -221,20 +229,14 @@ TEST_F(TrainTest, CudaGraphTrainsLikeTheEagerStep) {
 TEST_F(TrainTest, CudaGraphRefusesWhatItCannotRecord) {
   ScratchDir run;
   auto o = quick_options(1);
-  o.cuda_graph = true;
-  o.augment_zoom = 0.5;
-  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
-  o.augment_zoom = 0;
-  o.augment_opacity = 1;
-  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
-  o.augment_opacity = 0;
-  o.augment_devices = 0.5;
-  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
-  o.augment_devices = 0;
-  o.augment_rotation = 10;
-  EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
-  o.augment_rotation = 0;
-  o.precision = "bfloat16";
+  o.run.cuda_graph = true;
+  auto& strengths = o.recipe.augmentation.strengths;
+  for (const std::string name : {"zoom", "opacity", "devices", "rotation", "intensity", "elastic", "texture", "processing"}) {
+    strengths[name] = 0.5;
+    EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError) << name;
+    strengths[name] = 0;
+  }
+  o.run.precision = "bfloat16";
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::UsageError);
   EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
 }
@@ -246,7 +248,7 @@ TEST_F(TrainTest, SameSeedSameWeightsOtherSeedOthers) {
   auto run1 = seg::train_network(data, o, a.path());
   auto run2 = seg::train_network(data, o, b.path());
   auto first = weights_of(run1.model), second = weights_of(run2.model);
-  o.seed = 8;
+  o.recipe.seed = 8;
   auto third = weights_of(seg::train_network(data, o, c.path()).model);
   EXPECT_TRUE(torch::equal(first[0], second[0]));
   EXPECT_TRUE(torch::equal(first.back(), second.back()));
@@ -260,7 +262,7 @@ TEST_F(TrainTest, SameSeedSameWeightsOtherSeedOthers) {
 TEST_F(TrainTest, TooFewCasesForOneBatchIsAnError) {
   ScratchDir run;
   auto o = quick_options(1);
-  o.batch = 64;
+  o.recipe.batch = 64;
   EXPECT_THROW(seg::train_network(shapes_dataset(), o, run.path()), seg::Error);
   EXPECT_TRUE(seg::testing::list_files(run.path()).empty());
 }
@@ -284,11 +286,10 @@ TEST_F(TrainTest, FastRecipeLearnsAndResumesExactly) {
   ScratchDir whole, split;
   const auto data = shapes_dataset();
   auto o = quick_options(4);
-  o.architecture = "fast";
-  seg::apply_recipe_defaults("fast", o);
-  o.epochs = 4;
-  o.batch = 3;
-  o.device = "cpu";
+  o.recipe = shipped_recipe("fast");
+  o.recipe.epochs = 4;
+  o.recipe.validation.holdout = 3;  // of the 9 training cases
+  o.recipe.validation.every = 2;
   auto uninterrupted = seg::train_network(data, o, whole.path());
   EXPECT_LT(uninterrupted.history.back().loss, uninterrupted.history.front().loss);
   Interrupt stop(2);
@@ -315,21 +316,19 @@ TEST_F(TrainTest, ResidualUNetRecipeTrainsEveryHead) {
   ScratchDir run;
   const auto data = shapes_dataset();
   auto o = quick_options(3);
-  o.architecture = "res-unet";
-  seg::apply_recipe_defaults("res-unet", o);
-  EXPECT_EQ(o.loss, "ce+dice");
-  EXPECT_EQ(o.schedule, "onecycle");
-  EXPECT_EQ(o.normalization, "image");  // made for radiographs from elsewhere
-  EXPECT_GT(o.augment_zoom, 0.0);
-  o.epochs = 3;
-  o.val_every = 3;
-  o.device = "cpu";
-  o.weight_decay = 0;  // AdamW's decay alone would move heads that get no gradient
+  o.recipe = shipped_recipe("res-unet");
+  EXPECT_EQ(o.recipe.loss, "ce+dice");
+  EXPECT_EQ(o.recipe.schedule, "onecycle");
+  EXPECT_EQ(o.recipe.normalization, "image");  // made for radiographs from elsewhere
+  EXPECT_GT(o.recipe.augmentation.strength("zoom"), 0.0);
+  o.recipe.epochs = 3;
+  o.recipe.validation = {"test", 0, 3};
+  o.recipe.weight_decay = 0;  // AdamW's decay alone would move heads that get no gradient
   auto result = seg::train_network(data, o, run.path());
   EXPECT_LT(result.history.back().loss, result.history.front().loss);
   // Deep supervision reaches the auxiliary heads, which forward() never uses: training
   // moved them from their initial weights (train_network seeds the initialisation).
-  torch::manual_seed(o.seed);
+  torch::manual_seed(o.recipe.seed);
   const auto initial = seg::make_network({"res-unet", 1, 3})->named_parameters();
   const auto trained = result.model.net->named_parameters();
   EXPECT_FALSE(torch::equal(initial["auxiliary1.weight"], trained["auxiliary1.weight"]));
@@ -337,40 +336,12 @@ TEST_F(TrainTest, ResidualUNetRecipeTrainsEveryHead) {
   EXPECT_EQ(seg::load_model(run.path() / "model.pth").info.network.architecture, "res-unet");
 }
 
-TEST(TrainOptionsJson, KeepsEveryAugmentationForResume) {
-  seg::TrainOptions o;
-  o.augment_scale = 0.07;
-  o.augment_intensity = 0.3;
-  o.augment_elastic = 0.02;
-  o.augment_zoom = 0.4;
-  o.augment_texture = 0.8;
-  o.augment_processing = 0.6;
-  o.augment_opacity = 0.7;
-  o.augment_devices = 0.4;
-  o.augment_rotation = 12;
-  const auto back = seg::TrainOptions::from_json(o.to_json(), "run.json");
-  EXPECT_EQ(back.augment_scale, o.augment_scale);
-  EXPECT_EQ(back.augment_intensity, o.augment_intensity);
-  EXPECT_EQ(back.augment_elastic, o.augment_elastic);
-  EXPECT_EQ(back.augment_zoom, o.augment_zoom);
-  EXPECT_EQ(back.augment_texture, o.augment_texture);
-  EXPECT_EQ(back.augment_processing, o.augment_processing);
-  EXPECT_EQ(back.augment_opacity, o.augment_opacity);
-  EXPECT_EQ(back.augment_rotation, o.augment_rotation);
-  EXPECT_EQ(back.augment_devices, o.augment_devices);
-  o.precision = "bfloat16";
-  o.channels_last = true;
-  const auto fast = seg::TrainOptions::from_json(o.to_json(), "run.json");
-  EXPECT_EQ(fast.precision, "bfloat16");
-  EXPECT_TRUE(fast.channels_last);
-}
-
 TEST_F(TrainTest, ChannelsLastTrainsTheSameNetwork) {
   const auto data = shapes_dataset();
   ScratchDir plain, nhwc;
   auto o = quick_options(2);
   const auto reference = seg::train_network(data, o, plain.path());
-  o.channels_last = true;
+  o.run.channels_last = true;
   const auto result = seg::train_network(data, o, nhwc.path());
   // The run's weights were NHWC (the option reached the network)...
   // (a weight with several input channels: with one, both orders are the same strides)
@@ -401,22 +372,16 @@ TEST_F(TrainTest, CudaTrainsLikeTheCpuInEveryPrecisionAndMemoryOrder) {
   auto o = quick_options(2);
   // Every augmentation on: their draws come from the CPU generator, so both devices see the
   // same batches; what runs on the device is the warping, filtering and equalisation.
-  o.augment_intensity = 0.2;
-  o.augment_elastic = 0.02;
-  o.augment_zoom = 0.3;
-  o.augment_texture = 1;
-  o.augment_processing = 1;
-  o.augment_opacity = 1;
-  o.augment_devices = 0.5;
-  o.augment_rotation = 10;
-  o.loss = "ce+dice";
+  o.recipe.augmentation.strengths = {{"intensity", 0.2}, {"elastic", 0.02}, {"zoom", 0.3}, {"texture", 1}, {"processing", 1},
+                                     {"opacity", 1}, {"devices", 0.5}, {"rotation", 10}};
+  o.recipe.loss = "ce+dice";
   ScratchDir cpu_run;
   const auto reference = seg::train_network(data, o, cpu_run.path());
-  o.device = "cuda";
+  o.run.device = "cuda";
   for (const auto& [precision, nhwc] : std::vector<std::pair<std::string, bool>>{{"float32", false}, {"float32", true}, {"bfloat16", true}}) {
     ScratchDir run;
-    o.precision = precision;
-    o.channels_last = nhwc;
+    o.run.precision = precision;
+    o.run.channels_last = nhwc;
     const auto result = seg::train_network(data, o, run.path());
     const double tolerance = precision == "float32" ? 0.01 : 0.05;
     for (size_t e = 0; e < reference.history.size(); ++e)
@@ -440,7 +405,7 @@ TEST_F(TrainTest, BFloat16AutocastTrainsCloseToFloat32AndKeepsFloat32Weights) {
   ScratchDir plain, mixed, rejected;
   auto o = quick_options(2);
   const auto reference = seg::train_network(data, o, plain.path());
-  o.precision = "bfloat16";
+  o.run.precision = "bfloat16";
   const auto result = seg::train_network(data, o, mixed.path());
   // bfloat16 keeps 8 bits of mantissa: the first epoch's loss moves, but only a little.
   const double a = reference.history[0].loss, b = result.history[0].loss;
@@ -450,7 +415,7 @@ TEST_F(TrainTest, BFloat16AutocastTrainsCloseToFloat32AndKeepsFloat32Weights) {
   for (const auto& p : result.model.net->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
   // The scope ended with the step: what runs after it is float32 again.
   EXPECT_EQ(torch::conv2d(torch::ones({1, 1, 4, 4}), torch::ones({1, 1, 3, 3})).scalar_type(), torch::kFloat);
-  o.precision = "float16";
+  o.run.precision = "float16";
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 
@@ -458,25 +423,23 @@ TEST_F(TrainTest, RotationTextureProcessingOpacityAndDevicesReachTheStepAndRepea
   const auto data = shapes_dataset();
   ScratchDir plain;
   const auto without = weights_of(seg::train_network(data, quick_options(2), plain.path()).model);
-  for (double seg::TrainOptions::*strength : {&seg::TrainOptions::augment_texture, &seg::TrainOptions::augment_processing,
-                                              &seg::TrainOptions::augment_opacity, &seg::TrainOptions::augment_devices,
-                                              &seg::TrainOptions::augment_rotation}) {
+  for (const std::string name : {"texture", "processing", "opacity", "devices", "rotation"}) {
     ScratchDir augmented, again, rejected;
     auto o = quick_options(2);
-    o.*strength = 1.0;
+    o.recipe.augmentation.strengths[name] = 1.0;
     const auto with = weights_of(seg::train_network(data, o, augmented.path()).model);
     const auto repeated = weights_of(seg::train_network(data, o, again.path()).model);
-    EXPECT_FALSE(torch::equal(without[0], with[0]));
-    EXPECT_TRUE(torch::equal(with[0], repeated[0]));
-    o.*strength = -1;
-    EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
+    EXPECT_FALSE(torch::equal(without[0], with[0])) << name;
+    EXPECT_TRUE(torch::equal(with[0], repeated[0])) << name;
+    o.recipe.augmentation.strengths[name] = -1;
+    EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError) << name;
   }
   ScratchDir rejected;
   auto o = quick_options(2);
-  o.augment_devices = 1.5;  // a probability
+  o.recipe.augmentation.strengths["devices"] = 1.5;  // a probability
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
-  o.augment_devices = 0;
-  o.augment_rotation = 181;  // degrees either way
+  o.recipe.augmentation.strengths["devices"] = 0;
+  o.recipe.augmentation.strengths["rotation"] = 181;  // degrees either way
   EXPECT_THROW(seg::train_network(data, o, rejected.path()), seg::UsageError);
 }
 
@@ -484,14 +447,14 @@ TEST_F(TrainTest, InitStartsFromTheModelsWeightsAndNormalisation) {
   ScratchDir base, tuned;
   const auto data = shapes_dataset();
   auto o = quick_options(2);
-  o.normalization = "image";
+  o.recipe.normalization = "image";
   const auto trained = seg::train_network(data, o, base.path());
   // Fine-tuning with a learning rate of 0 keeps every weight: the run started from them, not
   // from the seed's random ones, and with the model's normalisation, not the options'.
   auto f = quick_options(1);
-  f.lr = 0;
-  f.seed = 99;
-  f.init_from = base.path().string();
+  f.recipe.lr = 0;
+  f.recipe.seed = 99;
+  f.recipe.init = base.path().string();
   const auto kept = seg::train_network(data, f, tuned.path());
   const auto a = weights_of(trained.model), b = weights_of(kept.model);
   ASSERT_EQ(a.size(), b.size());
@@ -499,7 +462,7 @@ TEST_F(TrainTest, InitStartsFromTheModelsWeightsAndNormalisation) {
   EXPECT_EQ(kept.model.info.normalization.mode, "image");
   // ... and a learning rate above 0 moves them.
   ScratchDir moved;
-  f.lr = 1e-2;
+  f.recipe.lr = 1e-2;
   const auto c = weights_of(seg::train_network(data, f, moved.path()).model);
   EXPECT_FALSE(torch::equal(a[0], c[0]));
 }
@@ -509,21 +472,21 @@ TEST_F(TrainTest, FineTunedModelKeepsTheRecordOfEveryRunBehindIt) {
   const auto data = shapes_dataset();
   seg::train_network(data, quick_options(2), base.path());
   auto f = quick_options(1);
-  f.init_from = base.path().string();
+  f.recipe.init = base.path().string();
   seg::train_network(data, f, tuned.path());
-  f.init_from = tuned.path().string();
+  f.recipe.init = tuned.path().string();
   const auto twice = seg::train_network(data, f, again.path());
   const auto record = nlohmann::json::parse(twice.model.info.provenance_json);
   ASSERT_TRUE(record.contains("init")) << record.dump();
-  EXPECT_EQ(record["options"]["init_from"], tuned.path().string());
+  EXPECT_EQ(record["recipe"]["init"], tuned.path().string());
   EXPECT_EQ(record["init"]["epochs_done"], 1);
-  EXPECT_EQ(record["init"]["options"]["init_from"], base.path().string());
+  EXPECT_EQ(record["init"]["recipe"]["init"], base.path().string());
   ASSERT_TRUE(record["init"].contains("init")) << record.dump();
   EXPECT_EQ(record["init"]["init"]["epochs_done"], 2);
   EXPECT_FALSE(record["init"]["init"].contains("init"));
   // A fine-tune stopped and resumed still names where it started.
   Interrupt stop(1);
-  f.epochs = 2;
+  f.recipe.epochs = 2;
   EXPECT_THROW(seg::train_network(data, f, resumed.path(), &stop), std::runtime_error);
   const auto finished = seg::train_network(data, f, resumed.path(), nullptr, /*resume=*/true);
   const auto after_resume = nlohmann::json::parse(finished.model.info.provenance_json);
@@ -536,13 +499,123 @@ TEST_F(TrainTest, InitFromAnotherNetworkOrClassTableIsAnError) {
   const auto data = shapes_dataset();
   seg::train_network(data, quick_options(1), base.path());
   auto o = quick_options(1);
-  o.init_from = base.path().string();
-  o.architecture = "fast";
+  o.recipe.init = base.path().string();
+  o.recipe.network = "fast";
   EXPECT_THROW(seg::train_network(data, o, other_net.path()), seg::Error);
-  o.architecture = "fcn";
+  o.recipe.network = "fcn";
   auto relabelled = data;
   relabelled.classes = {{{"background", 0}, {"disc", 1}, {"box", 2}}};
   EXPECT_THROW(seg::train_network(relabelled, o, other_labels.path()), seg::Error);
   EXPECT_TRUE(seg::testing::list_files(other_net.path()).empty());
   EXPECT_TRUE(seg::testing::list_files(other_labels.path()).empty());
+}
+
+// The recipes' rule: validation cases are a fixed part of the train split, left out of
+// training; the model and its run record them.
+TEST_F(TrainTest, ValidationCasesAreHeldOutOfTheTrainSplitAndNotTrainedOn) {
+  const auto data = shapes_dataset();  // train: case0..case8, test: case9..case11
+  auto o = quick_options(2);
+  o.recipe.validation = {"", 3, 1};
+  const auto cases = seg::choose_validation_cases(data, o.recipe);
+  // Every 3rd of the 9 as listed; the rest are trained on; the test split is not touched.
+  EXPECT_EQ(cases.val, (std::vector<std::string>{"case2", "case5", "case8"}));
+  EXPECT_EQ(cases.train, (std::vector<std::string>{"case0", "case1", "case3", "case4", "case6", "case7"}));
+  EXPECT_EQ(seg::choose_validation_cases(data, o.recipe).val, cases.val);  // the same for the same data
+  ScratchDir held, without;
+  const auto result = seg::train_network(data, o, held.path());
+  const auto provenance = nlohmann::json::parse(result.model.info.provenance_json);
+  EXPECT_EQ(provenance["val_cases"].get<std::vector<std::string>>(), cases.val);
+  EXPECT_EQ(provenance["train_cases"], 6);
+  EXPECT_EQ(provenance["validation"], cases.source);
+  ASSERT_FALSE(result.history.back().val_dice.empty());
+  // Not trained on: the same run on the data without those cases gives the same weights, bit
+  // for bit (validation does not touch training).
+  auto reduced = data;
+  reduced.splits["train"] = cases.train;
+  reduced.splits["test"] = cases.val;
+  auto plain = o;
+  plain.recipe.validation = {"test", 0, 1};
+  const auto a = weights_of(result.model), b = weights_of(seg::train_network(reduced, plain, without.path()).model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  // A train split that cannot spare the cases is an error, before anything is written.
+  ScratchDir too_many;
+  o.recipe.validation.holdout = 5;
+  EXPECT_THROW(seg::train_network(data, o, too_many.path()), seg::Error);
+  EXPECT_TRUE(seg::testing::list_files(too_many.path()).empty());
+}
+
+// A recipe that validates on a split the data lacks says what it does instead.
+TEST(ValidationCases, DataWithoutTheNamedSplitGetsANoteNotSilence) {
+  auto data = shapes_dataset();
+  seg::Recipe notebook;
+  notebook.validation.split = "test";
+  auto renamed = data;
+  renamed.splits["val"] = renamed.splits["test"];
+  renamed.splits.erase("test");
+  const auto on_val = seg::choose_validation_cases(renamed, notebook);
+  EXPECT_EQ(on_val.val, data.splits["test"]);
+  EXPECT_NE(on_val.note.find("split \"val\""), std::string::npos) << on_val.note;
+  auto train_only = data;
+  train_only.splits.erase("test");
+  const auto held = seg::choose_validation_cases(train_only, notebook);
+  EXPECT_EQ(held.val.size(), 4u);  // at most half of the 9 training cases
+  EXPECT_EQ(held.train.size() + held.val.size(), 9u);
+  EXPECT_NE(held.note.find("held out of split train"), std::string::npos) << held.note;
+  auto two = renamed;
+  two.splits["extra"] = {"case9"};
+  EXPECT_THROW(seg::choose_validation_cases(two, notebook), seg::Error);
+  const auto as_named = seg::choose_validation_cases(data, notebook);
+  EXPECT_TRUE(as_named.note.empty());
+  EXPECT_EQ(as_named.source, "split test");
+}
+
+namespace {
+// Stops a staged run in its `stage`-th stage after `epoch`.
+struct StageInterrupt : seg::TrainObserver {
+  int64_t stop_stage, stop_epoch, stage = 0;
+  std::vector<int64_t> stages_run;
+  StageInterrupt(int64_t s, int64_t e) : stop_stage(s), stop_epoch(e) {}
+  void on_stage(int64_t k, int64_t, const std::filesystem::path&) override {
+    stage = k;
+    stages_run.push_back(k);
+  }
+  void on_epoch(const seg::EpochLog& r, const std::vector<seg::EpochLog>&) override {
+    if (stage == stop_stage && r.epoch == stop_epoch) throw std::runtime_error("interrupted");
+  }
+};
+}  // namespace
+
+TEST_F(TrainTest, StagedRecipeStartsEachStageFromTheOneBeforeAndResumesWhereItStopped) {
+  const auto data = shapes_dataset();
+  const auto stages = seg::recipe_stages(R"({"stages": [{"network": "fcn", "epochs": 1, "lr": 0.01, "seed": 7,
+      "validation": {"split": "test", "every": 1}}, {"epochs": 2, "lr": 0.005, "augmentation": {"zoom": 0.3}}, {"lr": 0.001}]})",
+                                         "three.json");
+  auto o = quick_options(1);
+  ScratchDir whole, split;
+  StageInterrupt none(0, 0);
+  const auto result = seg::train_stages(data, stages, o, whole.path(), &none);
+  EXPECT_EQ(none.stages_run, (std::vector<int64_t>{1, 2, 3}));
+  for (size_t k = 1; k <= 3; ++k) EXPECT_TRUE(std::filesystem::exists(seg::stage_folder(whole.path(), k) / "model.pth")) << k;
+  // Stage 2 started from stage 1's model, and its record keeps stage 1's.
+  const auto second = nlohmann::json::parse(seg::load_model(seg::stage_folder(whole.path(), 2)).info.provenance_json);
+  EXPECT_EQ(second["recipe"]["init"], (seg::stage_folder(whole.path(), 1) / "model.pth").string());
+  EXPECT_EQ(second["init"]["epochs_done"], 1);
+  EXPECT_EQ(second["recipe"]["augmentation"]["zoom"], 0.3);
+  // The run's model is the last stage's.
+  EXPECT_EQ(seg::read_file(whole / "model.pth"), seg::read_file(seg::stage_folder(whole.path(), 3) / "model.pth"));
+  // Stopped after stage 2's first epoch, it resumes there (stage 1 is not run again) and ends
+  // with the same weights.
+  StageInterrupt stop(2, 1);
+  EXPECT_THROW(seg::train_stages(data, stages, o, split.path(), &stop), std::runtime_error);
+  StageInterrupt resumed_watch(0, 0);
+  const auto resumed = seg::train_stages(data, stages, o, split.path(), &resumed_watch, /*resume=*/true);
+  EXPECT_EQ(resumed_watch.stages_run, (std::vector<int64_t>{2, 3}));
+  const auto a = weights_of(result.model), b = weights_of(resumed.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  // A finished run resumed has nothing left to do.
+  StageInterrupt again(0, 0);
+  seg::train_stages(data, stages, o, split.path(), &again, /*resume=*/true);
+  EXPECT_TRUE(again.stages_run.empty());
 }

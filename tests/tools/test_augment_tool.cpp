@@ -92,7 +92,7 @@ TEST_F(AugmentTool, SameSeedSameFilesDifferentSeedDifferent) {
 TEST_F(AugmentTool, ScaleZeroIsTheIdentity) {
   ScratchDir tmp;
   const auto pack_path = one_case_pack(tmp);
-  auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "1", "--scale", "0", "-o",
+  auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "1", "--augment-scale", "0", "-o",
                     (tmp / "id").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   auto pack = seg::load_tensor_pack(pack_path);
@@ -132,8 +132,8 @@ TEST_F(AugmentTool, PaddingShowsWhatTrainingSeesBeyondTheImage) {
   const auto pack = one_case_pack(tmp).string();
   auto corner_of_wide_samples = [&](const std::string& padding) {
     const auto out = tmp / padding;
-    auto r = augment({"--data", pack, "--case", "blk", "--count", "8", "--seed", "3", "--scale", "0", "--zoom", "0.5",
-                      "--padding", padding, "-o", out.string()});
+    auto r = augment({"--data", pack, "--case", "blk", "--count", "8", "--seed", "3", "--augment-scale", "0", "--augment-zoom",
+                      "0.5", "--padding", padding, "-o", out.string()});
     EXPECT_EQ(r.code, 0) << r.err;
     const auto record = json::parse(seg::read_file(out / "augment.json"));
     EXPECT_EQ(record["padding"], padding);
@@ -156,11 +156,11 @@ TEST_F(AugmentTool, RotationTurnsThePixelsOfANonSquareImage) {
   ScratchDir tmp;
   const auto pack = one_case_pack(tmp).string();  // 40 wide, 48 high
   const auto out = tmp / "turned";
-  auto r = augment({"--data", pack, "--case", "blk", "--count", "6", "--seed", "2", "--scale", "0", "--rotation", "40",
-                    "-o", out.string()});
+  auto r = augment({"--data", pack, "--case", "blk", "--count", "6", "--seed", "2", "--augment-scale", "0", "--augment-rotation",
+                    "40", "-o", out.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto record = json::parse(seg::read_file(out / "augment.json"));
-  EXPECT_EQ(record["rotation"].get<double>(), 40.0);
+  EXPECT_EQ(record["augmentation"]["rotation"].get<double>(), 40.0);
   const double aspect = 40.0 / 48.0;
   double largest_turn = 0;
   for (const auto& s : record["samples"]) {
@@ -178,7 +178,7 @@ TEST_F(AugmentTool, RotationTurnsThePixelsOfANonSquareImage) {
   }
   EXPECT_GT(largest_turn, 10.0);
   EXPECT_LE(largest_turn, 40.0 + 1e-3);
-  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--rotation", "200", "-o", (tmp / "bad").string()}).code, 2);
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--augment-rotation", "200", "-o", (tmp / "bad").string()}).code, 2);
   EXPECT_FALSE(fs::exists(tmp / "bad"));
 }
 
@@ -189,8 +189,8 @@ TEST_F(AugmentTool, TextureAndProcessingChangeTheImageNotItsLabelsOrGreyScale) {
   const auto original = pack.images[0].to(torch::kFloat);
   for (const std::string option : {"texture", "processing"}) {
     const auto out = tmp / option;
-    auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "2", "--seed", "4", "--scale", "0",
-                      "--" + option, "1", "-o", out.string()});
+    auto r = augment({"--data", pack_path.string(), "--case", "blk", "--count", "2", "--seed", "4", "--augment-scale", "0",
+                      "--augment-" + option, "1", "-o", out.string()});
     ASSERT_EQ(r.code, 0) << option << ": " << r.err;
     for (const char* k : {"01", "02"}) {
       const auto image = read_pixels(out / "images" / (std::string("blk_aug") + k + ".png")).to(torch::kFloat);
@@ -198,8 +198,53 @@ TEST_F(AugmentTool, TextureAndProcessingChangeTheImageNotItsLabelsOrGreyScale) {
       EXPECT_GT((image - original).abs().max().item<double>(), 1.0) << option << " " << k;
       EXPECT_NEAR(image.mean().item<double>(), original.mean().item<double>(), 3.0) << option << " " << k;
     }
-    EXPECT_EQ(json::parse(seg::read_file(out / "augment.json"))[option].get<double>(), 1.0) << option;
-    EXPECT_EQ(augment({"--data", pack_path.string(), "--case", "blk", "--" + option, "-1", "-o", (tmp / "bad").string()}).code, 2)
-        << option;
+    EXPECT_EQ(json::parse(seg::read_file(out / "augment.json"))["augmentation"][option].get<double>(), 1.0) << option;
+    const auto bad = augment({"--data", pack_path.string(), "--case", "blk", "--augment-" + option, "-1", "-o", (tmp / "bad").string()});
+    EXPECT_EQ(bad.code, 2) << option;
+    EXPECT_NE(bad.err.find("--augment-" + option + " must be 0 or more"), std::string::npos) << bad.err;
   }
+}
+
+// --recipe shows what training with that recipe (or that run) draws.
+TEST_F(AugmentTool, RecipeShowsItsAugmentations) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  auto strengths_of = [&](const std::vector<std::string>& more, const std::string& dir) {
+    std::vector<std::string> args{"--data", pack, "--case", "blk", "--count", "2", "--seed", "1", "-o", (tmp / dir).string()};
+    args.insert(args.end(), more.begin(), more.end());
+    const auto r = augment(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return json::parse(seg::read_file(tmp / dir / "augment.json"))["augmentation"];
+  };
+  const auto res_unet = strengths_of({"--recipe", "res-unet"}, "res");
+  EXPECT_EQ(res_unet["scale"], 0.1);
+  EXPECT_EQ(res_unet["intensity"], 0.2);
+  EXPECT_EQ(res_unet["zoom"], 0.5);
+  EXPECT_EQ(res_unet["opacity"], 0.0);
+  // A staged recipe: its last stage unless told; options still override.
+  EXPECT_EQ(strengths_of({"--recipe", "jsrt-fast"}, "last")["devices"], 0.5);
+  const auto first = strengths_of({"--recipe", "jsrt-fast", "--stage", "1", "--augment-zoom", "0.25"}, "first");
+  EXPECT_EQ(first["devices"], 0.0);
+  EXPECT_EQ(first["zoom"], 0.25);
+  // A run folder: the recipe its run.json recorded.
+  fs::create_directories(tmp / "run");
+  seg::write_file_atomically(tmp / "run" / "run.json", R"({"data": "x", "recipe": {"augmentation": {"scale": 0, "opacity": 0.7}}})");
+  const auto run = strengths_of({"--recipe", (tmp / "run").string()}, "from-run");
+  EXPECT_EQ(run["opacity"], 0.7);
+  EXPECT_EQ(run["scale"], 0.0);
+  EXPECT_EQ(augment({"--data", pack, "--case", "blk", "--recipe", "jsrt-fast", "--stage", "5", "-o", (tmp / "bad").string()}).code, 2);
+}
+
+// The options seg-augment had before it took seg-train's names still work, for now.
+TEST_F(AugmentTool, OldOptionNamesAreAliases) {
+  ScratchDir tmp;
+  const auto pack = one_case_pack(tmp).string();
+  auto image_of = [&](const std::vector<std::string>& options, const std::string& dir) {
+    std::vector<std::string> args{"--data", pack, "--case", "blk", "--count", "1", "--seed", "6", "-o", (tmp / dir).string()};
+    args.insert(args.end(), options.begin(), options.end());
+    EXPECT_EQ(augment(args).code, 0);
+    return read_pixels(tmp / dir / "images/blk_aug01.png");
+  };
+  EXPECT_TRUE(torch::equal(image_of({"--zoom", "0.5", "--scale", "0.02"}, "old"), image_of({"--augment-zoom", "0.5", "--augment-scale", "0.02"}, "new")));
+  EXPECT_FALSE(torch::equal(image_of({"--zoom", "0.5"}, "zoomed"), image_of({}, "plain")));
 }

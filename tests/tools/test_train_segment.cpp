@@ -50,7 +50,7 @@ TEST_F(TrainSegmentTool, UnknownNetworkIsAUsageError) {
   ScratchDir tmp;
   auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "nope", "--out", (tmp / "run").string()});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("unknown network \"nope\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"nope\" is not one of the networks"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp / "run"));
 }
 
@@ -153,28 +153,30 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   const auto base = (tmp / "base").string(), tuned = (tmp / "tuned").string();
   // The labels drew each clavicle over its lung (--overlap, by name or value): the model
   // records it, and a fine-tuned one keeps it.
-  auto bad = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
-                                                     "--overlap", "lung:right_clavicle", "--out", base});
+  // (12 training cases cannot spare the fast recipe's 24 validation cases: these runs validate on the test split)
+  auto bad = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1", "--val-split",
+                                                     "test", "--overlap", "lung:right_clavicle", "--out", base});
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--overlap lung:right_clavicle"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(base));
   auto trained = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--model", "fast", "--epochs", "1",
-                                         "--threads", "1", "--overlap", "right_lung:right_clavicle", "--overlap", "2:5",
+                                         "--val-split", "test", "--threads", "1", "--overlap", "right_lung:right_clavicle", "--overlap", "2:5",
                                          "--out", base});
   ASSERT_EQ(trained.code, 0) << trained.err;
   EXPECT_EQ(seg::load_model(base).info.overlaps.size(), 2u);
   // No --model: the network, and with it its recipe, come from the model.
   auto r = run_tool_in_process(seg::tools::train, {"--data", tmp.path().string(), "--size", "128", "--init", base, "--epochs", "1",
-                                   "--threads", "1", "--out", tuned});
+                                   "--val-split", "test", "--threads", "1", "--out", tuned});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto model = seg::load_model(tuned);
   EXPECT_EQ(model.info.network.architecture, "fast");
   EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{128, 128}));
   ASSERT_EQ(model.info.overlaps.size(), 2u);  // the labels are drawn as the start model's were
   EXPECT_EQ(std::make_pair(model.info.overlaps[1].under, model.info.overlaps[1].over), std::make_pair(2, 5));
-  const auto options = nlohmann::json::parse(model.info.provenance_json)["options"];
-  EXPECT_EQ(options["init_from"], base);
-  EXPECT_EQ(options["loss"], "ce+dice");  // the fast preset's, not the notebook's
+  const auto provenance = nlohmann::json::parse(model.info.provenance_json);
+  EXPECT_EQ(provenance["recipe"]["init"], base);
+  EXPECT_EQ(provenance["recipe"]["loss"], "ce+dice");  // the fast recipe's, not the notebook's
+  EXPECT_EQ(provenance["recipe_name"], "fast");
   auto shown = run_tool_in_process(seg::tools::inspect, {tuned});
   ASSERT_EQ(shown.code, 0) << shown.err;
   EXPECT_NE(shown.out.find("started from: " + base + ", trained on "), std::string::npos) << shown.out;
@@ -197,4 +199,103 @@ TEST_F(TrainSegmentTool, InitFineTunesAModelAtAnotherSize) {
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
   EXPECT_NE(missing.err.find("none.pth"), std::string::npos) << missing.err;
   EXPECT_FALSE(fs::exists(tmp / "never"));
+}
+
+namespace {
+// A tensor pack of 12 cases of 32 x 32 (4 classes): 10 to train on, 2 to test.
+fs::path tiny_pack(const ScratchDir& tmp) {
+  torch::manual_seed(3);
+  const auto path = tmp / "pack.pth";
+  seg::save_tensor_pack(seg::testing::random_dataset("tiny", 12, 32, 32, 4, 10), path);
+  return path;
+}
+}  // namespace
+
+// --recipe and the options over it: the run records both, and which keys the command line set.
+TEST_F(TrainSegmentTool, RecipeAndItsOverridesAreRecorded) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string(), run_dir = (tmp / "run").string();
+  const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", "fast", "--epochs", "1", "--lr", "0.01",
+                                                         "--val-holdout", "2", "--threads", "1", "--out", run_dir});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("8 training cases, 2 validation cases (2 cases held out of split train"), std::string::npos) << r.out;
+  const auto run = nlohmann::json::parse(seg::read_file(fs::path(run_dir) / "run.json"));
+  EXPECT_EQ(run["recipe"]["lr"], 0.01);
+  EXPECT_EQ(run["recipe"]["network"], "fast");  // the rest is the recipe's
+  EXPECT_EQ(run["recipe"]["schedule"], "onecycle");
+  EXPECT_EQ(run["settings"]["recipe_name"], "fast");
+  const auto overridden = run["settings"]["overridden"].get<std::vector<std::string>>();
+  for (const char* key : {"epochs", "lr", "validation.holdout", "validation.split"})
+    EXPECT_NE(std::find(overridden.begin(), overridden.end(), key), overridden.end()) << key;
+  // The validation cases come from the train split (every 5th of the 10), and are recorded.
+  EXPECT_EQ(run["val_cases"], (std::vector<std::string>{"e", "j"}));
+  const auto provenance = nlohmann::json::parse(seg::load_model(run_dir).info.provenance_json);
+  EXPECT_EQ(provenance["recipe"], run["recipe"]);
+  EXPECT_EQ(provenance["overridden"], run["settings"]["overridden"]);
+  EXPECT_EQ(provenance["val_cases"], run["val_cases"]);
+  EXPECT_EQ(provenance["train_cases"], 8);
+  const auto shown = run_tool_in_process(seg::tools::inspect, {run_dir, "--json"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["val_cases"], run["val_cases"]);
+  // A resumed run keeps its recipe: options that would change it are refused.
+  const auto changed = run_tool_in_process(seg::tools::train, {"--resume", run_dir, "--lr", "0.1"});
+  EXPECT_EQ(changed.code, 2) << changed.err;
+}
+
+TEST_F(TrainSegmentTool, DryRunReadsTheDataAndShowsEveryValueOfTheRecipe) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string();
+  const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", "fast", "--val-holdout", "2", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fast (1 input channel, 4 classes, the data's)"), std::string::npos) << r.out;
+  for (const char* value : {"\"lr\": 0.004", "\"weight_decay\": 0.0001", "\"processing\": 0.0", "\"holdout\": 2", "\"device\":\"auto\""})
+    EXPECT_NE(r.out.find(value), std::string::npos) << value << "\n" << r.out;
+  EXPECT_NE(r.out.find("validation cases: 2"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp / "run"));
+}
+
+// A staged recipe runs every stage, each from the one before, into RUN/stage-N; RUN/model.pth
+// is the last stage's.
+TEST_F(TrainSegmentTool, StagedRecipeRunsItsStagesAndResumes) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string(), run_dir = (tmp / "run").string();
+  const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", "jsrt-fast", "--epochs", "1", "--val-holdout",
+                                                         "2", "--threads", "1", "--out", run_dir});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (int k = 1; k <= 4; ++k) EXPECT_NE(r.out.find("stage " + std::to_string(k) + " of 4"), std::string::npos) << r.out;
+  const auto last = seg::load_model(fs::path(run_dir) / "stage-4");
+  EXPECT_EQ(seg::read_file(fs::path(run_dir) / "model.pth"), seg::read_file(fs::path(run_dir) / "stage-4" / "model.pth"));
+  const auto provenance = nlohmann::json::parse(last.info.provenance_json);
+  EXPECT_EQ(provenance["recipe"]["init"], (fs::path(run_dir) / "stage-3" / "model.pth").string());
+  EXPECT_EQ(provenance["recipe"]["augmentation"]["devices"], 0.5);
+  EXPECT_EQ(provenance["init"]["init"]["init"]["recipe"]["epochs"], 1);  // stage 1's record, three deep
+  const auto run = nlohmann::json::parse(seg::read_file(fs::path(run_dir) / "run.json"));
+  ASSERT_EQ(run["recipe"]["stages"].size(), 4u);
+  // Resumed when finished: nothing left to train, the model stays.
+  const auto resumed = run_tool_in_process(seg::tools::train, {"--resume", run_dir, "--threads", "1"});
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(resumed.out.find("stage "), std::string::npos) << resumed.out;
+  const auto extended = run_tool_in_process(seg::tools::train, {"--resume", run_dir, "--epochs", "3"});
+  EXPECT_EQ(extended.code, 2) << extended.err;
+}
+
+// A bad value says where it came from: the recipe file (bad input) or an option (usage).
+TEST_F(TrainSegmentTool, BadRecipeValuesNameTheirFileOrOption) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string();
+  seg::write_file_atomically(tmp / "typo.json", R"({"network": "fcn", "epohcs": 3})");
+  seg::write_file_atomically(tmp / "zero.json", R"({"network": "fcn", "epochs": 0})");
+  const auto typo = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", (tmp / "typo.json").string(), "--out", (tmp / "a").string()});
+  EXPECT_EQ(typo.code, 1);
+  EXPECT_NE(typo.err.find("typo.json: unknown key \"epohcs\""), std::string::npos) << typo.err;
+  const auto zero = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", (tmp / "zero.json").string(), "--out", (tmp / "b").string()});
+  EXPECT_EQ(zero.code, 1);
+  EXPECT_NE(zero.err.find("zero.json: epochs must be at least 1"), std::string::npos) << zero.err;
+  const auto option = run_tool_in_process(seg::tools::train, {"--data", pack, "--epochs", "0", "--out", (tmp / "c").string()});
+  EXPECT_EQ(option.code, 2);
+  EXPECT_NE(option.err.find("--epochs must be at least 1"), std::string::npos) << option.err;
+  const auto graph = run_tool_in_process(seg::tools::train, {"--data", pack, "--augment-zoom", "0.5", "--cuda-graph", "--out", (tmp / "d").string()});
+  EXPECT_EQ(graph.code, 2);
+  EXPECT_NE(graph.err.find("--cuda-graph records --augment-scale only; set --augment-zoom to 0"), std::string::npos) << graph.err;
+  for (const char* dir : {"a", "b", "c", "d"}) EXPECT_FALSE(fs::exists(tmp / dir)) << dir;
 }

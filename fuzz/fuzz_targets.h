@@ -6,6 +6,8 @@
 // is a crash, a sanitizer report, a hang or an exception that is not a std::exception.
 #include <seg/dataset.h>
 #include <seg/model_file.h>
+#include <seg/models.h>
+#include <seg/state_dict.h>
 #ifdef SEG_FUZZ_IMAGE_IO
 #include <seg/io/image_io.h>
 #endif
@@ -47,6 +49,17 @@ inline void model_file(const uint8_t* data, size_t size) {
   expect_rejection_or_success([&] { (void)load_model(path); });
   expect_rejection_or_success(
       [&] { (void)model_info_from_json(std::string(reinterpret_cast<const char*>(data), size), "fuzz"); });
+}
+
+// The PyTorch state_dict reader (our own pickle reader behind seg-convert --network), every
+// element of what it returns, and the name and shape check of an import.
+inline void state_dict(const uint8_t* data, size_t size) {
+  expect_rejection_or_success([&] {
+    const auto state = state_dict_from_bytes(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+    for (const auto& entry : state) (void)entry.second.sum().item<double>();
+    static const SegNet net = make_network({"fcn", 1, 2});
+    load_python_state_dict(*net, "fcn", state, "fuzz");
+  });
 }
 
 #ifdef SEG_FUZZ_IMAGE_IO

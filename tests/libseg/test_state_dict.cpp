@@ -186,6 +186,7 @@ const HostilePickle kHostilePickles[] = {
      kTwoFloats, "puts a container inside itself"},
     {"nesting_too_deep", one_tensor(std::string(40, ']') + std::string(39, 'a') + "0"), kTwoFloats,
      "nests containers more than 32 deep"},
+    {"big_endian", one_tensor(), {{"data/0", float_record(2)}, {"byteorder", "big"}}, "holds big-endian tensors"},
     {"not_a_dict", "\x80\x02].", {}, "it holds a list, not a dict of tensors"},
     {"entry_not_a_tensor", pickle_ordered_dict({{"w", pickle_text("x")}}), {}, "its entry \"w\" is a str"},
     {"no_tensors", pickle_ordered_dict({}), {}, "holds no tensors"},

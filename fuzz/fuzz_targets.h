@@ -51,15 +51,20 @@ inline void model_file(const uint8_t* data, size_t size) {
       [&] { (void)model_info_from_json(std::string(reinterpret_cast<const char*>(data), size), "fuzz"); });
 }
 
-// The PyTorch state_dict reader (our own pickle reader behind seg-convert --network), every
-// element of what it returns, and the name and shape check of an import.
+// The PyTorch state_dict reader (seg-convert --network), every element of what it returns, and
+// the name and shape check of an import: once with the input as a torch.save archive, once as
+// a bare pickle whose every storage record holds 1024 bytes (our pickle reader past the
+// archive check, which refuses most pickles that are not the lengths they claim).
 inline void state_dict(const uint8_t* data, size_t size) {
-  expect_rejection_or_success([&] {
-    const auto state = state_dict_from_bytes(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  static const SegNet net = make_network({"fcn", 1, 2});
+  auto use = [&](const StateDict& state) {
     for (const auto& entry : state) (void)entry.second.sum().item<double>();
-    static const SegNet net = make_network({"fcn", 1, 2});
     load_python_state_dict(*net, "fcn", state, "fuzz");
-  });
+  };
+  expect_rejection_or_success([&] { use(state_dict_from_bytes(bytes, "fuzz")); });
+  const StorageRecords records = [](const std::string&) { return std::optional<std::string>(std::string(1024, '\1')); };
+  expect_rejection_or_success([&] { use(state_dict_from_pickle(bytes, records, "fuzz")); });
 }
 
 #ifdef SEG_FUZZ_IMAGE_IO

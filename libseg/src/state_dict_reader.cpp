@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 namespace seg {
@@ -122,8 +123,7 @@ bool is_known_callable(const std::string& name) {
          storage_types().count(name) != 0;
 }
 
-// A storage's elements: the archive's record data/<key>, which must hold exactly `numel`
-// elements of `type`.
+// A storage's elements, read from the record data/<key>.
 using StorageLoader = std::function<at::Tensor(const std::string& key, at::ScalarType type, int64_t numel)>;
 
 class PickleReader {
@@ -511,6 +511,33 @@ std::string first_line(const std::exception& e) {
 
 }  // namespace
 
+StateDict state_dict_from_pickle(const std::string& pickle, const StorageRecords& records, const std::string& source) {
+  // A storage's elements: the record data/<key>, which must hold exactly `numel` of `type`.
+  auto load_storage = [&](const std::string& key, at::ScalarType type, int64_t numel) {
+    const std::string name = "data/" + printable(key);
+    const auto record = records(key);
+    if (!record) throw unreadable(source, "it lacks the tensor data " + name);
+    const size_t element = at::elementSize(type), size = record->size();
+    if (size % element != 0 || static_cast<uint64_t>(numel) != size / element)
+      throw unreadable(source, "its record " + name + " holds " + std::to_string(size) + " bytes for " +
+                                   std::to_string(numel) + " elements of " + std::to_string(element) +
+                                   " bytes (damaged or crafted)");
+    // Bools are read as bytes and compared with 0: a byte other than 0 or 1 is no bool.
+    at::Tensor elements = at::empty({numel}, at::TensorOptions().dtype(type == at::kBool ? at::kByte : type));
+    if (size > 0) std::memcpy(elements.data_ptr(), record->data(), size);
+    return type == at::kBool ? elements.ne(0) : elements;
+  };
+  PickleReader reader(pickle.data(), pickle.size(), load_storage, source);
+  try {
+    const ValueRef top = reader.read();
+    return tensors_of(*top, source);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // LibTorch refusing a tensor the checks let through
+    throw unreadable(source, "a tensor LibTorch refuses (" + first_line(e) + ")");
+  }
+}
+
 StateDict state_dict_from_bytes(const std::string& bytes, const std::string& source) {
   // Python's torch.save before 1.6, or with _use_new_zipfile_serialization=False: a bare pickle
   // that starts with its magic number.
@@ -520,52 +547,27 @@ StateDict state_dict_from_bytes(const std::string& bytes, const std::string& sou
                 "save it again without that option");
   if (const auto problem = torch_archive_problem(bytes); !problem.empty()) throw unreadable(source, problem);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
-  at::DataPtr pickle;
-  size_t pickle_size = 0;
-  try {
-    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<BytesReader>(bytes));
-    if (!archive->hasRecord("data.pkl")) throw unreadable(source, "the archive has no data.pkl");
-    if (archive->hasRecord("byteorder")) {
-      const auto [order, order_size] = archive->getRecord("byteorder");
-      if (std::string(static_cast<const char*>(order.get()), order_size) != "little")
-        throw Error(source, "holds big-endian tensors; save it on a little-endian machine");
-    }
-    std::tie(pickle, pickle_size) = archive->getRecord("data.pkl");
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw unreadable(source, "its archive is damaged (" + first_line(e) + ")");
-  }
-  auto load_storage = [&](const std::string& key, at::ScalarType type, int64_t numel) {
-    const std::string record = "data/" + key;
+  // A record's bytes, or nullopt when the archive has none of that name.
+  auto record = [&](const std::string& name) -> std::optional<std::string> {
     try {
-      if (!archive->hasRecord(record)) throw unreadable(source, "it lacks the tensor data " + printable(record));
-      auto [data, size] = archive->getRecord(record);
-      const size_t element = at::elementSize(type);
-      if (size % element != 0 || static_cast<uint64_t>(numel) != size / element)
-        throw unreadable(source, "its record " + printable(record) + " holds " + std::to_string(size) + " bytes for " +
-                                     std::to_string(numel) + " elements of " + std::to_string(element) +
-                                     " bytes (damaged or crafted)");
-      // Bools are read as bytes and compared with 0: a byte other than 0 or 1 is no bool.
-      const at::ScalarType read_as = type == at::kBool ? at::kByte : type;
-      at::Tensor elements = at::empty({numel}, at::TensorOptions().dtype(read_as));
-      if (size > 0) std::memcpy(elements.data_ptr(), data.get(), size);
-      return type == at::kBool ? elements.ne(0) : elements;
-    } catch (const Error&) {
-      throw;
+      if (!archive->hasRecord(name)) return std::nullopt;
+      const auto [data, size] = archive->getRecord(name);
+      return std::string(static_cast<const char*>(data.get()), size);
     } catch (const std::exception& e) {
       throw unreadable(source, "its archive is damaged (" + first_line(e) + ")");
     }
   };
-  PickleReader reader(static_cast<const char*>(pickle.get()), pickle_size, load_storage, source);
   try {
-    const ValueRef top = reader.read();
-    return tensors_of(*top, source);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {  // LibTorch refusing a tensor the checks let through
-    throw unreadable(source, "a tensor LibTorch refuses (" + first_line(e) + ")");
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<BytesReader>(bytes));
+  } catch (const std::exception& e) {
+    throw unreadable(source, "its archive is damaged (" + first_line(e) + ")");
   }
+  if (const auto order = record("byteorder"); order && *order != "little")
+    throw Error(source, "holds big-endian tensors; save it on a little-endian machine");
+  const auto pickle = record("data.pkl");
+  if (!pickle) throw unreadable(source, "the archive has no data.pkl");
+  return state_dict_from_pickle(
+      *pickle, [&](const std::string& key) { return record("data/" + key); }, source);
 }
 
 StateDict read_state_dict(const fs::path& path) { return state_dict_from_bytes(read_file(path), path.string()); }

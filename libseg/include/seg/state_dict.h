@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +27,12 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 StateDict read_state_dict(const std::filesystem::path& path);
 // The same from the archive's bytes; `source` names it in errors.
 StateDict state_dict_from_bytes(const std::string& bytes, const std::string& source);
+
+// The bytes of the storage record data/<key>, or nullopt when there is none.
+using StorageRecords = std::function<std::optional<std::string>(const std::string& key)>;
+// The pickle reader alone: `pickle` is data.pkl's bytes. What state_dict_from_bytes runs once the
+// archive has passed its check; tests and the fuzzer reach it directly, past that check.
+StateDict state_dict_from_pickle(const std::string& pickle, const StorageRecords& records, const std::string& source);
 
 // Writes `state` as a plain dict of CPU tensors that Python's torch.load reads (atomically).
 void save_state_dict(const StateDict& state, const std::filesystem::path& path);

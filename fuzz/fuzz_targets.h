@@ -6,6 +6,8 @@
 // is a crash, a sanitizer report, a hang or an exception that is not a std::exception.
 #include <seg/dataset.h>
 #include <seg/model_file.h>
+#include <seg/models.h>
+#include <seg/state_dict.h>
 #ifdef SEG_FUZZ_IMAGE_IO
 #include <seg/io/image_io.h>
 #endif
@@ -47,6 +49,22 @@ inline void model_file(const uint8_t* data, size_t size) {
   expect_rejection_or_success([&] { (void)load_model(path); });
   expect_rejection_or_success(
       [&] { (void)model_info_from_json(std::string(reinterpret_cast<const char*>(data), size), "fuzz"); });
+}
+
+// The PyTorch state_dict reader (seg-convert --network), every element of what it returns, and
+// the name and shape check of an import: once with the input as a torch.save archive, once as
+// a bare pickle whose every storage record holds 1024 bytes (our pickle reader past the
+// archive check, which refuses most pickles that are not the lengths they claim).
+inline void state_dict(const uint8_t* data, size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  static const SegNet net = make_network({"fcn", 1, 2});
+  auto use = [&](const StateDict& state) {
+    for (const auto& entry : state) (void)entry.second.sum().item<double>();
+    load_python_state_dict(*net, "fcn", state, "fuzz");
+  };
+  expect_rejection_or_success([&] { use(state_dict_from_bytes(bytes, "fuzz")); });
+  const StorageRecords records = [](const std::string&) { return std::optional<std::string>(std::string(1024, '\1')); };
+  expect_rejection_or_success([&] { use(state_dict_from_pickle(bytes, records, "fuzz")); });
 }
 
 #ifdef SEG_FUZZ_IMAGE_IO

@@ -7,12 +7,15 @@
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
 #include <seg/model_search.h>
+#include <seg/models.h>
 #include <seg/output.h>
+#include <seg/state_dict.h>
 
 #include <ATen/ATen.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -144,6 +147,92 @@ void write_model(const fs::path& input, bool half, const std::string& framing_fr
   out << ")\n";
 }
 
+// A state_dict trained in Python (torch.save(model.state_dict(), f)) made into our model file:
+// the network `how.architecture`, the classes and input size of the data set `data_path`.
+void import_weights(const fs::path& weights, const std::string& data_path, const StateDictImport& how, bool half,
+                    const Options& options, std::ostream& out) {
+  const fs::path target = options.output;
+  if (target.extension() != ".pth") throw Error(target.string(), "a model is written as a .pth file; name it OUT.pth");
+  check_output_file(target, options.read_paths, existing_policy(options), "choose another name or pass --overwrite");
+  if (is_model_path(weights))
+    throw Error(weights.string(), "is a segsuite model already, not a PyTorch state_dict; it needs no --network");
+  DataRequest request;
+  request.require_labels = false;
+  const Dataset data = load_data(data_path, request);
+  Model model = import_state_dict(weights, data, how);
+  model.stored_as = half ? WeightPrecision::float16 : WeightPrecision::float32;
+  save_model(model, target);
+  const auto& info = model.info;
+  out << "wrote model " << target.string() << " (" << info.network.architecture << " from the PyTorch state_dict "
+      << weights.string() << "; " << info.classes.size() << " classes and input size "
+      << shape_text(info.input_size[0], info.input_size[1]) << " from " << data.source << "; normalization "
+      << info.normalization.mode;
+  if (info.normalization.mode == "dataset")
+    out << " mean " << info.normalization.mean << " std " << info.normalization.std;
+  out << "; weights in " << precision_name(model.stored_as) << ")\n";
+}
+
+// A model's weights as a plain state_dict for Python's load_state_dict.
+void export_weights(const fs::path& input, const Options& options, std::ostream& out) {
+  const fs::path target = options.output;
+  if (target.extension() != ".pt" && target.extension() != ".pth")
+    throw Error(target.string(), "a state_dict is written as a .pt or .pth file; name it WEIGHTS.pt");
+  check_output_file(target, options.read_paths, existing_policy(options), "choose another name or pass --overwrite");
+  const Model model = load_model(input);
+  const StateDict state = python_state_dict(model);
+  save_state_dict(state, target);
+  const std::string& network = model.info.network.architecture;
+  out << "wrote state_dict " << target.string() << " (" << network << ", " << state.size() << " float32 tensors named as "
+      << (has_notebook_names(network) ? "the course notebook names them" : "segsuite names them")
+      << "; in Python: model.load_state_dict(torch.load(path)))\n";
+}
+
+// What the command line says about PyTorch weights.
+struct WeightOptions {
+  std::string network;    // --network: import a state_dict of this network
+  std::string data_path;  // --data
+  std::string normalize;  // --normalize
+  double mean = 0, std_dev = 1;
+  bool mean_given = false, std_given = false;
+  bool state_dict = false;  // --state-dict: export
+  bool any() const { return !network.empty() || state_dict; }
+};
+
+// --network (import) or --state-dict (export): checks the combination, then runs it.
+// `other_options`: whether options that apply to images, data sets or models were given.
+void convert_weights(const WeightOptions& w, bool half, bool other_options, Options& options, std::ostream& out) {
+  const bool importing = !w.network.empty();
+  if (importing && w.state_dict)
+    throw UsageError("--network imports a state_dict and --state-dict exports one: give one of them");
+  if (options.inputs.size() != 1)
+    throw UsageError(std::string(importing ? "--network" : "--state-dict") + " takes one input, got " +
+                     std::to_string(options.inputs.size()));
+  if (other_options)
+    throw UsageError("--network and --state-dict take none of --notebook, --jsrt, --labels, --gray, --size, "
+                     "--to-notebook, --name, --framing-from, --overlap");
+  if (w.state_dict) {
+    if (half) throw UsageError("--state-dict writes float32; --half applies to model files");
+    const fs::path model = find_model_or_keep(options.inputs[0]);
+    if (!is_model_path(model))
+      throw Error(options.inputs[0], "is not a segsuite model file or training run folder; --state-dict exports "
+                                     "a model's weights");
+    options.read_paths.add(fs::is_directory(model) ? model / "model.pth" : model);
+    export_weights(model, options, out);
+    return;
+  }
+  if (w.data_path.empty()) throw UsageError("--network needs --data: the data set that gives the classes and image size");
+  if (w.mean_given != w.std_given) throw UsageError("--mean and --std go together");
+  if (w.mean_given && w.normalize == "image") throw UsageError("--normalize image takes no --mean and --std");
+  if (w.std_given && !(w.std_dev > 0 && std::isfinite(w.std_dev) && std::isfinite(w.mean)))
+    throw UsageError("--std must be positive and --mean finite");
+  StateDictImport how;
+  how.architecture = w.network;
+  if (w.normalize == "image") how.normalization = Normalization{"image", 0.0, 1.0};
+  if (w.mean_given) how.normalization = Normalization{"dataset", w.mean, w.std_dev};
+  options.read_paths.add(w.data_path);
+  import_weights(options.inputs[0], w.data_path, how, half, options, out);
+}
+
 // One image or label map in, one out.
 void convert_file(const fs::path& input, const fs::path& output, const Options& options) {
   if (options.labels) {
@@ -189,6 +278,9 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
         "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
         "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA]\n"
         "      [--overlap UNDER:OVER]...            a model file\n"
+        "  seg-convert WEIGHTS.pt --network NAME --data DATA -o MODEL.pth [--mean M --std S | --normalize image]\n"
+        "                                           a state_dict trained in Python into a model\n"
+        "  seg-convert MODEL.pth --state-dict -o WEIGHTS.pt   a model's weights for Python's load_state_dict\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
     add_max_pixels_option(app);
@@ -221,11 +313,42 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
                    "a model: UNDER:OVER (class names or values; repeat it) says its training labels drew OVER over "
                    "part of UNDER (JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle), so "
                    "seg-segment --whole can paint UNDER whole again");
+    WeightOptions weights;
+    app.add_option("--network", weights.network,
+                   "the input is a PyTorch state_dict of this network: make it a model (with --data)")
+        ->check(CLI::IsMember(network_names()));
+    app.add_option("--data", weights.data_path,
+                   "--network: the data set (folder or tensor pack) whose class table, image size and train split "
+                   "(normalisation) the model takes");
+    const auto* mean_option = app.add_option("--mean", weights.mean,
+                                             "--network: the intensity mean the weights were trained with (with --std)");
+    const auto* std_option = app.add_option("--std", weights.std_dev,
+                                            "--network: the intensity standard deviation the weights were trained with");
+    app.add_option("--normalize", weights.normalize,
+                   "--network: dataset (default: (x - mean) / std, the train split's unless --mean/--std) or image "
+                   "(each image on its own)")
+        ->check(CLI::IsMember({"dataset", "image"}));
+    app.add_flag("--state-dict", weights.state_dict,
+                 "a model: write its weights as a plain state_dict for Python (float32; the notebook's names for "
+                 "its networks)");
     if (!parse(app, args, out)) return kOk;
     for (const auto& input : options.inputs) options.read_paths.add(input);
     if (!framing_from.empty()) options.read_paths.add(framing_from);
     if (!size_text.empty()) options.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
+
+    weights.mean_given = mean_option->count() > 0;
+    weights.std_given = std_option->count() > 0;
+    if (!weights.any() && (!weights.data_path.empty() || weights.mean_given || weights.std_given ||
+                           !weights.normalize.empty()))
+      throw UsageError("--data, --mean, --std and --normalize go with --network (importing a PyTorch state_dict)");
+    if (weights.any()) {
+      convert_weights(weights, half,
+                      notebook || jsrt || options.labels || options.gray || options.size || options.to_notebook ||
+                          !options.name.empty() || !framing_from.empty() || !overlaps.empty(),
+                      options, out);
+      return kOk;
+    }
 
     if (notebook || jsrt) {
       if (options.inputs.size() != 2)

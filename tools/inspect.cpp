@@ -452,6 +452,9 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
     if (provenance.contains("options")) out << "training options: " << provenance["options"].dump() << "\n";
     print_lineage(out, provenance);
   }
+  if (provenance.is_object() && provenance.value("imported", nlohmann::json()).is_object())
+    out << "imported: from the PyTorch state_dict " << provenance["imported"].value("from", std::string("?")) << " as "
+        << provenance["imported"].value("network", std::string("?")) << "\n";
 }
 
 // The mean Dice on the test split the model's training recorded (when it validated on the

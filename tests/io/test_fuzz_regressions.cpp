@@ -20,6 +20,7 @@ TEST(FuzzRegressions, EverySavedInputIsReadOrRejected) {
       {"fuzz_dataset_json", seg::fuzz::dataset_json},
       {"fuzz_tensor_pack", seg::fuzz::tensor_pack},
       {"fuzz_model_file", seg::fuzz::model_file},
+      {"fuzz_state_dict", seg::fuzz::state_dict},
       {"fuzz_image", seg::fuzz::image},
       {"fuzz_image_header", seg::fuzz::image_header}};
   int replayed = 0;

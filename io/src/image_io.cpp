@@ -2,6 +2,7 @@
 // formats; resampling with cv::resize.
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/io/dicom_seg.h>
 #include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 
@@ -271,6 +272,8 @@ Image read_image(const fs::path& path, const ReadOptions& options) {
 }
 
 Image read_label_map(const fs::path& path) {
+  // A DICOM SEG stores a frame per segment, which GDCM's image reader would take for slices.
+  if (is_dicom_segmentation(path)) return read_dicom_segmentation(path);
   const ImageHeader header = read_image_header(path);
   Image image;
   try {

@@ -275,6 +275,8 @@ struct BadSource {
   const char* message;
 };
 
+void PrintTo(const BadSource& bad, std::ostream* out) { *out << bad.name; }
+
 class DicomSegRefuses : public ::testing::TestWithParam<BadSource> {};
 
 TEST_P(DicomSegRefuses, WithOneLineAndNoFile) {
@@ -336,6 +338,8 @@ struct BadSegmentation {
   std::function<void(const fs::path& seg)> damage;
   const char* message;
 };
+
+void PrintTo(const BadSegmentation& bad, std::ostream* out) { *out << bad.name; }
 
 class DicomSegUnreadable : public ::testing::TestWithParam<BadSegmentation> {};
 

@@ -161,6 +161,8 @@ struct BadInput {
   const char* message;
 };
 
+void PrintTo(const BadInput& bad, std::ostream* out) { *out << bad.name; }
+
 class DicomSegOutputRefuses : public DicomSegOutput, public ::testing::WithParamInterface<BadInput> {};
 
 TEST_P(DicomSegOutputRefuses, BeforeWritingAnything) {

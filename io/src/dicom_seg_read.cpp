@@ -7,6 +7,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmfg/fgpixmsr.h>
 #include <dcmtk/dcmfg/fgplanor.h>
 #include <dcmtk/dcmfg/fgplanpo.h>
@@ -17,6 +18,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <vector>
@@ -31,6 +33,38 @@ namespace fs = std::filesystem;
 namespace {
 using detail::prepare_dcmtk;
 using detail::text_of;
+
+// A DICOM SEG file opened with its size checked: elements longer than DCMTK's read limit (the
+// pixel data) stay on disk until used, so nothing is allocated for a file that cannot be right.
+struct SegmentationFile {
+  Uint16 rows = 0, columns = 0;
+};
+
+SegmentationFile open_segmentation(const fs::path& path, DcmFileFormat& file, const ReadLimits& limits) {
+  detail::require_readable_file(path);
+  prepare_dcmtk(path);
+  if (file.loadFile(path.c_str()).bad())
+    throw Error(path.string(), "cannot be read as DICOM; the file is corrupt or truncated");
+  DcmDataset& data = *file.getDataset();
+  if (text_of(data, DCM_SOPClassUID) != UID_SegmentationStorage)
+    throw Error(path.string(), "is not a DICOM SEG (its SOP Class is not Segmentation Storage)");
+  SegmentationFile opened;
+  data.findAndGetUint16(DCM_Rows, opened.rows);
+  data.findAndGetUint16(DCM_Columns, opened.columns);
+  detail::check_image_shape(path, {opened.columns, opened.rows}, 1, limits);
+  // Uncompressed BINARY frames are packed 8 pixels a byte, frame after frame; FRACTIONAL ones
+  // a byte a pixel. (Compressed ones are checked when dcmseg decompresses them.)
+  if (DcmXfer(data.getOriginalXfer()).isEncapsulated()) return opened;
+  Sint32 frames = 1;
+  data.findAndGetSint32(DCM_NumberOfFrames, frames);
+  Uint16 bits = 1;
+  data.findAndGetUint16(DCM_BitsAllocated, bits);
+  const uint64_t pixels = static_cast<uint64_t>(opened.rows) * opened.columns * static_cast<uint64_t>(std::max(frames, 1));
+  DcmElement* pixel_data = nullptr;
+  const uint64_t present = data.findAndGetElement(DCM_PixelData, pixel_data).good() ? pixel_data->getLength() : 0;
+  detail::require_raw_bytes(path, present, bits == 1 ? (pixels + 7) / 8 : pixels);
+  return opened;
+}
 
 // The label value of a segment: the one its description records (kLabelValuePrefix), else
 // its number.
@@ -138,23 +172,25 @@ bool is_dicom_segmentation(const fs::path& path) {
   return text_of(*file.getDataset(), DCM_SOPClassUID) == UID_SegmentationStorage;
 }
 
-Image read_dicom_segmentation(const fs::path& path) {
-  detail::require_readable_file(path);
-  prepare_dcmtk(path);
-  // Elements longer than DCMTK's read limit (the pixel data) stay on disk until used: the
-  // image's size is checked first.
+ImageHeader dicom_segmentation_header(const fs::path& path, const ReadLimits& limits) {
   DcmFileFormat file;
-  if (file.loadFile(path.c_str()).bad())
-    throw Error(path.string(), "cannot be read as DICOM; the file is corrupt or truncated");
-  DcmDataset& data = *file.getDataset();
-  if (text_of(data, DCM_SOPClassUID) != UID_SegmentationStorage)
-    throw Error(path.string(), "is not a DICOM SEG (its SOP Class is not Segmentation Storage)");
-  Uint16 rows = 0, columns = 0;
-  data.findAndGetUint16(DCM_Rows, rows);
-  data.findAndGetUint16(DCM_Columns, columns);
-  detail::check_image_shape(path, {columns, rows}, 1, ReadLimits{});
+  const SegmentationFile segmentation_file = open_segmentation(path, file, limits);
+  ImageHeader header;
+  header.format = "DICOM SEG";
+  header.height = segmentation_file.rows;
+  header.width = segmentation_file.columns;
+  header.pixel_type = "uint8";
+  OFString spacing;
+  header.has_spacing = file.getDataset()->findAndGetOFString(DCM_PixelSpacing, spacing, 0, OFTrue).good();
+  return header;
+}
+
+Image read_dicom_segmentation(const fs::path& path) {
+  DcmFileFormat file;
+  const SegmentationFile segmentation_file = open_segmentation(path, file, ReadLimits{});
+  const Uint16 rows = segmentation_file.rows, columns = segmentation_file.columns;
   DcmSegmentation* loaded = nullptr;
-  const OFCondition status = DcmSegmentation::loadDataset(data, loaded);
+  const OFCondition status = DcmSegmentation::loadDataset(*file.getDataset(), loaded);
   const std::unique_ptr<DcmSegmentation> segmentation(loaded);
   detail::check_dcmtk(status, path, "is not a valid DICOM SEG");
   if (segmentation->getSegmentationType() != DcmSegTypes::ST_BINARY)

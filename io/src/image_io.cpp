@@ -268,6 +268,7 @@ Image decode_image(const fs::path& path, const ImageHeader& header, const ReadOp
 }  // namespace
 
 Image read_image(const fs::path& path, const ReadOptions& options) {
+  if (is_dicom_segmentation(path)) return read_dicom_segmentation(path);  // its label map is its image
   return decode_image(path, read_image_header(path), options);
 }
 

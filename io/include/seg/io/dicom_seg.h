@@ -4,6 +4,7 @@
 // read again as a label map. The codes and conventions are in docs/formats.md, "DICOM SEG".
 #include <seg/dataset.h>
 #include <seg/image.h>
+#include <seg/io/image_header.h>
 
 #include <filesystem>
 #include <string>
@@ -35,13 +36,18 @@ void write_dicom_segmentation(const std::filesystem::path& path, const Image& la
                               const std::filesystem::path& film, const ClassTable& classes,
                               const SegmentationAlgorithm& algorithm);
 
+// What a DICOM SEG file declares as a label map (format "DICOM SEG", uint8, one channel),
+// read_image_header's contract: a file that is not whole, has no size, or has more pixels than
+// limits.max_pixels is refused. read_image_header calls it for DICOM SEG files.
+ImageHeader dicom_segmentation_header(const std::filesystem::path& path, const ReadLimits& limits = {});
+
 // Reads a BINARY DICOM SEG of one image (one frame per segment at most) as a label map: the
 // label value of a segment is the one its Segment Description records as "segsuite label V"
 // (what write_dicom_segmentation writes), else its Segment Number; spacing, origin and
 // direction come from its functional groups. Throws seg::Error for a file that is not such an
 // object (FRACTIONAL, a volume), overlapping segments, two segments with one label value, label
-// values above 255, or more pixels than the read limit (image_header.h) allows.
-// read_label_map calls it for DICOM SEG files.
+// values above 255, or what dicom_segmentation_header refuses. read_image and read_label_map
+// call it for DICOM SEG files.
 Image read_dicom_segmentation(const std::filesystem::path& path);
 
 }  // namespace seg::io

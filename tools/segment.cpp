@@ -1,8 +1,9 @@
-// seg-segment: apply a trained model to images and write label maps (PNG or NIfTI),
-// overlays, per-structure masks and probabilities.
+// seg-segment: apply a trained model to images and write label maps (PNG, NIfTI or, for DICOM
+// films, DICOM SEG), overlays, per-structure masks and probabilities.
 #include <seg/error.h>
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
+#include <seg/io/dicom_seg.h>
 #include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
@@ -93,6 +94,7 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
 struct PlannedOutputs {
   std::vector<fs::path> masks, probabilities;
   fs::path overlay, label_map;
+  fs::path film;  // the input file, which a DICOM SEG references
   std::vector<fs::path> all() const {
     std::vector<fs::path> files = masks;
     files.insert(files.end(), probabilities.begin(), probabilities.end());
@@ -105,13 +107,25 @@ struct PlannedOutputs {
 struct OutputRequest {
   std::string format;
   bool overlay = false, probabilities = false, masks = false;
+  io::SegmentationAlgorithm algorithm{};  // recorded in DICOM SEG label maps
 };
 
-PlannedOutputs plan_outputs(const OutputFolder& folder, const std::string& case_id, const ClassTable& classes,
-                            const OutputRequest& request) {
+// --format dcm answers DICOM films only: each label map references its film.
+void require_segmentation_source(const InputItem& item) {
+  if (item.path.empty() || io::read_image_header(item.path).format != "DICOM")
+    throw UsageError("--format dcm writes a DICOM SEG for each DICOM film, and " + item.source() +
+                     " is not one; give DICOM films only, or use --format png or nii.gz");
+  io::check_segmentation_source(item.path);
+}
+
+PlannedOutputs plan_outputs(const OutputFolder& folder, const std::string& case_id, const fs::path& film,
+                            const ClassTable& classes, const OutputRequest& request) {
   PlannedOutputs planned;
+  planned.film = film;
+  // A DICOM SEG holds the label map alone; the masks beside it are NIfTI, which keeps the geometry.
+  const std::string mask_format = request.format == "dcm" ? "nii.gz" : request.format;
   for (const auto& [name, value] : classes.entries) {
-    if (request.masks && value != 0) planned.masks.push_back(folder.file("masks/" + case_id + "_" + name + "." + request.format));
+    if (request.masks && value != 0) planned.masks.push_back(folder.file("masks/" + case_id + "_" + name + "." + mask_format));
     if (request.probabilities) planned.probabilities.push_back(folder.file("probabilities/" + case_id + "_" + name + ".nii.gz"));
   }
   if (request.overlay) planned.overlay = folder.file("overlays/" + case_id + ".png");
@@ -135,14 +149,18 @@ void write_outputs(const Segmenter& segmenter, const Segmentation& result, int64
   const Image label_map{result.labels[i].contiguous(), image.geometry, "uint8"};
   if (request.overlay)
     viz::write_png(planned.overlay, viz::render_overlay(image, label_map.pixels, classes, 0.45, case_id));
-  io::write_label_map(planned.label_map, label_map);
+  if (request.format == "dcm")
+    io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
+  else
+    io::write_label_map(planned.label_map, label_map);
 }
 
 }  // namespace
 
 int segment(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("segment", err, [&]() -> int {
-    CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG or NIfTI.", "seg-segment"};
+    CLI::App app{"Segment images with a trained model: label maps named by case ID, as PNG, NIfTI or DICOM SEG.",
+                 "seg-segment"};
     add_max_pixels_option(app);
     std::string out_dir, data_path, split = "test", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
@@ -163,8 +181,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--data", data_path, "segment a data set's split instead (folder or tensor pack)");
     app.add_option("--split", split, "split of --data")->capture_default_str();
     app.add_option("--list", list_file, "a file with one input path per line");
-    app.add_option("--format", request.format, "label map format: png, nii or nii.gz")
-        ->check(CLI::IsMember({"png", "nii", "nii.gz"}))
+    app.add_option("--format", request.format,
+                   "label map format: png, nii, nii.gz or dcm (DICOM films only: a DICOM SEG for each, referencing "
+                   "its film, for a PACS)")
+        ->check(CLI::IsMember({"png", "nii", "nii.gz", "dcm"}))
         ->capture_default_str();
     app.add_flag("--overlay", request.overlay, "also write OUT/overlays/<case>.png");
     app.add_flag("--probabilities", request.probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
@@ -196,7 +216,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "sets and SCR's own masks draw), the clavicles only outside the lungs; in the label map and overlay "
                  "(--probabilities stay the network's)");
     app.add_flag("--masks", request.masks,
-                 "also write OUT/masks/<case>_<class>.<format>: one mask per structure (PNG 0/255, NIfTI 0/1), each "
+                 "also write OUT/masks/<case>_<class>.<format>: one mask per structure (PNG 0/255, NIfTI 0/1; "
+                 "nii.gz with --format dcm), each "
                  "whole, overlapping where the structures do (the lungs behind the clavicles, and the clavicles "
                  "whole too), whatever --whole does to the label map");
     app.add_flag("--overwrite", overwrite, "replace outputs that exist already (by default the run refuses them)");
@@ -264,6 +285,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       for (auto& item : items) {
         try {
           if (!item.path.empty()) io::read_image_header(item.path);
+          if (request.format == "dcm") require_segmentation_source(item);
           readable.push_back(std::move(item));
         } catch (const Error& e) {
           if (!keep_going) throw Error(std::string(e.what()) + " (nothing written; --keep-going segments the other films)");
@@ -290,6 +312,12 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     options.masks = request.masks;
     options.probabilities = request.probabilities;
     const Segmenter segmenter(std::move(models), options, device, model_paths.front());
+    request.algorithm.version = SEG_VERSION;
+    for (const auto& path : model_paths) {
+      const fs::path file = find_model(path).lexically_normal();  // a model file, or a training run's folder
+      const std::string name = (file.has_filename() ? file : file.parent_path()).filename().string();
+      request.algorithm.model += (request.algorithm.model.empty() ? "" : "+") + name;
+    }
     if (request.masks || request.probabilities)
       for (const auto& [name, value] : segmenter.classes().entries)
         check_name(name, "class name", model_paths.front());
@@ -300,7 +328,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<PlannedOutputs> planned;
     std::vector<fs::path> all_outputs;
     for (const auto& item : items) {
-      planned.push_back(plan_outputs(folder, item.case_id, segmenter.classes(), request));
+      planned.push_back(plan_outputs(folder, item.case_id, item.path, segmenter.classes(), request));
       for (const auto& file : planned.back().all()) all_outputs.push_back(file);
     }
     const auto exists = folder.check(all_outputs);

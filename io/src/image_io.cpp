@@ -2,6 +2,7 @@
 // formats; resampling with cv::resize.
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/io/dicom_seg.h>
 #include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 
@@ -267,10 +268,13 @@ Image decode_image(const fs::path& path, const ImageHeader& header, const ReadOp
 }  // namespace
 
 Image read_image(const fs::path& path, const ReadOptions& options) {
+  if (is_dicom_segmentation(path)) return read_dicom_segmentation(path);  // its label map is its image
   return decode_image(path, read_image_header(path), options);
 }
 
 Image read_label_map(const fs::path& path) {
+  // A DICOM SEG stores a frame per segment, which GDCM's image reader would take for slices.
+  if (is_dicom_segmentation(path)) return read_dicom_segmentation(path);
   const ImageHeader header = read_image_header(path);
   Image image;
   try {

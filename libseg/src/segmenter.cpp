@@ -37,27 +37,19 @@ Segmenter::Segmenter(std::vector<Model> models, SegmenterOptions options, const 
   if (options_.predict.reframe && !models_.front().info.framing) options_.predict.reframe = false;
 }
 
-Segmentation Segmenter::segment(const at::Tensor& raw_images) const {
-  torch::NoGradGuard no_grad;
+std::vector<FilmPrediction> Segmenter::predict(const std::vector<at::Tensor>& films) const {
+  return predict_films(models_, films, device_, options_.predict);
+}
+
+Segmentation Segmenter::finish(const FilmPrediction& prediction) const {
   const Model& model = models_.front();
-  const bool clean_up_uses_probabilities =
-      std::find(options_.postprocessing.begin(), options_.postprocessing.end(), "largest-component") !=
-      options_.postprocessing.end();
-  const bool wants_probabilities = options_.probabilities || clean_up_uses_probabilities;
+  const int64_t width = prediction.width();
+  const NextLikeliest next_likeliest = [&](int64_t, int64_t pixel, int dropped) {
+    return prediction.likeliest_channel_except(pixel / width, pixel % width, dropped);
+  };
   Segmentation result;
-  at::Tensor labels, probabilities;
-  if (models_.size() == 1 && !options_.predict.tta && !options_.predict.reframe) {
-    // One model: labels from its logits directly.
-    const auto logits = predict_logits(model, raw_images, device_, options_.predict);
-    labels = logits_to_labels(logits, model.info.classes);
-    if (wants_probabilities) probabilities = torch::softmax(logits, 1);
-  } else {
-    probabilities = predict_probabilities(models_, raw_images, device_, options_.predict, &result.reframed);
-    labels = logits_to_labels(probabilities, model.info.classes);
-  }
-  labels = labels.cpu();
-  if (probabilities.defined()) probabilities = probabilities.cpu();
-  labels = postprocess(labels, options_.postprocessing, model.info.classes, probabilities);
+  const auto labels = postprocess(prediction.labels().unsqueeze(0), options_.postprocessing, model.info.classes,
+                                  next_likeliest);
   const bool restore = (options_.whole || options_.masks) && !model.info.overlaps.empty();
   const at::Tensor restored = restore ? restore_covered(labels, model.info.overlaps) : labels;
   if (options_.masks) {
@@ -65,7 +57,27 @@ Segmentation Segmenter::segment(const at::Tensor& raw_images) const {
     result.as_predicted = labels;
   }
   result.labels = options_.whole ? restored : labels;
-  if (options_.probabilities) result.probabilities = probabilities;
+  if (options_.probabilities) result.probabilities = prediction.probabilities().unsqueeze(0);
+  result.reframed = prediction.reframed() ? 1 : 0;
+  return result;
+}
+
+Segmentation Segmenter::segment(const at::Tensor& raw_images) const {
+  const auto predictions = predict(raw_images.cpu().unbind(0));
+  std::vector<Segmentation> films;
+  for (const auto& prediction : predictions) films.push_back(finish(prediction));
+  Segmentation result;
+  auto stacked = [&](at::Tensor Segmentation::*part) {
+    std::vector<at::Tensor> parts;
+    for (const auto& film : films)
+      if ((film.*part).defined()) parts.push_back(film.*part);
+    return parts.empty() ? at::Tensor() : torch::cat(parts);
+  };
+  result.labels = stacked(&Segmentation::labels);
+  result.probabilities = stacked(&Segmentation::probabilities);
+  result.restored = stacked(&Segmentation::restored);
+  result.as_predicted = stacked(&Segmentation::as_predicted);
+  for (const auto& film : films) result.reframed += film.reframed;
   return result;
 }
 

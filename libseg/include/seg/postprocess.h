@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,17 @@ namespace seg {
 //     still ends with one component. Values absent from `classes` fall back to background.
 at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& classes,
                                   const at::Tensor& probabilities = at::Tensor());
+
+// The channel (index into classes.entries) that pixel `pixel` (row-major) of image `image`
+// takes when its piece of channel `dropped` goes: the most probable channel other than
+// `dropped`; -1 for background. For predictions kept at the network's resolution, whose
+// probabilities at full size would cost more than the few dropped pixels need.
+using NextLikeliest = std::function<int(int64_t image, int64_t pixel, int dropped)>;
+
+// keep_largest_component with the dropped pixels' classes from `next_likeliest` (empty:
+// background, as without probabilities).
+at::Tensor keep_largest_component(const at::Tensor& labels, const ClassTable& classes,
+                                  const NextLikeliest& next_likeliest);
 
 // Fills holes: background (0) regions that are 4-connected, do not touch the image border
 // and are enclosed by one structure alone take that structure's value. Regions that touch
@@ -72,5 +85,7 @@ std::string postprocessing_candidate_name(const std::vector<std::string>& steps)
 // unchanged, as kByte.
 at::Tensor postprocess(const at::Tensor& labels, const std::vector<std::string>& steps, const ClassTable& classes,
                        const at::Tensor& probabilities = at::Tensor());
+at::Tensor postprocess(const at::Tensor& labels, const std::vector<std::string>& steps, const ClassTable& classes,
+                       const NextLikeliest& next_likeliest);
 
 }  // namespace seg

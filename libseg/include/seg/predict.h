@@ -1,5 +1,6 @@
 #pragma once
 // From raw pixels to label maps with a trained model.
+#include <seg/film_prediction.h>
 #include <seg/model_file.h>
 
 #include <ATen/core/Tensor.h>
@@ -83,6 +84,16 @@ at::Tensor predict_logits(const Model& model, const at::Tensor& raw_images, cons
 at::Tensor predict_probabilities(const std::vector<Model>& models, const at::Tensor& raw_images,
                                  const at::Device& device, const PredictOptions& options = {},
                                  int64_t* reframed = nullptr);
+
+// What predict_probabilities computes, for films of any sizes (each H x W, any numeric type),
+// kept at the networks' resolution until it is asked for (seg::FilmPrediction): the networks
+// run once per model (and warp) on all films together; reframing runs the second passes
+// together too. The films' label maps, clean-up and probabilities are then as
+// predict_probabilities' (up to float rounding where two classes tie), at a fraction of the
+// time and memory for films larger than the networks' input. The models must be on `device`
+// and in eval mode (seg::Segmenter holds them so); calls from several threads may share them.
+std::vector<FilmPrediction> predict_films(const std::vector<Model>& models, const std::vector<at::Tensor>& films,
+                                          const at::Device& device, const PredictOptions& options = {});
 
 // "auto" -> CUDA when available else CPU; "cpu"; "cuda" or "cuda:N" (seg::UsageError when
 // CUDA is asked for and absent).

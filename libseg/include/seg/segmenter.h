@@ -45,8 +45,18 @@ class Segmenter {
   const ClassTable& classes() const { return models_.front().info.classes; }
   const SegmenterOptions& options() const { return options_; }
 
-  // Segments raw films (B x H x W, any numeric type, one size) with the models and options.
+  // Segments raw films (B x H x W, any numeric type, one size) with the models and options:
+  // predict, then finish each film.
   Segmentation segment(const at::Tensor& raw_images) const;
+
+  // The two halves of segment(), for films streamed through a program: the networks' look at
+  // films of any sizes (each H x W; one forward pass per model for all of them, reframing
+  // included), kept at the networks' resolution...
+  std::vector<FilmPrediction> predict(const std::vector<at::Tensor>& films) const;
+  // ...and one film's segmentation at its own size (tensors with a batch dimension of 1): the
+  // label map, its clean-up, and what else the options ask for. Both may run on several
+  // threads at once, each on its own films.
+  Segmentation finish(const FilmPrediction& prediction) const;
 
   // One mask per structure of film `index` (name, H x W bool): structures that the labels drew
   // over come from `restored`, the others as predicted; so lung and clavicle overlap as SCR's

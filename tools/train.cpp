@@ -153,7 +153,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     std::string data_path, run_dir, resume_dir, size_text, weight_mode = "power";
     int threads = 0;
     double dist_timeout = 300;
-    bool dry_run = false;
+    bool dry_run = false, skip_missing = false;
     std::string networks;
     for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
     app.add_option("--data", data_path, "data set folder (with dataset.json) or tensor pack (.pth)");
@@ -194,6 +194,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--val-split", o.val_split, "split to validate on")->capture_default_str();
     app.add_option("--normalize", o.normalization, "intensity normalisation: dataset (z-score of the train split) or image (per image, percentile-clipped)")->capture_default_str();
     app.add_option("--size", size_text, "resample the data set to N or HxW before training");
+    app.add_flag("--skip-missing", skip_missing, "leave out the cases whose image or label file is missing (counted) instead of stopping");
     app.add_option("--loss", o.loss, "ce (weighted cross-entropy) or ce+dice")->capture_default_str();
     app.add_option("--optimizer", o.optimizer, "adam or adamw")->capture_default_str();
     app.add_option("--weight-decay", o.weight_decay, "weight decay")->capture_default_str();
@@ -267,9 +268,12 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     }
 
     DataRequest request;
+    request.skip_missing = skip_missing;
     if (!size_text.empty()) request.size = parse_size(size_text);
     if (!resume) parse_device(o.device);  // a bad --device fails before the run folder is made
     const Dataset data = load_data(data_path, request);
+    if (writer) print_data_warnings(data, "train", err);
+    if (writer && !data.left_out.empty()) out << "data: " << left_out_text(data) << "\n";
     for (const auto& text : overlaps) o.overlaps.push_back(parse_overlap(text, data.classes));
     check_overlaps(o.overlaps, data.classes, "--overlap");
     const bool fresh_dir = !fs::exists(run_dir);

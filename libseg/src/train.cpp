@@ -572,6 +572,7 @@ TrainResult train_network(const Dataset& data, const TrainOptions& requested, co
       info.normalization.std = pixels.std().item<double>();
       if (!(info.normalization.std > 0)) throw Error(data.source, "the training images are constant; nothing to learn");
     }
+    if (info.normalization.mode == "dataset") info.training_intensity = training_intensity_range(train.images);
   }
   if (info.classes.entries != data.classes.entries)
     throw Error(data.source, "its class table differs from the run's; resume on the same data");

@@ -74,7 +74,7 @@ void write_dataset(Dataset data, const Options& options, std::ostream& out) {
   if (!options.name.empty()) data.name = options.name;
   const fs::path target = options.output;
   const std::string summary = std::to_string(data.size()) + " cases of " +
-                              shape_text(data.images.size(1), data.images.size(2)) + ", " +
+                              shape_text(data.images.size(1), data.images.size(2)) + " (height x width), " +
                               std::to_string(data.classes.size()) + " classes";
   if (options.to_notebook) {
     StagedFolder folder(checked_folder_output(target, options.read_paths, options.overwrite));
@@ -90,27 +90,17 @@ void write_dataset(Dataset data, const Options& options, std::ostream& out) {
     out << "wrote tensor pack " << target.string() << ": " << summary << "\n";
     return;
   }
+  const std::string extension = extension_of_format(options.format);
   StagedFolder folder(checked_folder_output(target, options.read_paths, options.overwrite));
-  io::write_dataset_folder(data, folder.path());
+  io::write_dataset_folder(data, folder.path(), extension);
   folder.commit();
-  out << "wrote data set folder " << target.string() << ": " << summary << "\n";
-}
-
-// Every case resampled: images by area/bilinear, labels by nearest neighbour.
-Dataset resampled(Dataset data, std::pair<int64_t, int64_t> size) {
-  std::vector<at::Tensor> images, labels;
-  for (int64_t i = 0; i < data.size(); ++i) {
-    Image image, label;
-    image.pixels = data.images[i];
-    images.push_back(io::resize_image(image, size.first, size.second).pixels);
-    if (data.labels.defined()) {
-      label.pixels = data.labels[i];
-      labels.push_back(io::resize_label_map(label, size.first, size.second).pixels);
-    }
-  }
-  data.images = at::stack(images);
-  if (data.labels.defined()) data.labels = at::stack(labels);
-  return data;
+  const std::string image_extension = io::image_extension_for(data, extension);
+  out << "wrote data set folder " << target.string() << ": " << summary << ", " << stored_pixel_type(data.images)
+      << " images as " << image_extension << (data.labels.defined() ? ", label maps as " + extension : "") << "\n";
+  // NIfTI, NRRD and MHA store a spacing: say when it is made up rather than the sources'.
+  const bool all_spaced = !data.geometry.empty() &&
+                          std::all_of(data.geometry.begin(), data.geometry.end(), [](const Geometry& g) { return g.has_spacing; });
+  if (image_extension != ".png" && image_extension != ".tif" && !all_spaced) out << "no spacing in the sources: 1 x 1 mm assumed\n";
 }
 
 // A model file (or a run's model.pth) rewritten with its weights in float16 or float32.
@@ -357,7 +347,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       Dataset data;
       if (notebook) {
         data = io::import_notebook_files(options.inputs[0], options.inputs[1], train_count);
-        if (options.size) data = resampled(std::move(data), *options.size);
+        if (options.size) data = io::resample_dataset(std::move(data), options.size->first, options.size->second);
       } else {
         const int64_t size = options.size ? options.size->first : 256;
         if (options.size && options.size->first != options.size->second)
@@ -383,7 +373,9 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
       io::LoadOptions load;
       load.size = options.size;
       load.require_labels = false;
-      write_dataset(io::load_dataset(options.inputs[0], load), options, out);
+      const Dataset data = io::load_dataset(options.inputs[0], load);
+      print_data_warnings(data, "convert", err);
+      write_dataset(data, options, out);
       return kOk;
     }
     if (options.to_notebook) throw UsageError("--to-notebook needs a data set (folder with dataset.json or .pth) as input");

@@ -73,16 +73,20 @@ std::string number(double value) {
   return s.str();
 }
 
-std::string shape_text(int64_t height, int64_t width) { return std::to_string(height) + "x" + std::to_string(width); }
+// Sizes say their order: "256 x 192 (height x width)".
+constexpr const char* kSizeOrder = " (height x width)";
+std::string shape_text(int64_t height, int64_t width) { return std::to_string(height) + " x " + std::to_string(width); }
+std::string sized_text(int64_t height, int64_t width) { return shape_text(height, width) + kSizeOrder; }
+std::string cases_text(int64_t n) { return std::to_string(n) + (n == 1 ? " case" : " cases"); }
 
 // Everything a data set report says.
 struct DatasetReport {
-  std::string name, kind, source;
+  std::string name, kind, source, description;
   std::vector<std::string> cases;
   std::vector<std::pair<std::string, int64_t>> splits;  // in the order of their first case
   ClassTable classes;
-  std::map<std::string, int64_t> sizes;  // "HxW" -> number of cases
-  std::set<std::string> pixel_types;
+  std::map<std::pair<int64_t, int64_t>, int64_t> sizes;  // (height, width) -> number of cases
+  std::map<std::string, int64_t> pixel_types;             // stored type -> number of cases
   int64_t labelled = 0;
   IntensityStats intensity;
   LabelHistogram histogram;
@@ -127,9 +131,13 @@ void finish_label_warnings(DatasetReport& report) {
         report.warnings.push_back("class " + name + " (" + std::to_string(value) + ") has no pixels in any label map");
   if (report.sizes.size() > 1) {
     std::string list;
-    for (const auto& [size, n] : report.sizes) list += (list.empty() ? "" : ", ") + size + " (" + std::to_string(n) + ")";
-    report.warnings.push_back("image sizes differ: " + list + "; resample with seg-convert --size");
+    for (const auto& [size, n] : report.sizes)
+      list += (list.empty() ? "" : ", ") + shape_text(size.first, size.second) + " (" + cases_text(n) + ")";
+    report.warnings.push_back("image sizes differ" + std::string(kSizeOrder) + ": " + list +
+                              "; give \"size\" in dataset.json and every case is resampled to it, or resample with "
+                              "seg-convert --size");
   }
+  if (const auto mix = pixel_type_mix_warning(report.pixel_types); !mix.empty()) report.warnings.push_back(mix);
 }
 
 // A folder is scanned case by case, so a broken case becomes a warning rather than the end.
@@ -140,8 +148,10 @@ DatasetReport scan_folder(const fs::path& json_path) {
   report.name = spec.name;
   report.kind = "data set folder";
   report.source = root.string();
+  report.description = spec.description;
   report.cases = spec.cases;
   report.classes = spec.classes;
+  report.warnings = spec.warnings;
   order_splits(report, spec.splits);
   std::vector<std::string> missing_labels;
   for (const auto& c : spec.cases) {
@@ -149,12 +159,13 @@ DatasetReport scan_folder(const fs::path& json_path) {
     std::optional<Image> image;
     try {
       image = io::read_image(image_path);
-      report.sizes[shape_text(image->height(), image->width())]++;
-      report.pixel_types.insert(image->pixel_type);
+      report.sizes[{image->height(), image->width()}]++;
+      report.pixel_types[image->pixel_type]++;
       report.intensity.add(image->pixels);
       if (!spec.size.empty() && (image->height() != spec.size[0] || image->width() != spec.size[1]))
-        report.warnings.push_back(image_path.string() + " is " + shape_text(image->height(), image->width()) +
-                                  ", not the stated size " + shape_text(spec.size[0], spec.size[1]));
+        report.warnings.push_back(image_path.string() + " is " + sized_text(image->height(), image->width()) +
+                                  ", not the stated size " + shape_text(spec.size[0], spec.size[1]) +
+                                  "; the tools resample it to that size");
     } catch (const Error& e) {
       report.warnings.push_back(e.what());
     }
@@ -169,7 +180,7 @@ DatasetReport scan_folder(const fs::path& json_path) {
       ++report.labelled;
       report.histogram.add(labels.pixels);
       if (image && (labels.height() != image->height() || labels.width() != image->width()))
-        report.warnings.push_back(label_path.string() + " is " + shape_text(labels.height(), labels.width()) +
+        report.warnings.push_back(label_path.string() + " is " + sized_text(labels.height(), labels.width()) +
                                   " but its image is " + shape_text(image->height(), image->width()));
     } catch (const Error& e) {
       report.warnings.push_back(e.what());
@@ -189,11 +200,12 @@ DatasetReport scan_pack(const fs::path& path) {
   report.name = data.name;
   report.kind = "tensor pack";
   report.source = path.string();
+  report.description = data.description;
   report.cases = data.cases;
   report.classes = data.classes;
   order_splits(report, data.splits);
-  report.sizes[shape_text(data.images.size(1), data.images.size(2))] = data.size();
-  report.pixel_types.insert(data.images.scalar_type() == at::kByte ? "uint8" : "float32");
+  report.sizes[{data.images.size(1), data.images.size(2)}] = data.size();
+  report.pixel_types[stored_pixel_type(data.images)] = data.size();
   report.intensity.add(data.images);
   if (data.labels.defined()) {
     report.labelled = data.size();
@@ -234,15 +246,17 @@ void print_dataset(std::ostream& out, const DatasetReport& r, bool as_json) {
     j["name"] = r.name;
     j["kind"] = r.kind;
     j["source"] = r.source;
+    if (!r.description.empty()) j["description"] = r.description;
     j["cases"] = r.cases.size();
     j["labelled_cases"] = r.labelled;
     j["splits"] = ordered_json::object();
     for (const auto& [name, n] : r.splits) j["splits"][name] = n;
     j["classes"] = ordered_json::array();
     for (const auto& [name, value] : r.classes.entries) j["classes"].push_back({{"name", name}, {"value", value}});
-    j["image_sizes"] = ordered_json::object();
-    for (const auto& [size, n] : r.sizes) j["image_sizes"][size] = n;
-    j["pixel_types"] = r.pixel_types;
+    j["image_sizes"] = ordered_json::array();
+    for (const auto& [size, n] : r.sizes) j["image_sizes"].push_back({{"height", size.first}, {"width", size.second}, {"cases", n}});
+    j["pixel_types"] = ordered_json::object();
+    for (const auto& [type, n] : r.pixel_types) j["pixel_types"][type] = n;
     j["intensity"] = r.intensity.to_json();
     j["labels"] = histogram_json(r.histogram, r.classes);
     j["warnings"] = r.warnings;
@@ -250,6 +264,7 @@ void print_dataset(std::ostream& out, const DatasetReport& r, bool as_json) {
     return;
   }
   out << r.name << " (" << r.kind << " " << r.source << ")\n";
+  if (!r.description.empty()) out << "description: " << r.description << "\n";
   out << "cases: " << r.cases.size() << " (" << r.labelled << " with label maps)\n";
   out << "splits:";
   for (const auto& [name, n] : r.splits) out << " " << name << " " << n;
@@ -259,9 +274,12 @@ void print_dataset(std::ostream& out, const DatasetReport& r, bool as_json) {
     out << (i ? ", " : "") << r.classes.entries[i].second << " " << r.classes.entries[i].first;
   out << ")\n";
   out << "image size:";
-  for (const auto& [size, n] : r.sizes) out << " " << size << " (" << n << " cases)";
+  for (auto it = r.sizes.begin(); it != r.sizes.end(); ++it)
+    out << (it == r.sizes.begin() ? " " : "; ") << shape_text(it->first.first, it->first.second)
+        << (it == r.sizes.begin() ? kSizeOrder : "") << ", " << cases_text(it->second);
   out << "\npixel type:";
-  for (const auto& t : r.pixel_types) out << " " << t;
+  for (auto it = r.pixel_types.begin(); it != r.pixel_types.end(); ++it)
+    out << (it == r.pixel_types.begin() ? " " : "; ") << it->first << ", " << cases_text(it->second);
   out << "\nintensity: min " << number(r.intensity.min) << ", max " << number(r.intensity.max) << ", mean "
       << number(r.intensity.mean()) << ", std " << number(r.intensity.std()) << "\n";
   if (r.labelled > 0) print_histogram(out, r.histogram, r.classes);
@@ -293,6 +311,7 @@ void print_image(std::ostream& out, const fs::path& path, const Image& image, bo
     j["file"] = path.string();
     j["kind"] = as_labels ? "label map" : "image";
     j["size"] = {image.height(), image.width()};
+    j["size_order"] = "HxW";
     j["channels"] = image.channels();
     j["pixel_type"] = image.pixel_type;
     if (g.has_spacing) {
@@ -308,7 +327,7 @@ void print_image(std::ostream& out, const fs::path& path, const Image& image, bo
     return;
   }
   out << path.string() << " (" << (as_labels ? "label map" : "image") << ")\n";
-  out << "size: " << shape_text(image.height(), image.width()) << "\n";
+  out << "size: " << sized_text(image.height(), image.width()) << "\n";
   out << "pixel type: " << image.pixel_type << "\n";
   if (g.has_spacing) {
     out << "spacing: " << number(g.spacing[0]) << " x " << number(g.spacing[1]) << " mm\n";
@@ -412,12 +431,15 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
       << "\n";
   out << "classes:";
   for (const auto& [name, value] : info.classes.entries) out << " " << value << " " << name;
-  out << "\ninput size: " << shape_text(info.input_size.at(0), info.input_size.at(1)) << "\n";
+  out << "\ninput size: " << sized_text(info.input_size.at(0), info.input_size.at(1)) << "\n";
   out << "normalization: "
       << (info.normalization.mode == "image" ? std::string("image (each image on its own, percentile-clipped)")
                                              : "dataset (mean " + std::to_string(info.normalization.mean) + ", std " +
                                                    std::to_string(info.normalization.std) + ")")
       << "\n";
+  if (info.training_intensity)
+    out << "training intensities: " << number(info.training_intensity->low) << " .. " << number(info.training_intensity->high)
+        << " (0.5 and 99.5 percentiles of the train split; seg-segment warns about films far outside them)\n";
   out << "post-processing (seg-segment runs it): "
       << (info.postprocessing.empty() ? "none" : join(info.postprocessing, ", ")) << "\n";
   if (info.framing) {
@@ -606,7 +628,7 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
           throw UsageError("--overlay on an image needs --label-map LABELS (or --labels for a label map alone)");
         }
         if (labels.sizes() != background.pixels.sizes())
-          throw Error(overlay.label_map, "is " + shape_text(labels.size(0), labels.size(1)) + " but the image is " +
+          throw Error(overlay.label_map, "is " + sized_text(labels.size(0), labels.size(1)) + " but the image is " +
                                              shape_text(image.height(), image.width()) + "; resample one with seg-convert --size");
         const auto classes = ClassTable::numbered(labels.max().item<int>() + 1);
         viz::write_png(overlay_path, viz::render_overlay(background, labels, classes, 0.45, path.filename().string()));

@@ -6,6 +6,7 @@
 #include <seg/io/dicom_seg.h>
 #include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
+#include <seg/intensity_range.h>
 #include <seg/model_file.h>
 #include <seg/model_search.h>
 #include <seg/output.h>
@@ -311,6 +312,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     options.whole = whole;
     options.masks = request.masks;
     options.probabilities = request.probabilities;
+    TrainingIntensityCheck intensity_check(models);
     const Segmenter segmenter(std::move(models), options, device, model_paths.front());
     request.algorithm.version = SEG_VERSION;
     for (const auto& path : model_paths) {
@@ -403,6 +405,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       if (images.empty()) continue;
       std::vector<at::Tensor> pixels;
       for (const auto& image : images) pixels.push_back(image.pixels.to(torch::kFloat));
+      for (size_t i = 0; i < images.size(); ++i)
+        if (const auto warning = intensity_check.film(images[i].pixels, items[rows[i]].source()); !warning.empty())
+          err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << warning << "\n";
       const Segmentation result = segmenter.segment(torch::stack(pixels));
       reframed += result.reframed;
       for (size_t i = 0; i < images.size(); ++i) {

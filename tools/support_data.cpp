@@ -13,6 +13,7 @@ Dataset load_data(const std::string& path, const DataRequest& request) {
   seg::io::LoadOptions options;
   options.size = request.size;
   options.require_labels = request.require_labels;
+  options.skip_missing = request.skip_missing;
   return seg::io::load_dataset(path, options);
 #else
   if (!is_tensor_pack(path))
@@ -20,6 +21,20 @@ Dataset load_data(const std::string& path, const DataRequest& request) {
   if (request.size) throw UsageError("--size needs the image IO build; resample when making the tensor pack");
   return load_tensor_pack(path);
 #endif
+}
+
+void print_data_warnings(const Dataset& data, const std::string& tool, std::ostream& err) {
+  for (const auto& warning : data.warnings) err << "seg-" << tool << ": warning: " << data.source << ": " << warning << "\n";
+}
+
+std::string left_out_text(const Dataset& data) {
+  const size_t n = data.left_out.size();
+  if (n == 0) return "";
+  constexpr size_t kNamed = 5;
+  std::string names;
+  for (size_t i = 0; i < n && i < kNamed; ++i) names += (i ? ", " : "") + data.left_out[i];
+  if (n > kNamed) names += " and " + std::to_string(n - kNamed) + " more";
+  return std::to_string(n) + (n == 1 ? " case" : " cases") + " left out for missing files (" + names + ")";
 }
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text) {

@@ -41,7 +41,7 @@ struct CommandLine {
   RunSettings run;
   int threads = 0;
   double dist_timeout = 300;
-  bool dry_run = false;
+  bool dry_run = false, skip_missing = false;
   std::vector<std::string> overlaps;
   RecipeOptions options;
 };
@@ -89,6 +89,8 @@ void add_options(CLI::App& app, CommandLine& c) {
   app.add_flag("--cuda-graph", c.run.cuda_graph, "record each step once as a CUDA graph and replay it (small networks on a GPU, whose steps are launch-bound; --augment-scale and float32 only)");
   app.add_option("--dist-timeout", c.dist_timeout, "seconds to wait for the other processes of a distributed run (rendezvous and each exchange)")->capture_default_str();
   app.add_option("--overlap", c.overlaps, "UNDER:OVER (class names or values; repeat it): the data's labels drew OVER over part of UNDER (JSRT/SCR: right_lung:right_clavicle and left_lung:left_clavicle); the model records it for seg-segment --whole. Default: the --init model's");
+  app.add_flag("--skip-missing", c.skip_missing,
+               "leave out the cases whose image or label file is missing (counted) instead of stopping");
   app.add_flag("--dry-run", c.dry_run, "print the recipe with every value it takes and the network (for --data's classes, if given); train nothing");
 }
 
@@ -122,6 +124,7 @@ int dry_run(const CommandLine& c, const TrainOptions& options, const std::vector
   std::string whose = "6 classes, JSRT's; --data gives the data's";
   if (!c.data.empty()) {
     DataRequest request;
+    request.skip_missing = c.skip_missing;
     if (!c.size.empty()) request.size = parse_size(c.size);
     const Dataset data = load_data(c.data, request);
     classes = data.classes.size();
@@ -140,7 +143,7 @@ json run_description(const CommandLine& c, const Args& args, const TrainOptions&
                      const ValidationCases& cases) {
   json settings = json::parse(train_options_to_json(options));
   settings.erase("recipe");
-  return {{"data", fs::absolute(c.data).string()}, {"size", c.size}, {"arguments", args},
+  return {{"data", fs::absolute(c.data).string()}, {"size", c.size}, {"skip_missing", c.skip_missing}, {"arguments", args},
           {"recipe", json::parse(stages_to_json(stages))}, {"settings", settings},
           {"validation", cases.source}, {"val_cases", cases.val}};
 }
@@ -182,6 +185,7 @@ void read_run(CommandLine& c, const fs::path& run_json, TrainOptions& options, s
   if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
   if (c.data.empty()) c.data = saved["data"].get<std::string>();  // (--data: the run's data, moved)
   if (c.size.empty()) c.size = saved.value("size", "");
+  c.skip_missing = c.skip_missing || saved.value("skip_missing", false);
   stages = saved.contains("recipe") ? recipe_stages(saved["recipe"].dump(), run_json.string()) : std::vector<Recipe>{Recipe{}};
   if (saved.contains("settings")) options = train_options_from_json(saved["settings"].dump(), run_json.string());
   options.recipe.epochs = given.value("epochs", int64_t{0});  // 0: the run's own
@@ -206,7 +210,7 @@ void plan_run(const CommandLine& c, bool distributed, TrainOptions& options, std
 
 // Reads the data, writes run.json for a new run, trains: what both new and resumed runs do.
 int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& options, const std::vector<Recipe>& stages,
-        bool resume, std::ostream& out) {
+        bool resume, std::ostream& out, std::ostream& err) {
   const fs::path run_dir = resume ? c.resume : c.out;
   const bool writer = world.rank == 0;  // the other ranks read, never write
   std::unique_ptr<Communicator> comm;
@@ -226,9 +230,12 @@ int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& 
     const OutputFolder refuses_inputs(run_dir, inputs, Existing::overwrite, "");
   }
   DataRequest request;
+  request.skip_missing = c.skip_missing;
   if (!c.size.empty()) request.size = parse_size(c.size);
   if (!resume) parse_device(c.run.device);  // a bad --device fails before the run folder is made
   const Dataset data = load_data(c.data, request);
+  if (writer) print_data_warnings(data, "train", err);
+  if (writer && !data.left_out.empty()) out << "data: " << left_out_text(data) << "\n";
   for (const auto& text : c.overlaps) options.overlaps.push_back(parse_overlap(text, data.classes));
   check_overlaps(options.overlaps, data.classes, "--overlap");
   const auto cases = choose_validation_cases(data, stages.front());
@@ -276,7 +283,7 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
       if (c.out.empty()) throw UsageError("--out RUN is required (or --resume RUN)");
       if (c.data.empty()) throw UsageError("--data DIR is required");
     }
-    return run(c, args, world, options, stages, resume, out);
+    return run(c, args, world, options, stages, resume, out, err);
   });
 }
 

@@ -39,8 +39,9 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     auto* json_option =
         app.add_option("--json", json_path, "JSON to stdout alone (bare --json), or to FILE")->expected(0, 1);
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
-    bool overwrite = false;
+    bool overwrite = false, skip_missing = false;
     app.add_flag("--overwrite", overwrite, "--json FILE: replace an existing file");
+    app.add_flag("--skip-missing", skip_missing, "leave out the cases whose image or label file is missing (counted) instead of stopping");
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
     const bool want_json = json_option->count() > 0;
@@ -54,7 +55,8 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     if (mode == WeightMode::power && !(power > 0))
       throw UsageError("--power " + std::to_string(power) + ": must be positive (0.35 is the notebook's)");
 
-    Dataset data = load_data(data_path);
+    Dataset data = load_data(data_path, {std::nullopt, true, skip_missing});
+    print_data_warnings(data, "weights", err);
     if (!data.labels.defined()) throw Error(data_path, "the data set has no label maps to count");
     if (split != "all") {
       if (!data.splits.count(split)) {
@@ -78,6 +80,7 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
       j["data"] = data_path;
       j["split"] = split;
       j["cases"] = data.size();
+      j["left_out"] = data.left_out;
       j["mode"] = mode_name;
       if (mode == WeightMode::power) j["power"] = power;
       j["classes"] = nlohmann::json::array();
@@ -97,7 +100,8 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
 
     out << "class weights (" << mode_name;
     if (mode == WeightMode::power) out << ", p = " << power;
-    out << ") from " << data.size() << " case(s) of split " << split << " of " << data_path << "\n";
+    out << ") from " << data.size() << " case(s) of split " << split << " of " << data_path
+        << (data.left_out.empty() ? "" : "; " + left_out_text(data)) << "\n";
     size_t name_width = 5;
     for (const auto& entry : data.classes.entries) name_width = std::max(name_width, entry.first.size());
     out << std::left << std::setw(7) << "value" << std::setw(static_cast<int>(name_width + 2)) << "class"

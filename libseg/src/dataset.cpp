@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 namespace seg {
@@ -50,6 +51,41 @@ std::string replace_case(const std::string& pattern, const std::string& c) {
     out.replace(pos, key.size(), c);
   return out;
 }
+
+// The keys dataset.json defines (docs/formats.md).
+const std::vector<std::string> kKnownKeys = {"name", "description", "size", "images", "labels", "classes", "split", "cases"};
+
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// Edits (insertions, deletions, substitutions, swaps of neighbours) that turn a into b.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// "unknown key \"splits\" (did you mean \"split\"?)": the nearest known key when it is a
+// plausible misspelling (at most two edits, fewer than half the key's letters), else the list.
+std::string unknown_key_warning(const std::string& key) {
+  const std::string wanted = lower_case(key);
+  std::string nearest;
+  size_t best = std::string::npos;
+  for (const auto& known : kKnownKeys)
+    if (const size_t d = edit_distance(wanted, known); d < best) best = d, nearest = known;
+  if (best <= 2 && 2 * best < wanted.size()) return "unknown key \"" + key + "\" (did you mean \"" + nearest + "\"?)";
+  std::string list;
+  for (const auto& known : kKnownKeys) list += (list.empty() ? "" : ", ") + known;
+  return "unknown key \"" + key + "\" (dataset.json knows " + list + ")";
+}
 }  // namespace
 
 DatasetSpec DatasetSpec::read(const fs::path& path) {
@@ -61,9 +97,17 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
   } catch (const json::parse_error& e) {
     throw Error(path.string(), std::string("malformed JSON: ") + e.what());
   }
-  auto fail = [&](const std::string& why) { throw Error(path.string(), why); };
-  if (!j.is_object()) fail("expected a JSON object at the top level");
   DatasetSpec spec;
+  // A misspelt key is the likely cause of a missing one, so every error names them too.
+  auto fail = [&](const std::string& why) {
+    std::string text = why;
+    for (const auto& w : spec.warnings) text += "; " + w;
+    throw Error(path.string(), text);
+  };
+  if (!j.is_object()) fail("expected a JSON object at the top level");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::find(kKnownKeys.begin(), kKnownKeys.end(), it.key()) == kKnownKeys.end())
+      spec.warnings.push_back(unknown_key_warning(it.key()));
   try {
     spec.name = j.value("name", path.parent_path().filename().string());
     spec.description = j.value("description", "");
@@ -188,12 +232,18 @@ Dataset Dataset::subset(const std::string& split) const {
   auto index = torch::tensor(rows, torch::kLong);
   Dataset out;
   out.name = name;
+  out.description = description;
   out.source = source;
   out.classes = classes;
   out.images = images.index_select(0, index);
   if (labels.defined()) out.labels = labels.index_select(0, index);
-  for (auto r : rows) out.cases.push_back(cases[static_cast<size_t>(r)]);
+  for (auto r : rows) {
+    out.cases.push_back(cases[static_cast<size_t>(r)]);
+    if (!geometry.empty()) out.geometry.push_back(geometry[static_cast<size_t>(r)]);
+  }
   out.splits[split] = out.cases;
+  out.warnings = warnings;
+  out.left_out = left_out;
   return out;
 }
 
@@ -202,6 +252,12 @@ void Dataset::validate() const {
     throw Error(source, "images must be an N x H x W tensor");
   if (images.size(0) != size())
     throw Error(source, std::to_string(images.size(0)) + " images but " + std::to_string(size()) + " case IDs");
+  const auto type = images.scalar_type();
+  if (type != torch::kByte && type != torch::kShort && type != torch::kInt && type != torch::kFloat)
+    throw Error(source, std::string("images are ") + c10::toString(type) +
+                            "; a data set holds uint8, int16, int32 (uint16 widened) or float32 images");
+  if (!geometry.empty() && static_cast<int64_t>(geometry.size()) != size())
+    throw Error(source, std::to_string(geometry.size()) + " geometries but " + std::to_string(size()) + " cases");
   if (images.is_floating_point() && !images.isfinite().all().item<bool>())
     throw Error(source, "images hold NaN or Inf pixels; replace them with finite values first");
   if (labels.defined()) {
@@ -222,6 +278,28 @@ void Dataset::validate() const {
   if (unique.size() != cases.size()) throw Error(source, "case IDs are not unique");
 }
 
+std::string stored_pixel_type(const at::Tensor& images) {
+  switch (images.scalar_type()) {
+    case torch::kByte: return "uint8";
+    case torch::kShort: return "int16";
+    case torch::kInt: {
+      const bool fits_uint16 = images.numel() == 0 || (images.min().item<int64_t>() >= 0 && images.max().item<int64_t>() <= 65535);
+      return fits_uint16 ? "uint16" : "int32";
+    }
+    default: return "float32";
+  }
+}
+
+std::string pixel_type_mix_warning(const std::map<std::string, int64_t>& cases_per_type) {
+  if (cases_per_type.size() < 2) return "";
+  std::string list;
+  for (const auto& [type, n] : cases_per_type)
+    list += (list.empty() ? "" : ", ") + type + " (" + std::to_string(n) + (n == 1 ? " case)" : " cases)");
+  return "pixel types differ: " + list +
+         ": a model that normalises by data-set statistics sees them on different scales; train with per-image "
+         "normalisation (--normalize image)";
+}
+
 // ---- Tensor pack --------------------------------------------------------------------------
 
 namespace {
@@ -231,6 +309,38 @@ c10::List<std::string> to_list(const std::vector<std::string>& v) {
   c10::List<std::string> list;
   for (const auto& s : v) list.push_back(s);
   return list;
+}
+
+// Geometry as N x 9 float64 rows: has_spacing, spacing (x, y), origin (x, y), direction.
+constexpr int64_t kGeometryColumns = 9;
+
+at::Tensor geometry_rows(const std::vector<Geometry>& geometry) {
+  std::vector<double> values;
+  for (const auto& g : geometry) {
+    values.push_back(g.has_spacing ? 1.0 : 0.0);
+    values.insert(values.end(), g.spacing.begin(), g.spacing.end());
+    values.insert(values.end(), g.origin.begin(), g.origin.end());
+    values.insert(values.end(), g.direction.begin(), g.direction.end());
+  }
+  return torch::tensor(values, torch::kDouble).view({static_cast<int64_t>(geometry.size()), kGeometryColumns});
+}
+
+std::vector<Geometry> geometry_of_rows(const at::Tensor& rows, int64_t cases, const fs::path& path) {
+  if (rows.dim() != 2 || rows.size(0) != cases || rows.size(1) != kGeometryColumns || !rows.is_floating_point())
+    throw Error(path.string(), "\"geometry\" must be an N x 9 float tensor, one row per case");
+  const auto values = rows.to(torch::kDouble).contiguous();
+  if (!values.isfinite().all().item<bool>()) throw Error(path.string(), "\"geometry\" holds NaN or Inf");
+  const double* v = values.data_ptr<double>();
+  std::vector<Geometry> geometry(static_cast<size_t>(cases));
+  for (auto& g : geometry) {
+    g.has_spacing = v[0] != 0;
+    g.spacing = {v[1], v[2]};
+    g.origin = {v[3], v[4]};
+    g.direction = {v[5], v[6], v[7], v[8]};
+    if (g.spacing[0] <= 0 || g.spacing[1] <= 0) throw Error(path.string(), "\"geometry\" has a spacing that is not positive");
+    v += kGeometryColumns;
+  }
+  return geometry;
 }
 
 std::vector<std::string> strings_of(const c10::IValue& value, const std::string& key, const fs::path& path) {
@@ -271,6 +381,8 @@ void save_tensor_pack(const Dataset& data, const fs::path& path) {
     dict.insert("split_" + n, to_list(cs));
   }
   dict.insert("split_names", to_list(split_names));
+  if (!data.description.empty()) dict.insert("description", data.description);
+  if (!data.geometry.empty()) dict.insert("geometry", geometry_rows(data.geometry));
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_file_atomically(path, std::string_view(bytes.data(), bytes.size()));
 }
@@ -317,6 +429,16 @@ Dataset load_tensor_pack(const fs::path& path) {
   for (size_t i = 0; i < names.size(); ++i) data.classes.entries.emplace_back(names[i], static_cast<int>(values[i]));
   for (const auto& n : strings_of(get("split_names"), "split_names", path))
     data.splits[n] = strings_of(get("split_" + n), "split_" + n, path);
+  if (dict.contains("description")) {
+    if (!get("description").isString()) throw Error(path.string(), "\"description\" is not a string");
+    data.description = get("description").toStringRef();
+  }
+  if (dict.contains("geometry")) {
+    if (!get("geometry").isTensor()) throw Error(path.string(), "\"geometry\" is not a tensor");
+    const at::Tensor rows = get("geometry").toTensor();
+    check_tensor_in_storage(rows, path.string(), "\"geometry\"");
+    data.geometry = geometry_of_rows(rows, data.size(), path);
+  }
   data.validate();
   return data;
 }

@@ -9,6 +9,8 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 namespace seg {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -151,6 +153,8 @@ std::string model_info_to_json(const ModelInfo& info) {
     for (const auto& o : info.overlaps) overlaps.push_back({{"under", o.under}, {"over", o.over}});
     j["overlaps"] = overlaps;
   }
+  if (info.training_intensity)
+    j["training_intensity"] = {{"low", info.training_intensity->low}, {"high", info.training_intensity->high}};
   j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
   return j.dump(1);
 }
@@ -177,6 +181,9 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     }
     if (j.contains("overlaps"))
       for (const auto& o : j.at("overlaps")) info.overlaps.push_back({o.at("under").get<int>(), o.at("over").get<int>()});
+    if (j.contains("training_intensity"))
+      info.training_intensity = IntensityRange{j.at("training_intensity").at("low").get<double>(),
+                                               j.at("training_intensity").at("high").get<double>()};
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
     throw Error(source, std::string("model metadata is malformed: ") + e.what());
@@ -197,6 +204,9 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
         throw Error(source, "model metadata has a framing margin outside 0..10 (" + std::to_string(margin) + ")");
   }
   check_overlaps(info.overlaps, info.classes, source);
+  if (info.training_intensity && !(std::isfinite(info.training_intensity->low) && std::isfinite(info.training_intensity->high) &&
+                                   info.training_intensity->low <= info.training_intensity->high))
+    throw Error(source, "model metadata has a training_intensity whose low is not a finite number at most its high");
   return info;
 }
 

@@ -1,6 +1,7 @@
 #include <seg/augment_pipeline.h>
 #include <seg/error.h>
 #include <seg/fs.h>
+#include <seg/intensity_range.h>
 #include <seg/postprocess.h>
 #include <seg/predict.h>
 #include <seg/train.h>
@@ -125,6 +126,7 @@ ModelInfo describe_new_model(const Dataset& data, const Dataset& train, const Tr
     info.normalization.std = pixels.std().item<double>();
     if (!(info.normalization.std > 0)) throw Error(data.source, "the training images are constant; nothing to learn");
   }
+  if (info.normalization.mode == "dataset") info.training_intensity = training_intensity_range(train.images);
   return info;
 }
 

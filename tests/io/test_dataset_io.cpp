@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "fixtures.h"
 #include "test_support.h"
@@ -90,10 +91,13 @@ TEST(DatasetIo, EveryBadCaseNamesItsFile) {
   EXPECT_TRUE(contains(message, "c1.png") && contains(message, "missing")) << message;
   io::LoadOptions images_only;
   images_only.require_labels = false;
-  EXPECT_TRUE(contains(error_of([&] { io::load_dataset(set, images_only); }), "some cases have label maps"));
+  EXPECT_TRUE(contains(error_of([&] { io::load_dataset(set, images_only); }), "c1 (labels/c1.png)"));
 
-  // Image of another size than "size".
+  // Image of another size than the others, and no "size" to resample them to.
   io::write_dataset_folder(d, tmp / "set2");
+  auto spec_json = nlohmann::ordered_json::parse(seg::read_file(tmp / "set2" / "dataset.json"));
+  spec_json.erase("size");
+  seg::write_file_atomically(tmp / "set2" / "dataset.json", spec_json.dump());
   seg::Image wrong;
   wrong.pixels = torch::zeros({5, 5}, torch::kByte);
   io::write_image(tmp / "set2" / "images" / "c3.png", wrong);
@@ -108,7 +112,7 @@ TEST(DatasetIo, EveryBadCaseNamesItsFile) {
   EXPECT_TRUE(contains(error_of([&] { io::load_dataset(tmp / "nothing"); }), "no such file"));
 }
 
-TEST(DatasetIo, SixteenBitSourcesBecomeFloatWithValuesKept) {
+TEST(DatasetIo, SixteenBitSourcesStayIntegersWithValuesKept) {
   ScratchDir tmp;
   auto d = small_dataset(2, 6, 6);
   io::write_dataset_folder(d, tmp / "set");
@@ -117,13 +121,23 @@ TEST(DatasetIo, SixteenBitSourcesBecomeFloatWithValuesKept) {
   wide.pixel_type = "uint16";
   io::write_image(tmp / "set" / "images" / "c0.png", wide);
   auto back = io::load_dataset(tmp / "set");
-  EXPECT_EQ(back.images.scalar_type(), torch::kFloat);
-  EXPECT_EQ(back.images[0][0][0].item<float>(), 4000.0f);
-  EXPECT_EQ(back.images[1][2][3].item<float>(), d.images[1][2][3].item<float>());
+  EXPECT_EQ(back.images.scalar_type(), torch::kInt);
+  EXPECT_EQ(back.images[0][0][0].item<int>(), 4000);
+  EXPECT_EQ(back.images[1][2][3].item<int>(), d.images[1][2][3].item<int>());
   // Float images are written as NIfTI, since PNG has no float type.
-  io::write_dataset_folder(back, tmp / "float_set");
+  seg::Image real;
+  real.pixels = torch::full({6, 6}, 0.25, torch::kFloat);
+  real.pixel_type = "float32";
+  io::write_image(tmp / "set" / "images" / "c1.nii.gz", real);
+  auto spec_json = nlohmann::ordered_json::parse(seg::read_file(tmp / "set" / "dataset.json"));
+  spec_json["images"] = "images/{case}.nii.gz";
+  seg::write_file_atomically(tmp / "set" / "dataset.json", spec_json.dump());
+  io::write_image(tmp / "set" / "images" / "c0.nii.gz", wide);
+  const auto with_float = io::load_dataset(tmp / "set");
+  EXPECT_EQ(with_float.images.scalar_type(), torch::kFloat);
+  io::write_dataset_folder(with_float, tmp / "float_set");
   EXPECT_TRUE(std::filesystem::exists(tmp / "float_set" / "images" / "c0.nii.gz"));
-  EXPECT_TRUE(torch::equal(io::load_dataset(tmp / "float_set").images, back.images));
+  EXPECT_TRUE(torch::equal(io::load_dataset(tmp / "float_set").images, with_float.images));
 }
 
 TEST(DatasetIo, LoadsTheRealJsrtData) {

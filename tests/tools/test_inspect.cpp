@@ -35,7 +35,7 @@ TEST(Inspect, RealJsrtHas247CasesTwoSplitsSixClasses) {
   EXPECT_TRUE(contains(r.out, "cases: 247 (247 with label maps)")) << r.out;
   EXPECT_TRUE(contains(r.out, "splits: train 160 test 87")) << r.out;
   EXPECT_TRUE(contains(r.out, "classes: 6 (0 background, 1 right_lung")) << r.out;
-  EXPECT_TRUE(contains(r.out, "image size: 256x256 (247 cases)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "image size: 256 x 256 (height x width), 247 cases")) << r.out;
   EXPECT_TRUE(contains(r.out, "warnings: none")) << r.out;
 
   r = inspect({dir.string(), "--json"});
@@ -88,7 +88,7 @@ TEST(Inspect, WarnsAboutEverythingOdd) {
   EXPECT_TRUE(contains(r.out, "cases: 4 (3 with label maps)")) << r.out;
   for (const std::string warning : {"1 cases have no label map (first: b", "1 cases are in no split",
                                     "label value 9 (36 pixels) is not in the class table", "image sizes differ",
-                                    "c.png is 6x6, not the stated size 8x8", "class label_3 (3) has no pixels"})
+                                    "c.png is 6 x 6 (height x width), not the stated size 8 x 8", "class label_3 (3) has no pixels"})
     EXPECT_TRUE(contains(r.out, warning)) << warning << "\n" << r.out;
   size_t warning_lines = 0;
   for (size_t at = r.out.find("\nwarning: "); at != std::string::npos; at = r.out.find("\nwarning: ", at + 1)) ++warning_lines;
@@ -106,7 +106,7 @@ TEST(Inspect, ImageFileShowsGeometryAndLabels) {
   io::write_image(tmp / "a.nii.gz", image);
   auto r = inspect({(tmp / "a.nii.gz").string()});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "size: 2x3")) << r.out;
+  EXPECT_TRUE(contains(r.out, "size: 2 x 3 (height x width)")) << r.out;
   EXPECT_TRUE(contains(r.out, "pixel type: int16")) << r.out;
   EXPECT_TRUE(contains(r.out, "spacing: 0.25 x 0.5 mm")) << r.out;
   EXPECT_TRUE(contains(r.out, "label_2")) << r.out;  // few integer values: a histogram
@@ -148,7 +148,7 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "network: fast, 1 input channel(s), 6 classes, ")) << r.out;
   EXPECT_TRUE(contains(r.out, "classes: 0 background 1 right_lung 2 left_lung 3 heart")) << r.out;
-  EXPECT_TRUE(contains(r.out, "input size: 256x256")) << r.out;
+  EXPECT_TRUE(contains(r.out, "input size: 256 x 256 (height x width)")) << r.out;
   EXPECT_TRUE(contains(r.out, "validation Dice (split test")) << r.out;
   // The clean-up the model file carries (chosen on validation when it was trained), by name.
   const auto carried = seg::load_model(shipped).info.postprocessing;

@@ -1,5 +1,7 @@
 #pragma once
 // Data sets: the dataset.json description of a folder, and the in-memory / tensor-pack form.
+#include <seg/image.h>
+
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -31,8 +33,12 @@ struct DatasetSpec {
   ClassTable classes;
   std::map<std::string, std::vector<std::string>> splits;  // ordered by split name
   std::vector<std::string> cases;  // every case: splits' cases in order of first mention
+  // What is odd but readable: keys the format does not define ("unknown key \"splits\" (did
+  // you mean \"split\"?)"), for the tools to show.
+  std::vector<std::string> warnings;
 
-  // Parses and validates; throws seg::Error naming `path` on any problem.
+  // Parses and validates; throws seg::Error naming `path` on any problem (naming the unknown
+  // keys too, since a misspelt key is the likely cause).
   static DatasetSpec read(const std::filesystem::path& path);
   std::string to_json() const;
   std::filesystem::path image_path(const std::filesystem::path& root, const std::string& c) const;
@@ -40,16 +46,26 @@ struct DatasetSpec {
 };
 
 // A whole data set in memory, as training needs it.
-// images: N x H x W, kByte (or kFloat for float sources); labels: N x H x W kByte, or
-// undefined when the data set has no labels.
+// images: N x H x W in the sources' pixel type: kByte (uint8), kShort (int16), kInt (uint16,
+// widened since LibTorch 1.13 has no uint16, or int32) or kFloat (float sources); a set that
+// mixes types has the widest. labels: N x H x W kByte, or undefined when the data set has no
+// labels.
 struct Dataset {
   std::string name;
+  std::string description;
   std::string source;  // where it was read from
   at::Tensor images;
   at::Tensor labels;
   std::vector<std::string> cases;
   ClassTable classes;
   std::map<std::string, std::vector<std::string>> splits;
+  // Each case's physical geometry, in case order; empty when no source stated a spacing.
+  std::vector<Geometry> geometry;
+  // What reading found odd but usable (dataset.json's unknown keys, mixed pixel types), for
+  // the tools to print as warnings.
+  std::vector<std::string> warnings;
+  // Cases left out because a file of theirs was missing (io::LoadOptions::skip_missing).
+  std::vector<std::string> left_out;
 
   int64_t size() const { return static_cast<int64_t>(cases.size()); }
   // Row indices of a split's cases; throws seg::Error if the split is unknown.
@@ -60,9 +76,19 @@ struct Dataset {
   void validate() const;
 };
 
+// The pixel type a data set's images stand for: "uint8", "int16", "uint16" (kInt within
+// 0..65535), "int32" or "float32".
+std::string stored_pixel_type(const at::Tensor& images);
+
+// The warning for a data set whose images mix pixel types ("pixel types differ: uint8 (30
+// cases), uint16 (30 cases): ..."), or "" for one type; `cases_per_type` counts cases by type.
+std::string pixel_type_mix_warning(const std::map<std::string, int64_t>& cases_per_type);
+
 // The tensor pack: one .pth file (torch::pickle_save of a dict) that Python's torch.load
 // reads: {"format": "segsuite-pack-1", "name", "images", "labels", "cases",
-// "class_names", "class_values", "split_names", "split_<name>": [case, ...]}.
+// "class_names", "class_values", "split_names", "split_<name>": [case, ...]}, and when there
+// is one, "description" and "geometry" (N x 9 float64: has_spacing, spacing x y, origin x y,
+// direction row-major).
 void save_tensor_pack(const Dataset& data, const std::filesystem::path& path);
 Dataset load_tensor_pack(const std::filesystem::path& path);
 bool is_tensor_pack(const std::filesystem::path& path);  // by extension .pth / .pt

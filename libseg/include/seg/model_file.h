@@ -2,6 +2,7 @@
 // A trained model in one file: network, weights and everything inference needs.
 #include <seg/dataset.h>
 #include <seg/framing.h>
+#include <seg/intensity_range.h>
 #include <seg/models.h>
 #include <seg/postprocess.h>
 
@@ -37,6 +38,9 @@ struct ModelInfo {
   // Structures the training labels drew others over (JSRT/SCR: each lung under its clavicle),
   // for seg-segment --whole; empty when not recorded (seg-convert --overlap adds them).
   std::vector<Overlap> overlaps;
+  // The train split's intensity range, recorded for "dataset" normalisation so that
+  // seg-segment can warn about films on another scale; absent in older files.
+  std::optional<IntensityRange> training_intensity;
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 

@@ -19,7 +19,7 @@ at::Tensor strided_sample(const at::Tensor& pixels, int64_t limit) {
 }
 
 // The q-quantile (0..1) of `values` by nearest rank.
-double quantile(const at::Tensor& values, double q) {
+double nearest_rank_quantile(const at::Tensor& values, double q) {
   const int64_t n = values.numel();
   const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::floor(q * static_cast<double>(n - 1))) + 1, 1, n);
   return std::get<0>(values.kthvalue(k)).item<double>();
@@ -36,13 +36,13 @@ std::string number(double value) {
 IntensityRange training_intensity_range(const at::Tensor& images) {
   const auto sample = strided_sample(images, int64_t{1} << 20);
   if (sample.numel() == 0) return {};
-  return {quantile(sample, 0.005), quantile(sample, 0.995)};
+  return {nearest_rank_quantile(sample, 0.005), nearest_rank_quantile(sample, 0.995)};
 }
 
 std::string intensity_mismatch(const at::Tensor& film, const std::string& film_name, const IntensityRange& trained) {
   const double span = trained.high - trained.low;
   if (!(span > 0) || film.numel() == 0) return "";
-  const double film_high = quantile(strided_sample(film, 4096), 0.995);
+  const double film_high = nearest_rank_quantile(strided_sample(film, 4096), 0.995);
   if (film_high >= trained.low + span / 4 && film_high <= trained.low + 4 * span) return "";
   return film_name + "'s intensities (" + number(film.min().item<double>()) + ".." +
          number(film.max().item<double>()) + ") lie far outside those the model was trained on (" +

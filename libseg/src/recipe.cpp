@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <regex>
 #include <set>
 
@@ -243,11 +244,12 @@ std::string stages_to_json(const std::vector<Recipe>& stages, int indent) {
 }
 
 fs::path recipe_folder() {
-#ifdef SEG_RECIPE_DIR
-  return SEG_RECIPE_DIR;
-#else
-  return "share/recipes";
-#endif
+  if (const char* dir = std::getenv("SEG_RECIPE_DIR"); dir != nullptr && *dir != '\0') return dir;
+  // Beside the program, as installed and as the build tree lays it out (cmake/install.cmake).
+  std::error_code error;
+  const fs::path executable = fs::read_symlink("/proc/self/exe", error);
+  if (error) return "share/segsuite/recipes";
+  return (executable.parent_path() / ".." / "share" / "segsuite" / "recipes").lexically_normal();
 }
 
 std::vector<std::string> recipe_names() {

@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <optional>
+
 #include "test_support.h"
 #include "tool_run.h"
 #include "tools.h"
@@ -20,7 +23,39 @@ using seg::testing::ScratchDir;
 
 namespace {
 
-// Two short fcn runs (seeds 1 and 2) on 12 real training cases, made once for the suite.
+// Two short fcn runs (seeds 1 and 2) on 12 real training cases, in `root`; what seg-train
+// printed for seed 1 in root/train-output.txt. Empty, or the first error.
+std::string train_two_runs(const fs::path& real, const fs::path& root) {
+  const auto data = root / "data";
+  fs::create_directories(data);
+  fs::create_directory_symlink(real / "images", data / "images");
+  fs::create_directory_symlink(real / "labels", data / "labels");
+  nlohmann::json j = nlohmann::json::parse(seg::read_file(real / "dataset.json"));
+  auto train = j["split"]["train"].get<std::vector<std::string>>();
+  auto test = j["split"]["test"].get<std::vector<std::string>>();
+  j["split"]["train"] = std::vector<std::string>(train.begin(), train.begin() + 12);
+  j["split"]["test"] = std::vector<std::string>(test.begin(), test.begin() + 2);
+  seg::write_file_atomically(data / "dataset.json", j.dump());
+  for (const char* seed : {"1", "2"}) {
+    const auto out = (root / (std::string("run") + seed)).string();
+    auto r = run_tool_in_process(seg::tools::train, {"--data", data.string(), "--model", "fcn", "--epochs", "24",
+                                                     "--val-every", "24", "--lr", "0.003", "--seed", seed,
+                                                     "--threads", "1", "--out", out});
+    if (r.code != 0) return r.err;
+    if (std::string(seed) == "1") seg::write_file_atomically(root / "train-output.txt", r.out);
+  }
+  return "";
+}
+
+// Where ctest's SegmentOptionsFixture test leaves the runs for every SegmentOptions test
+// (tests/CMakeLists.txt), or nothing outside ctest.
+std::optional<fs::path> shared_runs() {
+  const char* dir = std::getenv("SEG_FIXTURE_DIR");
+  if (dir == nullptr || *dir == '\0') return std::nullopt;
+  return fs::path(dir) / "segment-options";
+}
+
+// The runs: the ones this ctest run made once, else made here for this process.
 class SegmentOptions : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -28,48 +63,36 @@ class SegmentOptions : public ::testing::Test {
     auto real = seg::testing::jsrt_dir();
     if (!real) return;
     real_ = *real;
-    dir_ = std::make_unique<ScratchDir>("segopts");
-    const auto data = dir_->path() / "data";
-    fs::create_directory(data);
-    fs::create_directory_symlink(real_ / "images", data / "images");
-    fs::create_directory_symlink(real_ / "labels", data / "labels");
-    nlohmann::json j = nlohmann::json::parse(seg::read_file(real_ / "dataset.json"));
-    auto train = j["split"]["train"].get<std::vector<std::string>>();
-    auto test = j["split"]["test"].get<std::vector<std::string>>();
-    j["split"]["train"] = std::vector<std::string>(train.begin(), train.begin() + 12);
-    j["split"]["test"] = std::vector<std::string>(test.begin(), test.begin() + 2);
-    seg::write_file_atomically(data / "dataset.json", j.dump());
-    for (const char* seed : {"1", "2"}) {
-      const auto out = (dir_->path() / (std::string("run") + seed)).string();
-      auto r = run_tool_in_process(seg::tools::train, {"--data", data.string(), "--model", "fcn", "--epochs", "24",
-                                                       "--val-every", "24", "--lr", "0.003", "--seed", seed,
-                                                       "--threads", "1", "--out", out});
-      if (r.code != 0) {
-        setup_error_ = r.err;
-        return;
-      }
-      if (std::string(seed) == "1") train_output_ = r.out;
+    if (const auto shared = shared_runs(); shared && fs::exists(*shared / "done")) {
+      root_ = *shared;
+    } else {
+      scratch_ = std::make_unique<ScratchDir>("segopts");
+      root_ = scratch_->path();
+      setup_error_ = train_two_runs(real_, root_);
     }
+    if (setup_error_.empty()) train_output_ = seg::read_file(root_ / "train-output.txt");
   }
-  static void TearDownTestSuite() { dir_.reset(); }
+  static void TearDownTestSuite() { scratch_.reset(); }
 
   void SetUp() override {
-    if (!dir_) GTEST_SKIP() << "JSRT data not found (set SEG_DATA_DIR): skipped";
+    if (root_.empty()) GTEST_SKIP() << "JSRT data not found (set SEG_DATA_DIR): skipped";
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     torch::set_num_threads(1);
   }
 
-  static fs::path data() { return dir_->path() / "data"; }
-  static std::string run(int seed) { return (dir_->path() / ("run" + std::to_string(seed))).string(); }
+  static fs::path data() { return root_ / "data"; }
+  static std::string run(int seed) { return (root_ / ("run" + std::to_string(seed))).string(); }
 
   static fs::path real_;
-  static std::unique_ptr<ScratchDir> dir_;
+  static fs::path root_;
+  static std::unique_ptr<ScratchDir> scratch_;
   static std::string setup_error_;
   static std::string train_output_;  // what seg-train printed for seed 1
 };
 
 fs::path SegmentOptions::real_;
-std::unique_ptr<ScratchDir> SegmentOptions::dir_;
+fs::path SegmentOptions::root_;
+std::unique_ptr<ScratchDir> SegmentOptions::scratch_;
 std::string SegmentOptions::setup_error_;
 std::string SegmentOptions::train_output_;
 
@@ -81,6 +104,17 @@ const std::vector<std::string> kClasses{"background", "right_lung", "left_lung",
                                         "left_clavicle"};
 
 }  // namespace
+
+// Run by ctest before every SegmentOptions test (FIXTURES_SETUP): the runs they share.
+TEST(SegmentOptionsFixture, TrainsTheRunsTheSuiteShares) {
+  SEG_REQUIRE_JSRT(real);
+  const auto shared = shared_runs();
+  if (!shared) GTEST_SKIP() << "SEG_FIXTURE_DIR not set (ctest sets it): each process trains its own runs";
+  fs::remove_all(*shared);
+  const std::string error = train_two_runs(*real_opt, *shared);
+  ASSERT_TRUE(error.empty()) << error;
+  seg::write_file_atomically(*shared / "done", "");
+}
 
 TEST_F(SegmentOptions, EnsembleOfTwoRunsWritesValidMapsAndProbabilities) {
   ScratchDir out;

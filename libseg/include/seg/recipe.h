@@ -110,7 +110,8 @@ std::vector<Recipe> recipe_stages(const std::string& text, const std::string& so
 // A plain recipe for one stage, {"stages": [...]} (every stage written whole) for several.
 std::string stages_to_json(const std::vector<Recipe>& stages, int indent = -1);
 
-// Where recipes are found by name: share/recipes of the source tree.
+// Where recipes are found by name: $SEG_RECIPE_DIR if set, else <the program's folder>/../
+// share/segsuite/recipes (installed there, and copied there in the build tree).
 std::filesystem::path recipe_folder();
 // The names of the recipes there (file names without .json), sorted.
 std::vector<std::string> recipe_names();

@@ -91,6 +91,12 @@ void report_postprocessing(std::ostream& out, const ModelInfo& info) {
   }
   out << "\nseg-segment will run: " << (info.postprocessing.empty() ? "no post-processing" : join(info.postprocessing, ", "))
       << "\n";
+  if (!provenance.contains("reframing_val_mean_dice")) return;
+  const auto& reframing = provenance["reframing_val_mean_dice"];
+  out << "reframing on the validation cases (mean Dice): one pass " << std::fixed << std::setprecision(5)
+      << reframing.value("one pass", 0.0) << ", reframed " << reframing.value("reframed", 0.0) << ": "
+      << (info.framing ? "seg-segment will reframe films framed unlike the training films" : "not kept, one pass")
+      << "\n";
 }
 
 }  // namespace seg::tools

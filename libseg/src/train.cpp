@@ -3,7 +3,9 @@
 #include <seg/fs.h>
 #include <seg/intensity_range.h>
 #include <seg/postprocess.h>
+#include <seg/metrics.h>
 #include <seg/predict.h>
+#include <seg/segmenter.h>
 #include <seg/train.h>
 #include <seg/weights.h>
 
@@ -146,6 +148,7 @@ class TrainingRun {
   void report_step(int64_t epoch, int64_t step, Clock::time_point& last_report);
   void end_epoch(EpochLog& record, Clock::time_point epoch_start);
   void choose_postprocessing(const Validation& scored);
+  void choose_reframing();
   void write_model();
 
   const Dataset& data_;
@@ -173,6 +176,7 @@ class TrainingRun {
   std::unique_ptr<GraphedStep> graphed_;
   Model model_;
   json postprocessing_scores_;  // candidate -> validation mean Dice, once scored
+  json reframing_scores_;       // validation mean Dice without and with reframing, once scored
   json init_record_;            // the start model's record (kept in the checkpoint's model info)
   Clock::time_point run_start_, last_checkpoint_;
   int64_t steps_done_this_run_ = 0;
@@ -384,6 +388,30 @@ void TrainingRun::choose_postprocessing(const Validation& scored) {
   for (size_t k = 0; k < candidates.size(); ++k)
     postprocessing_scores_[postprocessing_candidate_name(candidates[k])] = scored.candidate_mean_dice[k];
   model_.info.postprocessing = candidates[best_postprocessing(scored.candidate_mean_dice)];
+  choose_reframing();
+}
+
+// Reframing, like the clean-up, is kept only when it raises the validation cases' mean Dice
+// (segmented as seg-segment would, with the chosen clean-up): a framing measured on the
+// training labels is no proof that the second pass helps on this data. Without it the model
+// records no framing, and seg-segment makes one pass.
+void TrainingRun::choose_reframing() {
+  model_.info.framing = info_.framing;
+  if (!info_.framing || cases_.val.empty() || rank_ != 0) return;
+  const Dataset val = rows_of(data_, cases_.val, "validation");
+  const auto truth = labels_to_channels(val.labels, info_.classes);
+  auto mean_dice = [&](bool reframe) {
+    SegmenterOptions options;
+    options.predict.reframe = reframe;
+    options.postprocessing = model_.info.postprocessing;
+    const Segmenter segmenter({model_}, options, device_, data_.source);
+    const auto labels = labels_to_channels(segmenter.segment(val.images).labels, info_.classes);
+    return dice_per_case(labels, truth, info_.classes.size()).mean().item<double>();
+  };
+  const double without = mean_dice(false), with = mean_dice(true);
+  net_->train();
+  reframing_scores_ = {{"one pass", without}, {"reframed", with}};
+  if (!(with > without)) model_.info.framing.reset();
 }
 
 void TrainingRun::write_model() {
@@ -408,6 +436,7 @@ void TrainingRun::write_model() {
       break;
     }
   if (!postprocessing_scores_.is_null()) provenance["postprocessing_val_mean_dice"] = postprocessing_scores_;
+  if (!reframing_scores_.is_null()) provenance["reframing_val_mean_dice"] = reframing_scores_;
   if (init_record_.is_object()) provenance["init"] = init_record_;
   model_.info.provenance_json = provenance.dump();
   save_model(model_, run_dir_ / "model.pth");

@@ -268,16 +268,17 @@ TEST(ModelIntegrity, ADamagedCheckpointIsRefusedOnResume) {
   torch::manual_seed(2);
   ScratchDir run;
   seg::TrainOptions options;
-  options.architecture = "fcn";
-  options.epochs = 1;
-  options.batch = 2;
-  options.seed = 7;
-  options.device = "cpu";
-  options.val_every = 1;
+  options.recipe.network = "fcn";
+  options.recipe.epochs = 1;
+  options.recipe.batch = 2;
+  options.recipe.seed = 7;
+  options.recipe.validation.split = "test";
+  options.recipe.validation.every = 1;
+  options.run.device = "cpu";
   seg::train_network(seg::testing::random_dataset("d", 5, 16, 16, 3, 4), options, run.path());
   std::string bytes = seg::read_file(run / "checkpoint.pt");
   EXPECT_EQ(seg::torch_archive_problem(bytes), "");  // TorchScript's deflated code records included
-  EXPECT_EQ(seg::read_run_options(run.path()).epochs, 1);
+  EXPECT_EQ(seg::read_run_options(run.path()).recipe.epochs, 1);
   const auto weights = largest_record(bytes, "/data/");
   ASSERT_GT(weights.size, 0u);
   bytes[weights.data + weights.size / 2] ^= 0x04;

@@ -164,13 +164,14 @@ TEST(OwnDataIo, SourcesWithSpacingKeepItThroughTheFolderAndPack) {
   with_spacing.geometry[1].has_spacing = true;
   io::write_dataset_folder(with_spacing, tmp / "nii", ".nii");
   const auto image = io::read_image(tmp / "nii" / "images" / "s1.nii");
-  EXPECT_DOUBLE_EQ(image.geometry.spacing[0], 0.2);
-  EXPECT_DOUBLE_EQ(io::read_image(tmp / "nii" / "labels" / "s1.nii").geometry.spacing[1], 0.3);
+  // NIfTI stores spacing as float32.
+  EXPECT_NEAR(image.geometry.spacing[0], 0.2, 1e-6);
+  EXPECT_NEAR(io::read_image(tmp / "nii" / "labels" / "s1.nii").geometry.spacing[1], 0.3, 1e-6);
   const auto back = io::load_dataset(tmp / "nii");
   ASSERT_EQ(back.geometry.size(), 2u);
-  EXPECT_DOUBLE_EQ(back.geometry[1].spacing[1], 0.3);
+  EXPECT_NEAR(back.geometry[1].spacing[1], 0.3, 1e-6);
   // Resampling to half the size doubles the spacing.
   const auto half = io::resample_dataset(back, 5, 6);
-  EXPECT_DOUBLE_EQ(half.geometry[1].spacing[0], 0.4);
-  EXPECT_DOUBLE_EQ(half.geometry[1].spacing[1], 0.6);
+  EXPECT_NEAR(half.geometry[1].spacing[0], 0.4, 1e-6);
+  EXPECT_NEAR(half.geometry[1].spacing[1], 0.6, 1e-6);
 }

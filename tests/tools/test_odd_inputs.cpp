@@ -105,7 +105,7 @@ TEST(OddInputs, TinyNonSquareAndSpacedImagesKeepTheirSizeAndGeometry) {
   // The other tools take them too: inspect, convert (resampling), evaluate (distances in mm).
   r = run_tool_in_process(seg::tools::inspect, {(tmp / "one.png").string()});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "1x1")) << r.out;
+  EXPECT_TRUE(contains(r.out, "size: 1 x 1 (height x width)")) << r.out;
   r = run_tool_in_process(seg::tools::convert, {(tmp / "one.png").string(), "--size", "4x3", "-o", (tmp / "four.nii.gz").string()});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(io::read_image(tmp / "four.nii.gz").width(), 3);

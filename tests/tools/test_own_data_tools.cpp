@@ -149,7 +149,7 @@ TEST(OwnDataTrain, MissingFilesStopTheRunTogetherOrAreLeftOutAndCounted) {
   fs::remove(set / "labels" / "s1.png");
   fs::remove(set / "images" / "s3.png");
   const seg::tools::Args args{"--data", set.string(), "--model", "fcn", "--epochs", "1", "--batch", "2",
-                              "--threads", "1", "--val-split", "train"};
+                              "--threads", "1"};
   auto args_to = [&](const std::string& run) {
     auto a = args;
     a.insert(a.end(), {"--out", (tmp / run).string()});

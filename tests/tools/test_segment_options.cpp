@@ -113,7 +113,7 @@ TEST(SegmentOptionsFixture, TrainsTheRunsTheSuiteShares) {
   fs::remove_all(*shared);
   const std::string error = train_two_runs(*real_opt, *shared);
   ASSERT_TRUE(error.empty()) << error;
-  seg::write_file_atomically(*shared / "done", "");
+  seg::write_file_atomically(*shared / "done", "trained\n");
 }
 
 TEST_F(SegmentOptions, EnsembleOfTwoRunsWritesValidMapsAndProbabilities) {

@@ -236,8 +236,11 @@ TEST_F(SegmentOptions, ModelCarriesTheCleanUpItsValidationChose) {
   const std::string chosen = seg::postprocessing_candidate_name(trained.info.postprocessing);
   ASSERT_TRUE(scores.contains(chosen)) << chosen;
   // seg-train printed every score, in the candidates' order (fewest steps first).
-  size_t position = train_output_.find("post-processing on the validation split");
+  size_t position = train_output_.find("post-processing on the validation cases");
   ASSERT_NE(position, std::string::npos) << train_output_;
+  // And the reframing decision after it, with what it was decided on.
+  EXPECT_NE(train_output_.find("reframing on the validation cases (mean Dice): one pass ", position), std::string::npos)
+      << train_output_;
   for (const auto& candidate : seg::postprocessing_candidates()) {
     position = train_output_.find(" " + seg::postprocessing_candidate_name(candidate) + " ", position);
     EXPECT_NE(position, std::string::npos) << seg::postprocessing_candidate_name(candidate) << " missing or out of order";

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -85,7 +87,10 @@ TEST(YourDataGuide, ItsCommandsReachADiceOfAtLeast95OnANonSquareDataSetOfShapes)
   for (const auto& command : commands) {
     const Tool tool = tool_named(command.front());
     ASSERT_NE(tool, nullptr) << "the guide runs " << command.front() << ", which is no tool of the suite";
+    const auto start = std::chrono::steady_clock::now();
     const auto r = seg::testing::run_tool_in_process(tool, {command.begin() + 1, command.end()});
+    std::cout << command.front() << ": "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
     ASSERT_EQ(r.code, 0) << command.front() << ":\n" << r.err << r.out;
     if (command.front() == "seg-inspect") {
       EXPECT_TRUE(seg::testing::contains(r.out, "warnings: none")) << r.out;

@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 seconds() {  # BIN_DIR FORMAT OUT: wall seconds of one seg-segment run
   local start end
   start=$(date +%s.%N)
-  "$1/seg-segment" --model "$model" --data "$data" --split test -o "$3" --format "$2" --threads 2 >/dev/null
+  "$1/seg-segment" --model "$model" --data "$data" --split test -o "$3" --format "$2" --threads 1 >/dev/null
   end=$(date +%s.%N)
   echo "$end - $start" | bc
 }

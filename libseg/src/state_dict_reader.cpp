@@ -9,9 +9,10 @@
 #include <seg/state_dict.h>
 #include <seg/torch_archive.h>
 
+#include "bounded_reader.h"
+
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
-#include <caffe2/serialize/read_adapter_interface.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -30,23 +31,6 @@ namespace {
 constexpr int kMaxDepth = 32;           // a state_dict nests 4 deep (its dict, a tensor's arguments, their tuples)
 constexpr int64_t kMaxDims = 16;        // dimensions of one tensor
 constexpr size_t kMaxNameBytes = 1024;  // a tensor's name
-
-// The archive's bytes for PyTorchStreamReader; a read past them returns what there is, which
-// its ZIP code reports as an error.
-class BytesReader final : public caffe2::serialize::ReadAdapterInterface {
- public:
-  explicit BytesReader(const std::string& bytes) : bytes_(bytes) {}
-  size_t size() const override { return bytes_.size(); }
-  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-    if (pos >= bytes_.size()) return 0;
-    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
-    std::memcpy(buf, bytes_.data() + pos, n);
-    return n;
-  }
-
- private:
-  const std::string& bytes_;
-};
 
 // One value of the pickle subset.
 struct Value;
@@ -558,7 +542,7 @@ StateDict state_dict_from_bytes(const std::string& bytes, const std::string& sou
     }
   };
   try {
-    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<BytesReader>(bytes));
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<detail::BoundedReader>(bytes));
   } catch (const std::exception& e) {
     throw unreadable(source, "its archive is damaged (" + first_line(e) + ")");
   }

@@ -2,8 +2,9 @@
 #include <seg/error.h>
 #include <seg/torch_archive.h>
 
+#include "bounded_reader.h"
+
 #include <caffe2/serialize/inline_container.h>
-#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/storage_context.h>
 
@@ -228,29 +229,8 @@ std::string torch_archive_problem(const std::string& bytes) {
   return "";
 }
 
-namespace {
-
-// LibTorch's MemoryReadAdapter copies whatever it is asked for; this one stops at the end, so
-// that a read the archive check did not foresee fails instead of leaving the buffer.
-class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
- public:
-  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
-  size_t size() const override { return bytes_.size(); }
-  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-    if (pos >= bytes_.size()) return 0;
-    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
-    std::memcpy(buf, bytes_.data() + pos, n);
-    return n;
-  }
-
- private:
-  const std::string& bytes_;
-};
-
-}  // namespace
-
 c10::IValue load_pickle_archive(const std::string& bytes) {
-  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(bytes));
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<detail::BoundedReader>(bytes));
   // What torch::pickle_load does, with every storage given beforehand at its record's size.
   auto storages = std::make_shared<torch::jit::DeserializationStorageContext>();
   for (const auto& name : reader.getAllRecords()) {

@@ -9,11 +9,13 @@
 #include <fstream>
 
 #include "scoped_env.h"
+#include "scoped_working_dir.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
 using seg::testing::ScopedEnv;
 using seg::testing::ScratchDir;
+using seg::testing::ScopedWorkingDir;
 
 namespace {
 
@@ -30,18 +32,6 @@ std::string message_of(const std::string& name, const std::vector<fs::path>& fol
   }
   return "";
 }
-
-// Runs a test in `folder` as the working directory and returns to the old one after.
-class ScopedWorkingDir {
- public:
-  explicit ScopedWorkingDir(const fs::path& folder) : old_(fs::current_path()) { fs::current_path(folder); }
-  ~ScopedWorkingDir() { fs::current_path(old_); }
-  ScopedWorkingDir(const ScopedWorkingDir&) = delete;
-  ScopedWorkingDir& operator=(const ScopedWorkingDir&) = delete;
-
- private:
-  fs::path old_;
-};
 
 }  // namespace
 

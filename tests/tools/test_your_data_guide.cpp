@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fixtures.h"
+#include "scoped_working_dir.h"
 #include "shapes_dataset.h"
 #include "test_support.h"
 #include "tool_run.h"
@@ -56,18 +57,6 @@ std::vector<std::vector<std::string>> guide_commands(const std::string& guide) {
   return commands;
 }
 
-// Runs the test in a scratch folder as the guide's working directory.
-class CurrentDirectory {
- public:
-  explicit CurrentDirectory(const fs::path& dir) : before_(fs::current_path()) { fs::current_path(dir); }
-  ~CurrentDirectory() { fs::current_path(before_); }
-  CurrentDirectory(const CurrentDirectory&) = delete;
-  CurrentDirectory& operator=(const CurrentDirectory&) = delete;
-
- private:
-  fs::path before_;
-};
-
 }  // namespace
 
 TEST(YourDataGuide, ItsCommandsReachADiceOfAtLeast95OnANonSquareDataSetOfShapes) {
@@ -83,7 +72,7 @@ TEST(YourDataGuide, ItsCommandsReachADiceOfAtLeast95OnANonSquareDataSetOfShapes)
   EXPECT_EQ(spec["images"], "images/{case}.png");
   EXPECT_EQ(spec["labels"], "labels/{case}.png");
 
-  const CurrentDirectory in_scratch(tmp.path());
+  const seg::testing::ScopedWorkingDir in_scratch(tmp.path());  // the guide's commands run in it
   for (const auto& command : commands) {
     const Tool tool = tool_named(command.front());
     ASSERT_NE(tool, nullptr) << "the guide runs " << command.front() << ", which is no tool of the suite";

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <regex>
+#include <functional>
 #include <set>
 
 namespace seg {
@@ -127,26 +127,35 @@ json from_flat_options(const json& flat) {
 }
 }  // namespace
 
+namespace {
+// The pattern with each {key} replaced by replace(key).
+std::string fill_fields(const std::string& pattern, const std::function<std::string(const std::string&)>& replace) {
+  std::string text;
+  size_t at = 0;
+  for (size_t open = pattern.find('{'); open != std::string::npos; open = pattern.find('{', at)) {
+    const size_t close = pattern.find('}', open);
+    if (close == std::string::npos) break;
+    text += pattern.substr(at, open - at) + replace(pattern.substr(open + 1, close - open - 1));
+    at = close + 1;
+  }
+  return text + pattern.substr(at);
+}
+}  // namespace
+
 InvalidOption::InvalidOption(const std::string& pattern)
-    : UsageError(std::regex_replace(pattern, std::regex(R"(\{([^}]*)\})"), "$1")), pattern_(pattern) {}
+    : UsageError(fill_fields(pattern, [](const std::string& key) { return key; })), pattern_(pattern) {}
 
 std::vector<std::string> InvalidOption::keys() const {
   std::vector<std::string> found;
-  const std::regex field(R"(\{([^}]*)\})");
-  for (auto it = std::sregex_iterator(pattern_.begin(), pattern_.end(), field); it != std::sregex_iterator(); ++it)
-    found.push_back((*it)[1].str());
+  fill_fields(pattern_, [&](const std::string& key) {
+    found.push_back(key);
+    return key;
+  });
   return found;
 }
 
 std::string InvalidOption::message(const std::function<std::string(const std::string&)>& name) const {
-  std::string text;
-  size_t at = 0;
-  for (size_t open = pattern_.find('{'); open != std::string::npos; open = pattern_.find('{', at)) {
-    const size_t close = pattern_.find('}', open);
-    text += pattern_.substr(at, open - at) + name(pattern_.substr(open + 1, close - open - 1));
-    at = close + 1;
-  }
-  return text + pattern_.substr(at);
+  return fill_fields(pattern_, name);
 }
 
 void check_recipe(const Recipe& r) {

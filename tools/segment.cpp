@@ -347,7 +347,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const fs::path qc_csv = qc ? folder.file("qc.csv") : fs::path(), qc_json = qc ? folder.file("qc.json") : fs::path();
     if (qc) folder.check({qc_csv, qc_json});
     std::optional<io::QualityTable> qc_table;
-    if (qc) qc_table = io::quality_table(*quality);
+    if (qc) qc_table = io::quality_table(*quality, segmenter.classes());
     for (const auto& item : items) {
       planned.push_back(plan_outputs(folder, item.case_id, item.path, segmenter.classes(), request));
       for (const auto& file : planned.back().all()) all_outputs.push_back(file);

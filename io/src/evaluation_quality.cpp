@@ -68,9 +68,12 @@ int64_t QualityTable::flagged() const {
   return std::count_if(rows.begin(), rows.end(), [](const QualityRow& r) { return r.flag; });
 }
 
-QualityTable quality_table(const QualityRecord& record) {
+QualityTable quality_table(const QualityRecord& record, const ClassTable& classes) {
   QualityTable table;
   table.structures = record.structures;
+  for (const auto& name : record.structures)
+    for (const auto& [class_name, value] : classes.entries)
+      if (class_name == name) table.values.push_back(value);
   table.features = record.features;
   table.review = record.review;
   table.dice_limit = record.dice_limit;
@@ -111,7 +114,10 @@ std::string quality_json(const QualityTable& table) {
                      {"outside_range", row.outside},
                      {"features", features}});
   }
+  json values = json::object();
+  for (size_t s = 0; s < table.values.size() && s < table.structures.size(); ++s) values[table.structures[s]] = table.values[s];
   return json{{"review", table.review},
+              {"values", values},
               {"dice_limit", table.dice_limit},
               {"films", table.rows.size()},
               {"flagged", table.flagged()},
@@ -160,6 +166,10 @@ QualityTable read_quality_report(const fs::path& csv) {
       const json j = json::parse(read_file(json_path));
       table.review = j.at("review").get<std::vector<std::string>>();
       table.dice_limit = j.at("dice_limit").get<double>();
+      if (j.contains("values"))
+        for (const auto& name : table.structures)
+          if (j.at("values").contains(name)) table.values.push_back(j.at("values").at(name).get<int>());
+      if (table.values.size() != table.structures.size()) table.values.clear();
     } catch (const json::exception& e) {
       throw Error(json_path.string(), std::string("is not a qc.json of seg-segment --qc (") + e.what() + ")");
     }
@@ -182,6 +192,11 @@ QualityCheck check_quality(const QualityTable& table, const Evaluation& evaluati
   for (size_t s = 0; s < table.structures.size(); ++s)
     for (size_t k = 0; k < evaluation.label_count; ++k)
       if (evaluation.structures[k].name == table.structures[s]) column[s] = static_cast<int>(k);
+  for (size_t s = 0; s < table.values.size(); ++s)
+    for (size_t k = 0; k < evaluation.label_count && column[s] < 0; ++k)
+      if (evaluation.structures[k].values == std::vector<int>{table.values[s]}) column[s] = static_cast<int>(k);
+  if (std::all_of(column.begin(), column.end(), [](int c) { return c < 0; }))
+    throw Error(source, "names no structure that the evaluation scores; give the model's class table with --model");
   QualityCheck check;
   check.review = table.review;
   check.dice_limit = table.dice_limit;

@@ -22,14 +22,15 @@ struct QualityRow {
 
 struct QualityTable {
   std::vector<std::string> structures, features;
+  std::vector<int> values;          // the structures' label values (empty when not known)
   std::vector<std::string> review;  // the structures qc_score and the flag look at
   double dice_limit = 0.90;
   std::vector<QualityRow> rows;
   int64_t flagged() const;
 };
 
-// The table of films' estimates under `record`.
-QualityTable quality_table(const QualityRecord& record);
+// The table of films' estimates under `record`, for a model of class table `classes`.
+QualityTable quality_table(const QualityRecord& record, const ClassTable& classes);
 void add_estimate(QualityTable& table, const std::string& case_id, const QualityEstimate& estimate,
                   const std::vector<double>& features);
 
@@ -40,7 +41,8 @@ std::string quality_json(const QualityTable& table);
 // "3 of 87 films flagged for review"
 std::string quality_summary(const QualityTable& table);
 
-// Reads OUT/qc.csv (and the review structures and limit from qc.json beside it, when there);
+// Reads OUT/qc.csv (and the review structures, limit and label values from qc.json beside it,
+// when there);
 // seg::Error naming the file when it is not such a table.
 QualityTable read_quality_report(const std::filesystem::path& csv);
 
@@ -58,7 +60,9 @@ struct QualityCheck {
   double recall() const;     // of the films with a review structure below dice_limit (NaN when none)
   double flag_rate() const;  // of all films
 };
-// Films are matched by case ID; films without an estimate are left out. seg::Error when no film matches.
+// Films are matched by case ID, structures by name or else by label value (an evaluation without
+// a class table names its labels label_<v>); films without an estimate are left out. seg::Error
+// when no film or no structure matches.
 QualityCheck check_quality(const QualityTable& table, const Evaluation& evaluation, const std::string& source);
 
 std::string quality_check_text(const QualityCheck& check);

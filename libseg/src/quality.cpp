@@ -243,6 +243,9 @@ std::vector<std::vector<double>> film_quality_features(const Segmenter& segmente
   return features;
 }
 
+double dice_to_log_error(double dice) { return std::log(std::max(1.0 - dice, 0.005)); }
+double log_error_to_dice(double log_error) { return std::clamp(1.0 - std::exp(log_error), 0.0, 1.0); }
+
 QualityEstimate estimate_quality(const QualityRecord& record, const std::vector<double>& features) {
   if (features.size() != record.features.size())
     throw Error("estimate_quality", "got " + std::to_string(features.size()) + " features for a record of " +
@@ -256,9 +259,9 @@ QualityEstimate estimate_quality(const QualityRecord& record, const std::vector<
   estimate.score = 1.0;
   for (size_t s = 0; s < record.structures.size(); ++s) {
     const auto& w = record.coefficients[s];
-    double dice = w[0];
-    for (size_t k = 0; k < standard.size(); ++k) dice += w[k + 1] * standard[k];
-    dice = std::clamp(dice, 0.0, 1.0);
+    double log_error = w[0];
+    for (size_t k = 0; k < standard.size(); ++k) log_error += w[k + 1] * standard[k];
+    const double dice = log_error_to_dice(log_error);
     estimate.dice.push_back(dice);
     if (std::find(record.review.begin(), record.review.end(), record.structures[s]) != record.review.end())
       estimate.score = std::min(estimate.score, dice);

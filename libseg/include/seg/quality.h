@@ -67,6 +67,11 @@ std::vector<std::vector<double>> film_quality_features(const Segmenter& segmente
                                                        const LabelStatistics& statistics,
                                                        const std::optional<IntensityRange>& trained);
 
+// The regressions predict the log of a structure's error, log(1 - Dice) (held to at least
+// log 0.005), where good and failed films lie on one scale; their prediction as a Dice.
+double dice_to_log_error(double dice);
+double log_error_to_dice(double log_error);
+
 // The estimator, as a model file records it ("quality", docs/formats.md).
 struct QualityRecord {
   std::vector<std::string> features;    // quality_feature_names of the model's class table
@@ -74,7 +79,7 @@ struct QualityRecord {
   std::vector<std::string> review;      // the structures whose Dice below dice_limit asks for review
   std::vector<double> centre, scale;    // per feature: standardisation before the regression
   std::vector<double> low, high;        // per feature: the range accepted (seen in fitting, widened)
-  std::vector<std::vector<double>> coefficients;  // per structure: intercept, then one per feature
+  std::vector<std::vector<double>> coefficients;  // per structure, of log(1 - Dice): intercept, then one per feature
   LabelStatistics label_statistics;
   double dice_limit = 0.90;      // a structure below it is a failure
   double threshold = 0.0;        // qc_score below it: flag
@@ -112,7 +117,8 @@ struct QualityFitOptions {
 
 // Fits the record: ridge regressions (penalty chosen by 5-fold cross-validation over the
 // groups), the threshold that flags at least target_recall of the films with a review structure
-// below dice_limit (out-of-fold estimates), and the feature ranges. Throws seg::Error when there
+// below dice_limit, and of those within 0.1 below it, the hard ones (out-of-fold estimates),
+// and the feature ranges. Throws seg::Error when there
 // are too few samples or no failure among them.
 QualityRecord fit_quality(const std::vector<QualitySample>& samples, const ClassTable& classes,
                           const LabelStatistics& statistics, const QualityFitOptions& options);

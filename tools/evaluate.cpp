@@ -8,12 +8,19 @@
 #include <seg/model_file.h>
 #include <seg/model_search.h>
 #include <seg/output.h>
+#include <seg/io/quality_report.h>
+#include <seg/quality.h>
+#include <seg/segmenter.h>
+
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
@@ -48,6 +55,52 @@ void check_report_path(const fs::path& path, const std::vector<fs::path>& read, 
   check_output_file(path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "choose another name or pass --overwrite");
 }
 
+// --fit-qc: fits the model's quality estimator on a split of a data set and its variants made
+// in memory, and writes the model with it to a new file.
+struct FitRequest {
+  std::string model, data, split, out;
+  std::vector<std::string> review;
+  uint64_t seed = 0;
+  bool overwrite = false;
+};
+
+int fit_quality_estimator(const FitRequest& request, std::ostream& out, std::ostream& err) {
+  if (request.out.empty()) throw UsageError("--fit-qc writes a new model file: give it with -o OUT.pth");
+  if (request.data.empty()) throw UsageError("--fit-qc needs the films to fit on: give --data DIR (and --split, default train)");
+  const fs::path model_file = find_model(request.model);
+  const fs::path model_path = fs::is_directory(model_file) ? model_file / "model.pth" : model_file;
+  check_report_path(request.out, {model_path, request.data}, request.overwrite);
+  Model model = load_model(model_file);
+  const Dataset data = load_data(request.data);
+  if (data.classes.entries != model.info.classes.entries)
+    throw Error(request.data, "has another class table than " + model_path.string() + "; fit on data labelled as the model was trained");
+  const Dataset films = data.subset(request.split);
+  const bool has_train = data.splits.count("train") > 0;
+  const LabelStatistics statistics = label_statistics((has_train ? data.subset("train") : films).labels, data.classes);
+  SegmenterOptions options;  // as seg-segment segments by default
+  options.predict.reframe = true;
+  options.postprocessing = clean_up_steps({model}, true, {});
+  const Segmenter segmenter({model}, options, at::Device(at::kCPU), model_path.string());
+  const auto samples = quality_samples(segmenter, films.images, films.labels, statistics, model.info.training_intensity,
+                                       request.seed, [&](const std::string& variant) {
+                                         err << "seg-evaluate: fitting: " << films.size() << " films " << variant << "\n";
+                                       });
+  const nlohmann::json fitted_on = {{"dataset", data.name},
+                                    {"source", request.data},
+                                    {"split", request.split},
+                                    {"label_statistics_split", has_train ? "train" : request.split},
+                                    {"source_films", films.size()},
+                                    {"films", samples.size()},
+                                    {"variants", quality_fitting_variants()},
+                                    {"seed", request.seed}};
+  model.info.quality = std::make_shared<const QualityRecord>(
+      fit_quality(samples, data.classes, statistics, {request.review, 0.90, 0.70, fitted_on.dump()}));
+  save_model(model, request.out);
+  out << "quality estimator " << quality_record_summary(*model.info.quality) << "\nwritten with the model to "
+      << request.out << "\n";
+  return kOk;
+}
+
 }  // namespace
 
 int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
@@ -69,7 +122,9 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     std::vector<std::string> merge_args;
     bool skip_missing = false, overwrite = false;
     int threads = 0;
-    app.add_option("PRED", pred_arg, "predicted label map, or a folder of them")->required();
+    app.add_option("PRED", pred_arg,
+                   "predicted label map, or a folder of them (a folder with the qc.csv of seg-segment --qc: the "
+                   "estimate is checked too)");
     app.add_option("TRUTH", truth_arg, "true label map, or a folder of them (or use --data)");
     app.add_option("--data", data_path, "truth from a data set: folder with dataset.json, or a tensor pack");
     app.add_option("--split", split, "with --data: evaluate only this split's cases (e.g. test)");
@@ -86,8 +141,27 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--skip-missing", skip_missing, "score the cases that have both files; count the others");
     app.add_flag("--overwrite", overwrite, "replace existing report files");
     app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
+    FitRequest fit;
+    app.add_option("--fit-qc", fit.model,
+                   "instead of scoring: fit MODEL's quality estimator (seg-segment --qc) on --data's --split (default "
+                   "train) and variants of its films made to fail, and write the model with it to -o OUT.pth");
+    app.add_option("-o,--out", fit.out, "with --fit-qc: the new model file");
+    app.add_option("--review", fit.review,
+                   "with --fit-qc: the structures whose Dice below 0.90 asks for review (default: all)")
+        ->delimiter(',');
+    app.add_option("--seed", fit.seed, "with --fit-qc: seed of the variants")->capture_default_str();
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
+    if (!fit.model.empty()) {
+      if (!pred_arg.empty() || !truth_arg.empty())
+        throw UsageError("--fit-qc segments the films of --data itself; give no PRED or TRUTH");
+      fit.data = data_path;
+      fit.split = split.empty() ? "train" : split;
+      fit.overwrite = overwrite;
+      return fit_quality_estimator(fit, out, err);
+    }
+    if (!fit.out.empty() || !fit.review.empty()) throw UsageError("-o and --review go with --fit-qc");
+    if (pred_arg.empty()) throw UsageError("PRED is required: the predicted label map or folder (run with --help for more information)");
     io::EvaluationOptions options;
     for (const auto& text : merge_args) options.groups.push_back(parse_group(text));
 
@@ -129,19 +203,25 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       throw Error(pred_arg, io::describe_missing(pairing) + "; add them, or pass --skip-missing to score the rest");
 
     const auto evaluation = io::evaluate_cases(pairing, options);
+    // seg-segment --qc's estimate, when the predictions' folder holds one.
+    const fs::path qc_csv = fs::path(pred_arg) / "qc.csv";
+    std::optional<io::QualityCheck> quality;
+    if (fs::is_directory(pred_arg) && fs::exists(qc_csv))
+      quality = io::check_quality(io::read_quality_report(qc_csv), evaluation, qc_csv.string());
     for (const auto& label : evaluation.labels_not_in_truth())
       err << "seg-evaluate: warning: class " << label.name << " (" << label.values_text()
           << ") has no pixels in any truth; left out of the mean\n";
     if (!csv_path.empty()) write_file_atomically(csv_path, io::evaluation_csv(evaluation));
     if (want_json) {
-      const std::string report = io::evaluation_json(evaluation);
+      const std::string report =
+          quality ? io::with_quality_check(io::evaluation_json(evaluation), *quality) : io::evaluation_json(evaluation);
       if (json_to_stdout)
         out << report;
       else
         write_file_atomically(json_path, report);
     }
     // The table goes to stdout, or to stderr when stdout carries the JSON.
-    (json_to_stdout ? err : out) << io::evaluation_table(evaluation);
+    (json_to_stdout ? err : out) << io::evaluation_table(evaluation) << (quality ? io::quality_check_text(*quality) : "");
     return kOk;
   });
 }

@@ -5,6 +5,7 @@
 #include <seg/fs.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/quality.h>
 #include <seg/model_search.h>
 #include <seg/models.h>
 #include <seg/output.h>
@@ -457,6 +458,7 @@ void print_model(std::ostream& out, const fs::path& path, const Model& model, bo
       pairs.push_back(info.classes.name_of(o.under) + " under " + info.classes.name_of(o.over));
     out << "drawn over in its training labels (seg-segment --whole restores): " << join(pairs, ", ") << "\n";
   }
+  if (info.quality) out << "quality control (seg-segment --qc): " << quality_record_summary(*info.quality) << "\n";
   if (provenance.is_object() && provenance.contains("dataset")) {
     out << "trained on: " << training_summary(provenance) << "\n";
     if (provenance.contains("val_mean_dice")) {

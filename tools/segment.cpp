@@ -10,6 +10,8 @@
 #include <seg/model_file.h>
 #include <seg/model_search.h>
 #include <seg/output.h>
+#include <seg/io/quality_report.h>
+#include <seg/quality.h>
 #include <seg/segmenter.h>
 #include <seg/viz/overlay.h>
 #include <torch/torch.h>
@@ -170,7 +172,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     int threads = 0;
     int64_t batch = 8;
     bool to_gray = false, tta = false, largest_component = false, holes = false, no_postprocessing = false,
-         no_reframe = false, whole = false, overwrite = false, skip_existing = false, keep_going = false;
+         no_reframe = false, whole = false, overwrite = false, skip_existing = false, keep_going = false,
+         qc = false;
     app.add_option("inputs", inputs, "image files or folders; - reads paths from standard input");
     app.add_option("--model", model_paths,
                    "model file, training run folder or model name (seg-inspect --models); repeat it for an "
@@ -221,6 +224,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                  "nii.gz with --format dcm), each "
                  "whole, overlapping where the structures do (the lungs behind the clavicles, and the clavicles "
                  "whole too), whatever --whole does to the label map");
+    app.add_flag("--qc", qc,
+                 "quality control: also write OUT/qc.csv and OUT/qc.json, each film's estimated Dice per structure, "
+                 "qc_score and flag (1: review it), from the estimator the model records (seg-evaluate --fit-qc "
+                 "fits one); one more pass of the network a film");
     app.add_flag("--overwrite", overwrite, "replace outputs that exist already (by default the run refuses them)");
     app.add_flag("--skip-existing", skip_existing,
                  "keep the films whose label map exists already and segment the rest (resumes an interrupted cohort "
@@ -236,6 +243,8 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const auto shard = parse_shard(shard_text);
     if (batch < 1) throw UsageError("--batch must be at least 1");
     if (overwrite && skip_existing) throw UsageError("--overwrite and --skip-existing exclude each other; give one");
+    if (qc && (skip_existing || shard.second > 1))
+      throw UsageError("--qc writes one qc.csv for all the films of a run; it cannot be combined with --skip-existing or --shard");
     set_threads(threads);
     const at::Device device = parse_device(device_name);
 
@@ -303,6 +312,12 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       read_paths.add(file);
       if (fs::is_directory(file)) read_paths.add(file / "model.pth");
     }
+    // The quality estimator: the first model's (an ensemble's members share the class table).
+    const auto quality = models.front().info.quality;
+    const std::optional<IntensityRange> trained_intensity = models.front().info.training_intensity;
+    if (qc && !quality)
+      throw Error(model_paths.front(), "has no quality record, so --qc cannot estimate how good its masks are; fit one "
+                                       "with seg-evaluate --fit-qc MODEL --data DATA -o MODEL_QC.pth");
     SegmenterOptions options;
     options.predict = {resize == "pad", tta, !no_reframe};
     std::vector<std::string> asked;
@@ -329,6 +344,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                               "pass --overwrite to replace them, or --skip-existing to keep them and segment the rest");
     std::vector<PlannedOutputs> planned;
     std::vector<fs::path> all_outputs;
+    const fs::path qc_csv = qc ? folder.file("qc.csv") : fs::path(), qc_json = qc ? folder.file("qc.json") : fs::path();
+    if (qc) folder.check({qc_csv, qc_json});
+    std::optional<io::QualityTable> qc_table;
+    if (qc) qc_table = io::quality_table(*quality, segmenter.classes());
     for (const auto& item : items) {
       planned.push_back(plan_outputs(folder, item.case_id, item.path, segmenter.classes(), request));
       for (const auto& file : planned.back().all()) all_outputs.push_back(file);
@@ -408,11 +427,15 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       for (size_t i = 0; i < images.size(); ++i)
         if (const auto warning = intensity_check.film(images[i].pixels, items[rows[i]].source()); !warning.empty())
           err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << warning << "\n";
-      const Segmentation result = segmenter.segment(torch::stack(pixels));
-      reframed += result.reframed;
+      const auto predictions = segmenter.predict(pixels);
+      std::vector<std::vector<double>> features;
+      if (qc_table) features = film_quality_features(segmenter, pixels, predictions, quality->label_statistics, trained_intensity);
       for (size_t i = 0; i < images.size(); ++i) {
+        const Segmentation result = segmenter.finish(predictions[i]);
+        reframed += result.reframed;
+        if (qc_table) io::add_estimate(*qc_table, items[rows[i]].case_id, estimate_quality(*quality, features[i]), features[i]);
         try {
-          write_outputs(segmenter, result, static_cast<int64_t>(i), images[i], items[rows[i]].case_id, planned[rows[i]], request);
+          write_outputs(segmenter, result, 0, images[i], items[rows[i]].case_id, planned[rows[i]], request);
         } catch (const Error& e) {
           throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
                       " films written whole before it)");
@@ -430,6 +453,11 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
         << (segmenter.options().predict.reframe ? std::to_string(reframed) + " reframed; " : "")
         << (whole ? "structures whole; " : "")
         << (steps.empty() ? "no post-processing" : "post-processing: " + join(steps, ", ")) << ")\n";
+    if (qc_table) {
+      write_file_atomically(qc_csv, io::quality_csv(*qc_table));
+      write_file_atomically(qc_json, io::quality_json(*qc_table));
+      out << io::quality_summary(*qc_table) << " (" << qc_csv.string() << ")\n";
+    }
     if (failures.empty()) return kOk;
     err << "seg-segment: error: " << failures.size() << " film" << (failures.size() == 1 ? "" : "s")
         << " could not be read:\n";

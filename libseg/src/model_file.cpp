@@ -4,6 +4,7 @@
 #include <seg/torch_archive.h>
 #include <seg/model_file.h>
 #include <seg/postprocess.h>
+#include <seg/quality.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
@@ -155,12 +156,14 @@ std::string model_info_to_json(const ModelInfo& info) {
   }
   if (info.training_intensity)
     j["training_intensity"] = {{"low", info.training_intensity->low}, {"high", info.training_intensity->high}};
+  if (info.quality) j["quality"] = json::parse(quality_record_to_json(*info.quality));
   j["provenance"] = json::parse(info.provenance_json.empty() ? "{}" : info.provenance_json);
   return j.dump(1);
 }
 
 ModelInfo model_info_from_json(const std::string& text, const std::string& source) {
   ModelInfo info;
+  std::string quality;  // read once the class table is checked
   try {
     const json j = json::parse(text);
     info.network.architecture = j.at("architecture").get<std::string>();
@@ -184,6 +187,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     if (j.contains("training_intensity"))
       info.training_intensity = IntensityRange{j.at("training_intensity").at("low").get<double>(),
                                                j.at("training_intensity").at("high").get<double>()};
+    if (j.contains("quality")) quality = j.at("quality").dump();
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
     throw Error(source, std::string("model metadata is malformed: ") + e.what());
@@ -207,6 +211,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
   if (info.training_intensity && !(std::isfinite(info.training_intensity->low) && std::isfinite(info.training_intensity->high) &&
                                    info.training_intensity->low <= info.training_intensity->high))
     throw Error(source, "model metadata has a training_intensity whose low is not a finite number at most its high");
+  if (!quality.empty()) info.quality = std::make_shared<const QualityRecord>(quality_record_from_json(quality, info.classes, source));
   return info;
 }
 

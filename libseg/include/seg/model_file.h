@@ -7,11 +7,14 @@
 #include <seg/postprocess.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace seg {
+
+struct QualityRecord;  // seg/quality.h
 
 // How raw pixel values become network input.
 //   dataset: (x - mean) / std with mean and std of the training images (the notebook's
@@ -41,6 +44,9 @@ struct ModelInfo {
   // The train split's intensity range, recorded for "dataset" normalisation so that
   // seg-segment can warn about films on another scale; absent in older files.
   std::optional<IntensityRange> training_intensity;
+  // The quality estimator seg-segment --qc runs (seg-evaluate --fit-qc fits it); absent in
+  // older files and until fitted.
+  std::shared_ptr<const QualityRecord> quality;
   std::string provenance_json = "{}"; // data set, split, epochs, seed, final metrics, ...
 };
 

@@ -41,21 +41,29 @@ std::optional<fs::path> search_folders(const std::string& file_name, const std::
 
 }  // namespace
 
+fs::path program_file() {
+  std::error_code error;
+  const fs::path executable = fs::read_symlink("/proc/self/exe", error);
+  return error ? fs::path() : executable;
+}
+
+fs::path suite_data_folder(const fs::path& executable, const std::string& kind) {
+  return (executable.parent_path() / ".." / "share" / "segsuite" / kind).lexically_normal();
+}
+
 std::vector<fs::path> model_search_folders(const std::string& model_path, const fs::path& executable) {
   std::vector<fs::path> folders;
   std::istringstream entries(model_path);
   for (std::string entry; std::getline(entries, entry, ':');)
     if (!entry.empty()) folders.emplace_back(entry);
   if (!executable.empty())
-    folders.push_back((executable.parent_path() / ".." / "share" / "segsuite" / "models").lexically_normal());
+    folders.push_back(suite_data_folder(executable, "models"));
   return folders;
 }
 
 std::vector<fs::path> model_search_folders() {
   const char* model_path = std::getenv("SEG_MODEL_PATH");
-  std::error_code error;
-  const fs::path executable = fs::read_symlink("/proc/self/exe", error);
-  return model_search_folders(model_path ? model_path : "", error ? fs::path() : executable);
+  return model_search_folders(model_path ? model_path : "", program_file());
 }
 
 fs::path find_model(const std::string& path_or_name, const std::vector<fs::path>& folders) {

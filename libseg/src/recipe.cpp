@@ -1,4 +1,5 @@
 #include <seg/fs.h>
+#include <seg/model_search.h>
 #include <seg/models.h>
 #include <seg/recipe.h>
 
@@ -255,10 +256,8 @@ std::string stages_to_json(const std::vector<Recipe>& stages, int indent) {
 fs::path recipe_folder() {
   if (const char* dir = std::getenv("SEG_RECIPE_DIR"); dir != nullptr && *dir != '\0') return dir;
   // Beside the program, as installed and as the build tree lays it out (cmake/install.cmake).
-  std::error_code error;
-  const fs::path executable = fs::read_symlink("/proc/self/exe", error);
-  if (error) return "share/segsuite/recipes";
-  return (executable.parent_path() / ".." / "share" / "segsuite" / "recipes").lexically_normal();
+  const fs::path executable = program_file();
+  return executable.empty() ? fs::path("share/segsuite/recipes") : suite_data_folder(executable, "recipes");
 }
 
 std::vector<std::string> recipe_names() {

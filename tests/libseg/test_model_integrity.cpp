@@ -16,27 +16,17 @@
 #include <functional>
 #include <limits>
 
+#include "small_model.h"
 #include "fixtures.h"
 #include "python_support.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
+using seg::testing::small_model;
 using seg::testing::contains;
 using seg::testing::ScratchDir;
 
 namespace {
-
-seg::Model small_model() {
-  torch::manual_seed(3);
-  seg::Model m;
-  m.info.network = {"fcn", 1, 3};
-  m.info.classes = seg::ClassTable::numbered(3);
-  m.info.input_size = {32, 32};
-  m.info.normalization = {"dataset", 100.0, 20.0};
-  m.info.provenance_json = R"({"epochs_done": 7})";
-  m.net = seg::make_network(m.info.network);
-  return m;
-}
 
 uint32_t u16_at(const std::string& b, size_t at) {
   return static_cast<uint8_t>(b[at]) | static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 8;
@@ -88,7 +78,7 @@ void edit_metadata(c10::impl::GenericDict& dict, const std::function<void(nlohma
 
 TEST(ModelIntegrity, SaveRecordsTheWeightsDigestAndLoadVerifiesIt) {
   ScratchDir tmp;
-  seg::save_model(small_model(), tmp / "model.pth");
+  seg::save_model(small_model(3), tmp / "model.pth");
   const std::string bytes = seg::read_file(tmp / "model.pth");
   const auto dict = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
   const auto metadata = nlohmann::json::parse(dict.at("metadata").toStringRef());
@@ -98,7 +88,7 @@ TEST(ModelIntegrity, SaveRecordsTheWeightsDigestAndLoadVerifiesIt) {
   EXPECT_EQ(digest.size(), 64u);
   EXPECT_EQ(seg::load_model(tmp / "model.pth").weights_sha256, digest);
   // The digest is of the weights as stored: float16 ones have their own.
-  auto half = small_model();
+  auto half = small_model(3);
   half.stored_as = seg::WeightPrecision::float16;
   seg::save_model(half, tmp / "half.pth");
   const auto loaded_half = seg::load_model(tmp / "half.pth");
@@ -110,11 +100,11 @@ TEST(ModelIntegrity, SaveRecordsTheWeightsDigestAndLoadVerifiesIt) {
 // still guards them.
 TEST(ModelIntegrity, AFileWithoutADigestStillLoadsAndItsRecordsAreStillChecked) {
   ScratchDir tmp;
-  seg::save_model(small_model(), tmp / "old.pth");
+  seg::save_model(small_model(3), tmp / "old.pth");
   rewrite_model(tmp / "old.pth", [](auto& dict) { edit_metadata(dict, [](auto& m) { m.erase("weights_sha256"); }); });
   const auto old = seg::load_model(tmp / "old.pth");
   EXPECT_EQ(old.weights_sha256, "");
-  EXPECT_TRUE(torch::equal(old.net->named_parameters()["4.weight"], small_model().net->named_parameters()["4.weight"]));
+  EXPECT_TRUE(torch::equal(old.net->named_parameters()["4.weight"], small_model(3).net->named_parameters()["4.weight"]));
   std::string bytes = seg::read_file(tmp / "old.pth");
   const auto weights = largest_record(bytes, "/data/");
   bytes[weights.data + weights.size / 2] ^= 0x10;
@@ -135,7 +125,7 @@ class DamagedModel : public ::testing::TestWithParam<Damage> {};
 TEST_P(DamagedModel, IsRefusedWithOneLineNamingTheFile) {
   ScratchDir tmp;
   const fs::path path = tmp / "model.pth";
-  seg::save_model(small_model(), path);
+  seg::save_model(small_model(3), path);
   GetParam().apply(path);
   const std::string error = seg::testing::error_of([&] { seg::load_model(path); });
   EXPECT_EQ(error.rfind(path.string() + ": ", 0), 0u) << error;
@@ -213,7 +203,7 @@ INSTANTIATE_TEST_SUITE_P(
 // The first non-finite tensor in the network's order is the one named.
 TEST(ModelIntegrity, NonFiniteWeightsAreRefusedWithoutADigestToo) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   {
     torch::NoGradGuard no_grad;
     m.net->named_parameters()["4.bias"][0].fill_(std::numeric_limits<float>::infinity());
@@ -232,7 +222,7 @@ TEST(ModelIntegrity, NonFiniteWeightsAreRefusedWithoutADigestToo) {
 TEST(ModelIntegrity, PythonComputesTheSameDigestFromTheDocumentedRecipe) {
   SEG_REQUIRE_PYTHON("torch");
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   m.stored_as = seg::WeightPrecision::float16;
   seg::save_model(m, tmp / "model.pth");
   const std::string script =

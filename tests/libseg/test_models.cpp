@@ -13,9 +13,11 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "small_model.h"
 #include "test_support.h"
 
 using seg::testing::ScratchDir;
+using seg::testing::small_model;
 
 // The notebook states these counts; they pin down every layer's shape.
 TEST(Networks, TrainableParameterCountsMatchTheNotebook) {
@@ -50,22 +52,9 @@ TEST(Networks, ParameterNamesFollowThePyTorchModules) {
   EXPECT_EQ(unet->named_parameters().keys().back(), "classifier.bias");
 }
 
-static seg::Model small_model() {
-  torch::manual_seed(3);
-  seg::Model m;
-  m.info.network = {"fcn", 1, 3};
-  m.info.classes = seg::ClassTable::numbered(3);
-  m.info.input_size = {32, 32};
-  m.info.normalization = {"dataset", 100.0, 20.0};
-  m.info.provenance_json = R"({"epochs_done": 7})";
-  m.net = seg::make_network(m.info.network);
-  m.net->eval();
-  return m;
-}
-
 TEST(ModelFile, RoundTripCarriesWeightsAndMetadata) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   seg::save_model(m, tmp / "model.pth");
   auto back = seg::load_model(tmp.path());  // a run folder works as well as the file
   EXPECT_EQ(back.info.network.architecture, "fcn");
@@ -85,7 +74,7 @@ TEST(ModelFile, RoundTripCarriesWeightsAndMetadata) {
 // that cannot be one is refused, naming the file.
 TEST(ModelFile, CarriesItsFraming) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   m.info.framing = seg::Framing{0.1, 0.2, 0.15, 0.125};
   seg::save_model(m, tmp / "model.pth");
   const auto back = seg::load_model(tmp / "model.pth").info.framing;
@@ -107,7 +96,7 @@ TEST(ModelFile, CarriesItsFraming) {
 // before 2026-12-05 have none; one the class table does not hold is refused, naming the file.
 TEST(ModelFile, CarriesTheStructuresItsLabelsDrewOver) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   const int last = m.info.classes.max_value();
   m.info.overlaps = {{1, last}};
   seg::save_model(m, tmp / "model.pth");
@@ -133,7 +122,7 @@ TEST(ModelFile, CarriesTheStructuresItsLabelsDrewOver) {
 // none; an unknown step is refused, naming the file.
 TEST(ModelFile, CarriesItsPostprocessing) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   m.info.postprocessing = {"largest-component", "fill-holes"};
   seg::save_model(m, tmp / "model.pth");
   EXPECT_EQ(seg::load_model(tmp / "model.pth").info.postprocessing, m.info.postprocessing);
@@ -154,7 +143,7 @@ TEST(ModelFile, CarriesItsPostprocessing) {
 // in memory; a weight outside the float16 range is refused rather than stored as inf.
 TEST(ModelFile, HalfPrecisionHalvesTheFileAndKeepsThePredictions) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   seg::save_model(m, tmp / "full.pth");
   m.stored_as = seg::WeightPrecision::float16;
   seg::save_model(m, tmp / "half.pth");
@@ -189,7 +178,7 @@ TEST(ModelFile, HalfPrecisionHalvesTheFileAndKeepsThePredictions) {
 
 TEST(ModelFile, RejectsAModelForAnotherNetwork) {
   ScratchDir tmp;
-  auto m = small_model();
+  auto m = small_model(3);
   seg::save_model(m, tmp / "model.pth");
   auto other = seg::make_network({"fcn", 1, 6});  // six classes, not three
   EXPECT_THROW(seg::load_state_dict(*other, tmp / "model.pth"), seg::Error);
@@ -228,7 +217,7 @@ TEST(ModelFile, PythonTorchLoadReadsIt) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 with torch not available: skipped";
   ScratchDir tmp;
-  seg::save_model(small_model(), tmp / "model.pth");
+  seg::save_model(small_model(3), tmp / "model.pth");
   const std::string script =
       "import torch, json, sys\n"
       "m = torch.load(sys.argv[1])\n"
@@ -245,7 +234,7 @@ TEST(ModelFile, PythonTorchLoadReadsIt) {
   // And the state_dict Python wrote loads back into our network.
   auto net = seg::make_network({"fcn", 1, 3});
   seg::load_state_dict(*net, tmp / "state.pth");
-  auto original = small_model();
+  auto original = small_model(3);
   EXPECT_TRUE(torch::equal(net->named_parameters()["4.weight"], original.net->named_parameters()["4.weight"]));
 }
 

@@ -15,29 +15,19 @@
 #include <limits>
 #include <memory>
 
+#include "small_model.h"
 #include "fixtures.h"
 #include "test_support.h"
 #include "tool_run.h"
 #include "tools.h"
 
 namespace fs = std::filesystem;
+using seg::testing::small_model;
 using seg::testing::contains;
 using seg::testing::run_tool_in_process;
 using seg::testing::ScratchDir;
 
 namespace {
-
-seg::Model small_model() {
-  torch::manual_seed(5);
-  seg::Model m;
-  m.info.network = {"fcn", 1, 3};
-  m.info.classes = seg::ClassTable::numbered(3);
-  m.info.input_size = {32, 32};
-  m.info.normalization = {"dataset", 100.0, 20.0};
-  m.info.provenance_json = R"({"epochs_done": 7})";
-  m.net = seg::make_network(m.info.network);
-  return m;
-}
 
 std::string bytes_of(const at::Tensor& t) {
   const auto c = t.detach().contiguous();
@@ -49,7 +39,7 @@ class Inputs {
  public:
   Inputs() {
     torch::set_num_threads(1);
-    const auto model = small_model();
+    const auto model = small_model(5);
     seg::save_model(model, dir_ / "model.pth");
     const std::string bytes = seg::read_file(dir_ / "model.pth");
     // A byte inside a weight record: found by the weights' own bytes.
@@ -62,7 +52,7 @@ class Inputs {
     std::string metadata = bytes;
     metadata[metadata.find("\"epochs_done\": 7") + 15] ^= 0x01;
     seg::write_file_atomically(dir_ / "metadata-flipped.pth", metadata);
-    auto diverged = small_model();
+    auto diverged = small_model(5);
     {
       torch::NoGradGuard no_grad;
       diverged.net->named_parameters()["4.bias"][2].fill_(std::numeric_limits<float>::quiet_NaN());
@@ -127,7 +117,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ModelIntegrityTools, InspectShowsTheProtectionAndConvertAddsTheDigestToAnOlderFile) {
   torch::set_num_threads(1);
   ScratchDir tmp;
-  const auto model = small_model();
+  const auto model = small_model(5);
   seg::save_model(model, tmp / "model.pth");
   auto text = run_tool_in_process(seg::tools::inspect, {(tmp / "model.pth").string()});
   ASSERT_EQ(text.code, 0) << text.err;

@@ -7,6 +7,13 @@
 
 namespace seg {
 
+// The running program's file (/proc/self/exe), or an empty path when it cannot be read.
+std::filesystem::path program_file();
+
+// The suite's own data of one kind ("models", "recipes") beside `executable`:
+// <its folder>/../share/segsuite/<kind>, where the install puts it and the build tree copies it.
+std::filesystem::path suite_data_folder(const std::filesystem::path& executable, const std::string& kind);
+
 // The folders a model name is looked up in, in order: each folder of `model_path` (a
 // colon-separated list, as $SEG_MODEL_PATH; empty entries are skipped), then
 // <executable's folder>/../share/segsuite/models (the installed models; in the build tree,

@@ -3,7 +3,8 @@
 # test split and the 19 variants of it that bench/shift_variants.py makes, pooled (docs/quality.md).
 #   bench/qc_eval.sh MODEL
 #   env: DATA (default ../shared/data/jsrt), B = the tools' folder (default build/bin),
-#        WORK (default /tmp/seg-qc-eval; the variants are made there once), THREADS (default 1)
+#        WORK (default /tmp/seg-qc-eval; the variants are made there once, each model's label
+#        maps and qc files go to WORK/seg-<model name>), THREADS (default 1)
 # Prints, per structure, the mean absolute error of the estimated Dice, Spearman's correlation
 # and the mean estimated and real Dice; then the films whose review structure is below the
 # limit, which of them were flagged (recall) and the share of all films flagged. Run it once per
@@ -19,14 +20,14 @@ threads=${THREADS:-1}
 variants="black32 black64 black128 edge32 edge64 markers portrait gamma05 gamma20 lowcontrast equalized sharpened blurred
           noisy consolidation patchy devices rotated jpeg"
 [[ -d $work/shift/jpeg ]] || /usr/bin/python3 bench/shift_variants.py --data "$data" --split test --out "$work/shift" >/dev/null
-out=$work/run-$$
+out=$work/seg-$(basename "$model" .pth)  # the label maps and qc files, kept to pool again
+rm -rf "$out"
 mkdir -p "$out"
-trap 'rm -rf "$out"' EXIT
 "$bin/seg-segment" --model "$model" --data "$data" --split test -o "$out/clean" --qc --threads "$threads" >/dev/null
 "$bin/seg-evaluate" "$out/clean" --data "$data" --split test --json "$out/clean.json" --threads "$threads" >/dev/null
 for v in $variants; do
   "$bin/seg-segment" --model "$model" "$work/shift/$v/images" -o "$out/$v" --qc --threads "$threads" >/dev/null
-  "$bin/seg-evaluate" "$out/$v" "$work/shift/$v/labels" --json "$out/$v.json" --threads "$threads" >/dev/null
+  "$bin/seg-evaluate" "$out/$v" "$work/shift/$v/labels" --model "$model" --json "$out/$v.json" --threads "$threads" >/dev/null
 done
 echo "$model on the test split and its variants:"
 /usr/bin/python3 - "$out" clean $variants <<'EOF'
@@ -37,6 +38,8 @@ for name in names:
     report = json.load(open(f"{folder}/{name}.json"))
     labels = [label["name"] for label in report["labels"]]
     real = {c["case"]: dict(zip(labels, c["dice"])) for c in report["cases"]}
+    if not set(labels) & set(json.load(open(f"{folder}/{name}/qc.json"))["review"]):
+        sys.exit(f"{folder}/{name}.json: scores no review structure by name")
     qc = json.load(open(f"{folder}/{name}/qc.json"))
     review, limit = qc["review"], qc["dice_limit"]
     for r in csv.DictReader(open(f"{folder}/{name}/qc.csv")):

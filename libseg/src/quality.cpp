@@ -362,12 +362,16 @@ std::string quality_record_summary(const QualityRecord& r) {
   }
   text << "estimates the Dice of " << r.structures.size() << " structures from " << r.features.size()
        << " features; flags a film when the least of " << review << " is below " << std::fixed << std::setprecision(3)
-       << r.threshold << " or a feature is out of range; the threshold is the higher of " << r.recall_threshold
-       << ", which flags " << std::setprecision(0) << 100 * r.target_recall << " % of the fitting films with one below "
-       << std::setprecision(2) << r.dice_limit << " and of those within " << r.near_band << " below, and "
-       << std::setprecision(3) << r.budget_threshold << ", the highest that flags at most " << std::setprecision(0)
-       << 100 * r.flag_budget << " % of those that pass (recall " << std::setprecision(2) << r.recall << ", "
-       << std::setprecision(0) << 100 * r.flag_rate << " % flagged, out-of-fold";
+       << r.threshold << " or a feature is out of range; the threshold is ";
+  if (r.flag_budget > 0) text << "the higher of " << r.recall_threshold << ", ";
+  text << "the least that flags " << std::setprecision(0) << 100 * r.target_recall
+       << " % of the fitting films with one below " << std::setprecision(2) << r.dice_limit << " and of those within "
+       << r.near_band << " below";
+  if (r.flag_budget > 0)
+    text << ", and " << std::setprecision(3) << r.budget_threshold << ", the highest that flags at most "
+         << std::setprecision(0) << 100 * r.flag_budget << " % of those that pass";
+  text << " (recall " << std::setprecision(2) << r.recall << ", " << std::setprecision(0) << 100 * r.flag_rate
+       << " % flagged, out-of-fold";
   if (fitted.contains("films")) text << " on " << fitted["films"].get<int64_t>() << " films";
   if (fitted.contains("dataset")) text << " of " << fitted["dataset"].get<std::string>();
   if (fitted.contains("split")) text << " " << fitted["split"].get<std::string>();

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -234,6 +235,20 @@ TEST(QualityRecord, RoundTripsThroughTheModelFileAndOlderFilesLoadWithout) {
   EXPECT_DOUBLE_EQ(loaded->label_statistics.measures[2][0].sd, r.label_statistics.measures[2][0].sd);
   std::vector<double> x(r.features.size(), 0.5);
   EXPECT_EQ(seg::estimate_quality(*loaded, x).dice, seg::estimate_quality(r, x).dice);
+}
+
+TEST(QualityRecord, ARecordFromBeforeTheBudgetLoadsAsRecallOnly) {
+  const auto record = small_record();
+  EXPECT_NE(seg::quality_record_summary(record).find("at most 10 % of those that pass"), std::string::npos);
+  auto j = nlohmann::json::parse(seg::quality_record_to_json(record));
+  for (const char* key : {"near_band", "flag_budget", "recall_threshold", "budget_threshold"}) j.erase(key);
+  const auto old = seg::quality_record_from_json(j.dump(), kShapes, "old.pth");
+  EXPECT_DOUBLE_EQ(old.flag_budget, 0.0);
+  EXPECT_DOUBLE_EQ(old.near_band, 0.1);
+  EXPECT_DOUBLE_EQ(old.recall_threshold, record.threshold);
+  const auto summary = seg::quality_record_summary(old);
+  EXPECT_EQ(summary.find("of those that pass"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("within 0.10 below"), std::string::npos) << summary;
 }
 
 TEST(QualityRecord, ARecordOfOtherFeaturesIsRefusedWithHowToRefit) {

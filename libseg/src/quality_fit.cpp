@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <map>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 namespace seg {
@@ -152,6 +152,7 @@ const std::vector<QualityVariant>& quality_fitting_variants() {
   }();
   return variants;
 }
+
 std::string quality_samples_csv(const std::vector<QualitySample>& samples, const ClassTable& classes) {
   std::ostringstream csv;
   csv << std::setprecision(17) << "variant,film";

@@ -135,13 +135,20 @@ std::string model_description_text(const fs::path& path, const Model& model) {
   return out.str();
 }
 
-std::string recorded_test_figure(const std::string& provenance_json) {
+std::string recorded_figure(const std::string& provenance_json) {
   const auto provenance = json::parse(provenance_json, nullptr, false);
-  if (!provenance.is_object() || !provenance.contains("val_mean_dice") || !provenance["val_mean_dice"].is_number() ||
-      (provenance.value("val_split", std::string()) != "test" && provenance.value("validation", std::string()) != "split test"))
+  if (!provenance.is_object() || !provenance.contains("val_mean_dice") || !provenance["val_mean_dice"].is_number())
     return "-";
+  const bool on_test =
+      provenance.value("val_split", std::string()) == "test" || provenance.value("validation", std::string()) == "split test";
+  const auto cases = provenance.value("val_cases", json());
+  const bool held_out = !on_test && cases.is_array() && !cases.empty() &&
+                        provenance.value("validation", std::string()).find("held out") != std::string::npos;
+  if (!on_test && !held_out) return "-";
   std::ostringstream figure;
-  figure << "test mean Dice " << std::fixed << std::setprecision(4) << provenance["val_mean_dice"].get<double>();
+  figure << (on_test ? "test" : "validation") << " mean Dice " << std::fixed << std::setprecision(4)
+         << provenance["val_mean_dice"].get<double>();
+  if (held_out) figure << " (" << cases.size() << " held-out cases)";
   return figure.str();
 }
 
@@ -156,9 +163,9 @@ std::vector<ModelListing> list_found_models(const std::vector<fs::path>& folders
       const Model model = load_model(found.path);
       entry.network = model.info.network.architecture;
       entry.classes = model.info.classes.size();
-      entry.test = recorded_test_figure(model.info.provenance_json);
+      entry.figure = recorded_figure(model.info.provenance_json);
     } catch (const Error& e) {
-      entry.test = std::string("unreadable: ") + e.what();
+      entry.figure = std::string("unreadable: ") + e.what();
     }
     listing.push_back(entry);
   }
@@ -169,7 +176,7 @@ std::string model_listing_json(const std::vector<ModelListing>& models) {
   ordered_json list = ordered_json::array();
   for (const auto& m : models)
     list.push_back({{"name", m.name}, {"network", m.network}, {"classes", m.classes ? ordered_json(*m.classes) : ordered_json()},
-                    {"bytes", m.bytes}, {"test", m.test}, {"path", m.path.string()}});
+                    {"bytes", m.bytes}, {"figure", m.figure}, {"path", m.path.string()}});
   return list.dump(2) + "\n";
 }
 
@@ -177,7 +184,7 @@ std::string model_listing_text(const std::vector<ModelListing>& models, const st
   std::string text;
   for (const auto& m : models)
     text += m.name + "  " + m.network + "  " + (m.classes ? std::to_string(*m.classes) + " classes" : std::string("-")) +
-            "  " + file_size_text(m.bytes) + "  " + m.test + "  " + m.path.string() + "\n";
+            "  " + file_size_text(m.bytes) + "  " + m.figure + "  " + m.path.string() + "\n";
   if (models.empty()) {
     std::vector<std::string> places;
     for (const auto& folder : folders) places.push_back(folder.string());

@@ -90,12 +90,16 @@ TEST(ModelDescription, JsonIsTheMetadataWithWhatTheFileAdds) {
   EXPECT_TRUE(contains(seg::model_description_text(tmp / "m.pth", loaded), ", SHA-256 of the weights (verified)\n"));
 }
 
-TEST(ModelDescription, RecordedTestFigureOnlyForTheWholeTestSplit) {
-  EXPECT_EQ(seg::recorded_test_figure(fine_tune_record()), "test mean Dice 0.9000");
-  EXPECT_EQ(seg::recorded_test_figure(R"({"val_split": "test", "val_mean_dice": 0.5})"), "test mean Dice 0.5000");
-  EXPECT_EQ(seg::recorded_test_figure(R"({"validation": "12 cases of split train", "val_mean_dice": 0.9})"), "-");
-  EXPECT_EQ(seg::recorded_test_figure(R"({"val_split": "test"})"), "-");
-  EXPECT_EQ(seg::recorded_test_figure("not json"), "-");
+TEST(ModelDescription, RecordedFigureSaysWhetherItIsTheTestSplitsOrHeldOut) {
+  EXPECT_EQ(seg::recorded_figure(fine_tune_record()), "test mean Dice 0.9000");
+  EXPECT_EQ(seg::recorded_figure(R"({"val_split": "test", "val_mean_dice": 0.5})"), "test mean Dice 0.5000");
+  EXPECT_EQ(seg::recorded_figure(R"({"validation": "2 cases held out of split train, every 6th as listed",
+                                      "val_cases": ["a", "b"], "val_mean_dice": 0.9293})"),
+            "validation mean Dice 0.9293 (2 held-out cases)");
+  // A split of another name may hold anything: no figure to compare models by.
+  EXPECT_EQ(seg::recorded_figure(R"({"validation": "split val", "val_cases": ["a"], "val_mean_dice": 0.9})"), "-");
+  EXPECT_EQ(seg::recorded_figure(R"({"val_split": "test"})"), "-");
+  EXPECT_EQ(seg::recorded_figure("not json"), "-");
 }
 
 TEST(ModelDescription, ListingOfFoundModelsNamesTheUnreadable) {
@@ -113,12 +117,12 @@ TEST(ModelDescription, ListingOfFoundModelsNamesTheUnreadable) {
   EXPECT_EQ(found[0].name, "good");
   EXPECT_EQ(found[0].network, "fcn");
   EXPECT_EQ(found[0].classes, 3);
-  EXPECT_EQ(found[0].test, "test mean Dice 0.9000");
+  EXPECT_EQ(found[0].figure, "test mean Dice 0.9000");
   EXPECT_EQ(found[0].bytes, fs::file_size(tmp / "first" / "good.pth"));
   EXPECT_EQ(found[1].name, "broken");
   EXPECT_EQ(found[1].network, "-");
   EXPECT_FALSE(found[1].classes.has_value());
-  EXPECT_TRUE(contains(found[1].test, "unreadable: " + (tmp / "second" / "broken.pth").string())) << found[1].test;
+  EXPECT_TRUE(contains(found[1].figure, "unreadable: " + (tmp / "second" / "broken.pth").string())) << found[1].figure;
 
   const std::string text = seg::model_listing_text(found, folders);
   EXPECT_TRUE(contains(text, "good  fcn  3 classes  ")) << text;

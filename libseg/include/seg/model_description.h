@@ -18,9 +18,10 @@ struct Model;  // seg/model_file.h
 std::string model_description_text(const std::filesystem::path& path, const Model& model);
 std::string model_description_json(const std::filesystem::path& path, const Model& model);
 
-// "test mean Dice 0.9712" when the training the provenance records validated on the whole
-// split "test", else "-".
-std::string recorded_test_figure(const std::string& provenance_json);
+// The figure a model's provenance records, for listings: "test mean Dice 0.9712" when its
+// training validated on the whole split "test", "validation mean Dice 0.9293 (24 held-out
+// cases)" when on cases held out of its training split, else "-".
+std::string recorded_figure(const std::string& provenance_json);
 
 // A model that a name finds (seg/model_search.h), in brief.
 struct ModelListing {
@@ -29,14 +30,14 @@ struct ModelListing {
   uintmax_t bytes = 0;
   std::string network = "-";     // "-" when the file cannot be read
   std::optional<int64_t> classes;
-  std::string test = "-";        // recorded_test_figure, or "unreadable: <why>"
+  std::string figure = "-";      // recorded_figure, or "unreadable: <why>"
 };
 
 // Every model of `folders` (list_models), each file read for its network, classes and
-// recorded test figure; a file that cannot be read is listed as unreadable, with the reason.
+// recorded figure; a file that cannot be read is listed as unreadable, with the reason.
 std::vector<ModelListing> list_found_models(const std::vector<std::filesystem::path>& folders);
 
-// One line a model (name, network, classes, file size, test figure, path), or a line saying
+// One line a model (name, network, classes, file size, recorded figure, path), or a line saying
 // that `folders` hold none; and the same as a JSON array.
 std::string model_listing_text(const std::vector<ModelListing>& models, const std::vector<std::filesystem::path>& folders);
 std::string model_listing_json(const std::vector<ModelListing>& models);

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "common.h"
@@ -193,7 +194,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--overlay", request.overlay, "also write OUT/overlays/<case>.png");
     app.add_flag("--probabilities", request.probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
     app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
-    app.add_option("--batch", batch, "images per forward pass")->capture_default_str();
+    app.add_option("--batch", batch,
+                   "images per forward pass, at most (on the CPU each of the --threads workers makes its own passes, "
+                   "of at most 128 MiB of films)")
+        ->capture_default_str();
     app.add_option("--resize", resize,
                    "how an image meets the model's input: pad = scale to fit keeping the aspect ratio and pad "
                    "(edge pixels), stretch = scale each side on its own; identical for images of the input's "
@@ -379,71 +383,61 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
     int64_t reframed = 0;
-    std::optional<Image> read_ahead;    // the image that ended the previous batch: read once only
     const io::ReadOptions read_options{to_gray};
-    // Reads one film; returns nothing when it cannot be read and --keep-going says go on.
+    // A film that cannot be read, without --keep-going: its message once the films before it are written.
+    struct Unreadable : Error {
+      using Error::Error;
+    };
+    std::vector<std::string> unread(items.size());  // --keep-going: why each film could not be read
+    std::vector<std::string> intensity_warnings(items.size());  // printed when the film is written
+    std::mutex intensity_mutex;                                  // the check warns once per run
+    std::vector<std::vector<double>> features(qc_table ? items.size() : 0);  // --qc: each film's, from its worker
+    auto analyse = [&](const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
+                       const std::vector<FilmPrediction>& predictions) {
+      std::vector<at::Tensor> pixels;
+      for (const auto& film : films) pixels.push_back(film.to(torch::kFloat));
+      auto batch_features = film_quality_features(segmenter, pixels, predictions, quality->label_statistics, trained_intensity);
+      for (size_t i = 0; i < indices.size(); ++i) features[indices[i]] = std::move(batch_features[i]);
+    };
+    // Reads one film on a worker thread; nothing when it cannot be read and --keep-going says go on.
     auto read_item = [&](size_t index) -> std::optional<Image> {
       const auto& item = items[index];
       try {
         Image image = item.in_memory ? *item.in_memory : io::read_image(item.path, read_options);
         if (image.channels() != 1)
           throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
+        const std::lock_guard<std::mutex> lock(intensity_mutex);
+        intensity_warnings[index] = intensity_check.film(image.pixels, item.source());
         return image;
       } catch (const Error& e) {
-        if (!keep_going)
-          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
-                      " films segmented before it, their outputs whole; --keep-going goes on past such films)");
-        failures.push_back(e.what());
+        if (!keep_going) throw Unreadable(e.what());
+        unread[index] = e.what();
         return std::nullopt;
       }
     };
-    for (size_t first = 0; first < items.size();) {
-      // A batch: consecutive images of one size.
-      std::vector<Image> images;
-      std::vector<size_t> rows;
-      size_t next = first;
-      if (read_ahead) {
-        images.push_back(std::move(*read_ahead));
-        rows.push_back(next++);
-        read_ahead.reset();
+    auto write_item = [&](size_t index, const Image& image, const Segmentation& result) {
+      try {
+        write_outputs(segmenter, result, 0, image, items[index].case_id, planned[index], request);
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                    " films written whole before it)");
       }
-      while (next < items.size() && static_cast<int64_t>(images.size()) < batch) {
-        auto image = read_item(next);
-        if (!image) {
-          ++next;
-          continue;
-        }
-        if (!images.empty() && image->pixels.sizes() != images.front().pixels.sizes()) {
-          read_ahead = std::move(image);
-          break;
-        }
-        images.push_back(std::move(*image));
-        rows.push_back(next++);
-      }
-      first = next;
-      if (images.empty()) continue;
-      std::vector<at::Tensor> pixels;
-      for (const auto& image : images) pixels.push_back(image.pixels.to(torch::kFloat));
-      for (size_t i = 0; i < images.size(); ++i)
-        if (const auto warning = intensity_check.film(images[i].pixels, items[rows[i]].source()); !warning.empty())
-          err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << warning << "\n";
-      const auto predictions = segmenter.predict(pixels);
-      std::vector<std::vector<double>> features;
-      if (qc_table) features = film_quality_features(segmenter, pixels, predictions, quality->label_statistics, trained_intensity);
-      for (size_t i = 0; i < images.size(); ++i) {
-        const Segmentation result = segmenter.finish(predictions[i]);
-        reframed += result.reframed;
-        if (qc_table) io::add_estimate(*qc_table, items[rows[i]].case_id, estimate_quality(*quality, features[i]), features[i]);
-        try {
-          write_outputs(segmenter, result, 0, images[i], items[rows[i]].case_id, planned[rows[i]], request);
-        } catch (const Error& e) {
-          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
-                      " films written whole before it)");
-        }
-        ++done;
-      }
+      if (qc_table) io::add_estimate(*qc_table, items[index].case_id, estimate_quality(*quality, features[index]), features[index]);
+      if (!intensity_warnings[index].empty())
+        err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << intensity_warnings[index] << "\n";
+      reframed += result.reframed;
+      ++done;
       if (terminal) err << "\rsegmented " << done << "/" << items.size() << std::flush;
+    };
+    try {
+      segmenter.stream(items.size(), read_item, write_item, {torch::get_num_threads(), batch, request.overlay},
+                       qc_table ? FilmAnalysis(analyse) : FilmAnalysis());
+    } catch (const Unreadable& e) {
+      throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                  " films segmented before it, their outputs whole; --keep-going goes on past such films)");
     }
+    for (const auto& why : unread)
+      if (!why.empty()) failures.push_back(why);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (terminal) err << "\r\033[K";
     const auto& steps = segmenter.options().postprocessing;

@@ -73,14 +73,8 @@ TruthCases truth_from_data(const fs::path& data, const std::string& split, Pairi
     t.selected = t.known;
     return t;
   }
-  const auto it = splits.find(split);
-  if (it == splits.end()) {
-    std::vector<std::string> names;
-    for (const auto& [name, members] : splits) names.push_back(name);
-    throw Error(data.string(), "has no split \"" + split + "\" (it has: " +
-                                   (names.empty() ? "none" : joined(names, ", ")) + "); choose one of those");
-  }
-  t.selected.insert(it->second.begin(), it->second.end());
+  const auto& members = split_cases(splits, split, data.string());
+  t.selected.insert(members.begin(), members.end());
   return t;
 }
 

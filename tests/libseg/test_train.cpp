@@ -126,11 +126,11 @@ TEST_F(TrainTest, LossFallsAndTheRunFolderHoldsEverything) {
   EXPECT_NE(model.info.provenance_json.find("\"val_mean_dice\""), std::string::npos);
   EXPECT_EQ(model.info.input_size, (std::vector<int64_t>{32, 32}));
   // Reframing scored on the validation cases, and kept (with where the training split's
-  // structures sit) only when it raised their mean Dice.
+  // structures sit) unless it lowered their mean Dice.
   const auto provenance = nlohmann::json::parse(model.info.provenance_json);
   ASSERT_TRUE(provenance.contains("reframing_val_mean_dice")) << provenance.dump();
   const auto& reframing = provenance["reframing_val_mean_dice"];
-  const bool earned = reframing.at("reframed").get<double>() > reframing.at("one pass").get<double>();
+  const bool earned = reframing.at("reframed").get<double>() >= reframing.at("one pass").get<double>();
   ASSERT_EQ(model.info.framing.has_value(), earned) << reframing.dump();
   if (earned) {
     const auto expected = seg::measure_framing(shapes_dataset().subset("train").labels);

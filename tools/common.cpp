@@ -100,12 +100,6 @@ bool is_terminal(const std::ostream& stream) {
   return false;
 }
 
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string text;
-  for (size_t i = 0; i < parts.size(); ++i) text += (i ? separator : "") + parts[i];
-  return text;
-}
-
 Overlap parse_overlap(const std::string& text, const ClassTable& classes) {
   const auto colon = text.find(':');
   auto value_of = [&](const std::string& part) -> int {

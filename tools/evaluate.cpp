@@ -58,9 +58,10 @@ void check_report_path(const fs::path& path, const std::vector<fs::path>& read, 
 // --fit-qc: fits the model's quality estimator on a split of a data set and its variants made
 // in memory, and writes the model with it to a new file.
 struct FitRequest {
-  std::string model, data, split, out;
+  std::string model, data, split, out, samples_csv;
   std::vector<std::string> review;
   uint64_t seed = 0;
+  double flag_budget = QualityFitOptions{}.flag_budget;
   bool overwrite = false;
 };
 
@@ -70,6 +71,10 @@ int fit_quality_estimator(const FitRequest& request, std::ostream& out, std::ost
   const fs::path model_file = find_model(request.model);
   const fs::path model_path = fs::is_directory(model_file) ? model_file / "model.pth" : model_file;
   check_report_path(request.out, {model_path, request.data}, request.overwrite);
+  if (!request.samples_csv.empty()) {
+    if (fs::path(request.samples_csv) == fs::path(request.out)) throw UsageError("--qc-samples and -o name the same file");
+    check_report_path(request.samples_csv, {model_path, request.data}, request.overwrite);
+  }
   Model model = load_model(model_file);
   const Dataset data = load_data(request.data);
   if (data.classes.entries != model.info.classes.entries)
@@ -85,16 +90,22 @@ int fit_quality_estimator(const FitRequest& request, std::ostream& out, std::ost
                                        request.seed, [&](const std::string& variant) {
                                          err << "seg-evaluate: fitting: " << films.size() << " films " << variant << "\n";
                                        });
+  nlohmann::json variants = nlohmann::json::object();
+  for (const auto& variant : quality_fitting_variants()) variants[variant.name] = variant.strengths;
   const nlohmann::json fitted_on = {{"dataset", data.name},
                                     {"source", request.data},
                                     {"split", request.split},
                                     {"label_statistics_split", has_train ? "train" : request.split},
                                     {"source_films", films.size()},
                                     {"films", samples.size()},
-                                    {"variants", quality_fitting_variants()},
+                                    {"variants", variants},
                                     {"seed", request.seed}};
-  model.info.quality = std::make_shared<const QualityRecord>(
-      fit_quality(samples, data.classes, statistics, {request.review, 0.90, 0.70, fitted_on.dump()}));
+  QualityFitOptions fit_options;
+  fit_options.review = request.review;
+  fit_options.flag_budget = request.flag_budget;
+  fit_options.fitted_on_json = fitted_on.dump();
+  model.info.quality = std::make_shared<const QualityRecord>(fit_quality(samples, data.classes, statistics, fit_options));
+  if (!request.samples_csv.empty()) write_file_atomically(request.samples_csv, quality_samples_csv(samples, data.classes));
   save_model(model, request.out);
   out << "quality estimator " << quality_record_summary(*model.info.quality) << "\nwritten with the model to "
       << request.out << "\n";
@@ -150,6 +161,13 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
                    "with --fit-qc: the structures whose Dice below 0.90 asks for review (default: all)")
         ->delimiter(',');
     app.add_option("--seed", fit.seed, "with --fit-qc: seed of the variants")->capture_default_str();
+    app.add_option("--qc-budget", fit.flag_budget,
+                   "with --fit-qc: the share of the fitting films that pass which the review threshold may flag (it "
+                   "flags more where 70 % of the failures need it)")
+        ->check(CLI::Range(0.0, 0.99))
+        ->capture_default_str();
+    app.add_option("--qc-samples", fit.samples_csv,
+                   "with --fit-qc: also write the fitting films' real Dice and features to this CSV file");
     if (!parse(app, args, out)) return kOk;
     set_threads(threads);
     if (!fit.model.empty()) {
@@ -160,7 +178,8 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       fit.overwrite = overwrite;
       return fit_quality_estimator(fit, out, err);
     }
-    if (!fit.out.empty() || !fit.review.empty()) throw UsageError("-o and --review go with --fit-qc");
+    if (!fit.out.empty() || !fit.review.empty() || !fit.samples_csv.empty() || app.count("--qc-budget") > 0)
+      throw UsageError("-o, --review, --qc-budget and --qc-samples go with --fit-qc");
     if (pred_arg.empty()) throw UsageError("PRED is required: the predicted label map or folder (run with --help for more information)");
     io::EvaluationOptions options;
     for (const auto& text : merge_args) options.groups.push_back(parse_group(text));

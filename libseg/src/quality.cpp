@@ -283,8 +283,9 @@ std::string quality_record_to_json(const QualityRecord& r) {
                   {"centre", r.centre},           {"scale", r.scale},             {"low", r.low},
                   {"high", r.high},               {"coefficients", coefficients}, {"label_statistics", statistics},
                   {"dice_limit", r.dice_limit},   {"threshold", r.threshold},     {"target_recall", r.target_recall},
-                  {"recall", r.recall},           {"flag_rate", r.flag_rate},     {"ridge", r.ridge},
-                  {"fitted_on", json::parse(r.fitted_on_json)}};
+                  {"near_band", r.near_band},     {"flag_budget", r.flag_budget}, {"recall_threshold", r.recall_threshold},
+                  {"budget_threshold", r.budget_threshold},                       {"recall", r.recall},
+                  {"flag_rate", r.flag_rate},     {"ridge", r.ridge},             {"fitted_on", json::parse(r.fitted_on_json)}};
   return j.dump();
 }
 
@@ -315,6 +316,12 @@ QualityRecord quality_record_from_json(const std::string& text, const ClassTable
     r.dice_limit = j.at("dice_limit").get<double>();
     r.threshold = j.at("threshold").get<double>();
     r.target_recall = j.at("target_recall").get<double>();
+    // Records fitted before the flag budget chose the threshold by the recall alone, on failures
+    // within 0.1 below the limit.
+    r.near_band = j.value("near_band", 0.1);
+    r.flag_budget = j.value("flag_budget", 0.0);
+    r.recall_threshold = j.value("recall_threshold", r.threshold);
+    r.budget_threshold = j.value("budget_threshold", 0.0);
     r.recall = j.at("recall").get<double>();
     r.flag_rate = j.at("flag_rate").get<double>();
     r.ridge = j.at("ridge").get<double>();
@@ -355,9 +362,16 @@ std::string quality_record_summary(const QualityRecord& r) {
   }
   text << "estimates the Dice of " << r.structures.size() << " structures from " << r.features.size()
        << " features; flags a film when the least of " << review << " is below " << std::fixed << std::setprecision(3)
-       << r.threshold << " or a feature is out of range (recall " << std::setprecision(2) << r.recall
-       << " of films with one below " << r.dice_limit << ", " << std::setprecision(0) << 100 * r.flag_rate
-       << " % flagged, when fitted";
+       << r.threshold << " or a feature is out of range; the threshold is ";
+  if (r.flag_budget > 0) text << "the higher of " << r.recall_threshold << ", ";
+  text << "the least that flags " << std::setprecision(0) << 100 * r.target_recall
+       << " % of the fitting films with one below " << std::setprecision(2) << r.dice_limit << " and of those within "
+       << r.near_band << " below";
+  if (r.flag_budget > 0)
+    text << ", and " << std::setprecision(3) << r.budget_threshold << ", the highest that flags at most "
+         << std::setprecision(0) << 100 * r.flag_budget << " % of those that pass";
+  text << " (recall " << std::setprecision(2) << r.recall << ", " << std::setprecision(0) << 100 * r.flag_rate
+       << " % flagged, out-of-fold";
   if (fitted.contains("films")) text << " on " << fitted["films"].get<int64_t>() << " films";
   if (fitted.contains("dataset")) text << " of " << fitted["dataset"].get<std::string>();
   if (fitted.contains("split")) text << " " << fitted["split"].get<std::string>();

@@ -11,8 +11,11 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <iomanip>
 #include <map>
+#include <sstream>
 
 namespace seg {
 namespace {
@@ -20,14 +23,14 @@ namespace {
 constexpr int kFolds = 5;
 constexpr double kRangeMargin = 0.10;  // the accepted range: the fitting range widened by this much of it each side
 
-// A variant of the fitting films: augmentation strengths (every other augmentation off).
-struct FittingVariant {
+// A kind of variant of the fitting films: augmentation strengths at its strongest (every other
+// augmentation off), made at each of kFittingLevels times them.
+struct VariantKind {
   const char* name;
   std::map<std::string, double> strengths;
 };
-const std::vector<FittingVariant>& fitting_variants() {
-  static const std::vector<FittingVariant> variants{
-      {"as-is", {}},
+const std::vector<VariantKind>& variant_kinds() {
+  static const std::vector<VariantKind> kinds{
       {"exposure", {{"intensity", 0.6}, {"processing", 2.0}, {"invert", 0.2}}},
       {"texture", {{"texture", 2.5}}},
       {"opacity", {{"opacity", 3.0}, {"devices", 1.0}}},
@@ -36,10 +39,22 @@ const std::vector<FittingVariant>& fitting_variants() {
        {{"scale", 0.05}, {"zoom", 1.0}, {"rotation", 15.0}, {"opacity", 2.0}, {"devices", 1.0}, {"intensity", 0.4},
         {"processing", 1.5}, {"texture", 1.5}}},
   };
-  return variants;
+  return kinds;
 }
 
-AugmentOptions options_of(const FittingVariant& variant) {
+// The strongest level fails the model grossly; the milder ones fail it near the limit, as real
+// shifts do, so that the regression and the threshold learn from failures like the real ones.
+constexpr std::array<double, 3> kFittingLevels{0.4, 0.7, 1.0};
+
+// Each variant draws from its own generator, seeded from the seed and its name, so that its
+// films do not change when variants are added or removed.
+uint64_t variant_seed(uint64_t seed, const std::string& name) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a
+  for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return seed ^ hash;
+}
+
+AugmentOptions options_of(const QualityVariant& variant) {
   AugmentOptions options;
   for (const auto& a : augmentations()) options.strengths[a.name] = 0.0;
   for (const auto& [name, strength] : variant.strengths) options.strengths[name] = strength;
@@ -121,10 +136,37 @@ double predicted(const std::vector<double>& w, const std::vector<double>& z) {
 
 }  // namespace
 
-std::vector<std::string> quality_fitting_variants() {
-  std::vector<std::string> names;
-  for (const auto& v : fitting_variants()) names.emplace_back(v.name);
-  return names;
+const std::vector<QualityVariant>& quality_fitting_variants() {
+  static const std::vector<QualityVariant> variants = [] {
+    std::vector<QualityVariant> list{{"as-is", {}}};
+    for (const auto& kind : variant_kinds())
+      for (const double level : kFittingLevels) {
+        std::ostringstream name;
+        name << kind.name;
+        if (level != 1.0) name << "-" << level;
+        QualityVariant variant{name.str(), {}};
+        for (const auto& [augmentation, strength] : kind.strengths) variant.strengths[augmentation] = strength * level;
+        list.push_back(std::move(variant));
+      }
+    return list;
+  }();
+  return variants;
+}
+
+std::string quality_samples_csv(const std::vector<QualitySample>& samples, const ClassTable& classes) {
+  std::ostringstream csv;
+  csv << std::setprecision(17) << "variant,film";
+  for (const auto& [name, value] : classes.entries)
+    if (value != 0) csv << ",dice_" << name;
+  for (const auto& name : quality_feature_names(classes)) csv << "," << name;
+  csv << "\n";
+  for (const auto& sample : samples) {
+    csv << sample.variant << "," << sample.group;
+    for (double dice : sample.dice) csv << "," << dice;
+    for (double feature : sample.features) csv << "," << feature;
+    csv << "\n";
+  }
+  return csv.str();
 }
 
 std::vector<QualitySample> quality_samples(const Segmenter& segmenter, const at::Tensor& images, const at::Tensor& labels,
@@ -134,9 +176,9 @@ std::vector<QualitySample> quality_samples(const Segmenter& segmenter, const at:
   constexpr int64_t kBatch = 16;
   const ClassTable& classes = segmenter.classes();
   std::vector<QualitySample> samples;
-  auto gen = make_seeded_generator(seed);
-  for (const auto& variant : fitting_variants()) {
+  for (const auto& variant : quality_fitting_variants()) {
     if (progress) progress(variant.name);
+    auto gen = make_seeded_generator(variant_seed(seed, variant.name));
     const AugmentPipeline pipeline(options_of(variant));
     for (int64_t first = 0; first < images.size(0); first += kBatch) {
       const int64_t count = std::min(kBatch, images.size(0) - first);
@@ -148,7 +190,7 @@ std::vector<QualitySample> quality_samples(const Segmenter& segmenter, const at:
       for (int64_t i = 0; i < count; ++i) {
         const auto result = segmenter.finish(predictions[static_cast<size_t>(i)]).labels[0];
         const auto dice = dice_per_label(result, truth[i], classes.max_value() + 1);
-        QualitySample sample{features[static_cast<size_t>(i)], {}, first + i};
+        QualitySample sample{features[static_cast<size_t>(i)], {}, first + i, variant.name};
         for (const auto& [name, value] : classes.entries)
           if (value != 0) sample.dice.push_back(dice[value - 1].item<double>());
         samples.push_back(std::move(sample));
@@ -156,6 +198,43 @@ std::vector<QualitySample> quality_samples(const Segmenter& segmenter, const at:
     }
   }
   return samples;
+}
+
+ReviewThreshold review_threshold(const std::vector<double>& scores, const std::vector<double>& least_real,
+                                 const QualityFitOptions& options) {
+  if (scores.size() != least_real.size()) throw Error("review_threshold", "needs one real Dice per score");
+  if (!(options.target_recall > 0 && options.target_recall <= 1) || !(options.near_band > 0) ||
+      !(options.flag_budget >= 0 && options.flag_budget < 1))
+    throw UsageError("the review threshold needs a recall in (0, 1], a near band above 0 and a flag budget in [0, 1)");
+  std::vector<double> failures, near, passing;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (least_real[i] >= options.dice_limit) {
+      passing.push_back(scores[i]);
+      continue;
+    }
+    failures.push_back(scores[i]);
+    if (least_real[i] >= options.dice_limit - options.near_band) near.push_back(scores[i]);
+  }
+  if (failures.empty())
+    throw Error("fit_quality", "no fitting film has a structure below " + std::to_string(options.dice_limit) +
+                                   ": nothing to learn failures from");
+  // The least threshold that flags (score strictly below) the target share of `group`.
+  auto catching = [&](std::vector<double> group) {
+    if (group.empty()) return 0.0;
+    std::sort(group.begin(), group.end());
+    const auto needed = static_cast<size_t>(std::ceil(options.target_recall * static_cast<double>(group.size())));
+    return std::nextafter(group[std::clamp<size_t>(needed, 1, group.size()) - 1], 2.0);
+  };
+  ReviewThreshold chosen;
+  chosen.recall = std::max(catching(failures), catching(near));
+  if (!passing.empty()) {
+    // The highest that flags at most the budget's count: the score of the first passing film it spares.
+    std::sort(passing.begin(), passing.end());
+    const auto allowed = static_cast<size_t>(std::floor(options.flag_budget * static_cast<double>(passing.size())));
+    chosen.budget = allowed < passing.size() ? passing[allowed] : std::nextafter(passing.back(), 2.0);
+  }
+  chosen.threshold = std::max(chosen.recall, chosen.budget);
+  return chosen;
 }
 
 QualityRecord fit_quality(const std::vector<QualitySample>& samples, const ClassTable& classes,
@@ -171,6 +250,8 @@ QualityRecord fit_quality(const std::vector<QualitySample>& samples, const Class
   record.label_statistics = statistics;
   record.dice_limit = options.dice_limit;
   record.target_recall = options.target_recall;
+  record.near_band = options.near_band;
+  record.flag_budget = options.flag_budget;
   record.fitted_on_json = options.fitted_on_json;
   const size_t n = samples.size(), p = record.features.size(), structures = record.structures.size();
   if (n < 2 * kFolds) throw Error("fit_quality", "needs at least " + std::to_string(2 * kFolds) + " films to fit on");
@@ -237,29 +318,22 @@ QualityRecord fit_quality(const std::vector<QualitySample>& samples, const Class
   for (size_t i = 0; i < n; ++i) all[i] = i;
   for (size_t s = 0; s < structures; ++s) record.coefficients.push_back(ridge(z, y, s, all, record.ridge));
 
-  // The threshold: the least that flags target_recall of the failures (score strictly below it),
-  // and of the hard ones just below the limit, which the gross failures of the variants outnumber.
-  std::vector<double> failure_scores, near_scores;
+  // The threshold, on the out-of-fold estimates.
+  std::vector<double> least_real(n, 1.0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t s : review_index) least_real[i] = std::min(least_real[i], samples[i].dice[s]);
+  const auto chosen = review_threshold(best_scores, least_real, options);
+  record.threshold = chosen.threshold;
+  record.recall_threshold = chosen.recall;
+  record.budget_threshold = chosen.budget;
+  size_t failures = 0, caught = 0, flagged = 0;
   for (size_t i = 0; i < n; ++i) {
-    double least = 1.0;
-    for (size_t s : review_index) least = std::min(least, samples[i].dice[s]);
-    if (least < options.dice_limit) failure_scores.push_back(best_scores[i]);
-    if (least < options.dice_limit && least >= options.dice_limit - 0.1) near_scores.push_back(best_scores[i]);
+    const bool flag = best_scores[i] < record.threshold;
+    failures += least_real[i] < options.dice_limit;
+    caught += flag && least_real[i] < options.dice_limit;
+    flagged += flag;
   }
-  if (failure_scores.empty())
-    throw Error("fit_quality", "no fitting film has a structure below " + std::to_string(options.dice_limit) +
-                                   ": nothing to learn failures from");
-  auto catching = [&](std::vector<double> scores) {
-    if (scores.empty()) return 0.0;
-    std::sort(scores.begin(), scores.end());
-    const auto needed = static_cast<size_t>(std::ceil(options.target_recall * static_cast<double>(scores.size())));
-    return std::nextafter(scores[std::clamp<size_t>(needed, 1, scores.size()) - 1], 2.0);
-  };
-  record.threshold = std::max(catching(failure_scores), catching(near_scores));
-  size_t caught = 0, flagged = 0;
-  for (double score : failure_scores) caught += score < record.threshold;
-  for (double score : best_scores) flagged += score < record.threshold;
-  record.recall = static_cast<double>(caught) / static_cast<double>(failure_scores.size());
+  record.recall = static_cast<double>(caught) / static_cast<double>(failures);
   record.flag_rate = static_cast<double>(flagged) / static_cast<double>(n);
   return record;
 }

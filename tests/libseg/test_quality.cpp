@@ -1,6 +1,7 @@
 // Quality control: the features tell a good prediction from a broken one, the estimator fitted
 // on films made to fail ranks and flags a corrupted film, and its record round-trips through
 // the model file.
+#include <seg/augment_pipeline.h>
 #include <seg/error.h>
 #include <seg/model_file.h>
 #include <seg/models.h>
@@ -9,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -115,6 +117,79 @@ TEST(QualityEstimator, FittedOnFilmsMadeToFailRanksAndFlagsACorruptedFilm) {
   EXPECT_LT(corrupted.score, clean.score - 0.1);
 }
 
+// Scores of passing films and of failures, each with its real Dice, for the threshold rule.
+struct ScoredFilms {
+  std::vector<double> scores, real;
+  void add(double score, double real_dice) {
+    scores.push_back(score);
+    real.push_back(real_dice);
+  }
+  size_t flagged_below(double threshold, double low, double high) const {
+    size_t count = 0;
+    for (size_t i = 0; i < scores.size(); ++i) count += real[i] >= low && real[i] < high && scores[i] < threshold;
+    return count;
+  }
+};
+
+TEST(ReviewThreshold, SpendsTheFlagBudgetOnThePassingFilms) {
+  ScoredFilms films;
+  for (int i = 0; i < 40; ++i) films.add(0.90 + 0.002 * i, 0.97);  // passing, scores 0.900 .. 0.978
+  for (int i = 0; i < 10; ++i) films.add(0.60 + 0.01 * i, 0.70);   // gross failures, easy to flag
+  seg::QualityFitOptions options;
+  options.flag_budget = 0.10;
+  const auto chosen = seg::review_threshold(films.scores, films.real, options);
+  EXPECT_EQ(chosen.threshold, chosen.budget);
+  EXPECT_GT(chosen.budget, chosen.recall);
+  // 10 % of 40 passing films: four flagged, the fifth (score 0.908) spared.
+  EXPECT_EQ(films.flagged_below(chosen.threshold, 0.9, 1.1), 4u);
+  EXPECT_DOUBLE_EQ(chosen.threshold, 0.90 + 0.002 * 4);
+  options.flag_budget = 0.0;
+  EXPECT_EQ(films.flagged_below(seg::review_threshold(films.scores, films.real, options).threshold, 0.9, 1.1), 0u);
+}
+
+TEST(ReviewThreshold, ReachesTheRecallOnNearLimitFailuresBeyondTheBudget) {
+  ScoredFilms films;
+  for (int i = 0; i < 40; ++i) films.add(0.90 + 0.002 * i, 0.97);  // passing
+  for (int i = 0; i < 20; ++i) films.add(0.50 + 0.01 * i, 0.60);   // gross failures, many and low
+  for (int i = 0; i < 10; ++i) films.add(0.93 + 0.003 * i, 0.88);  // near the limit: scored like passing films
+  films.add(0.60, 0.84);                                            // below the near band: not one of them
+  seg::QualityFitOptions options;
+  options.flag_budget = 0.05;
+  options.near_band = 0.05;
+  const auto chosen = seg::review_threshold(films.scores, films.real, options);
+  EXPECT_EQ(chosen.threshold, chosen.recall);
+  EXPECT_GT(chosen.recall, chosen.budget);
+  // 70 % of the ten near the limit (0.85 .. 0.90) flagged, not more; of all failures 70 % alone
+  // would have stopped among the gross ones.
+  EXPECT_EQ(films.flagged_below(chosen.threshold, 0.85, 0.90), 7u);
+  EXPECT_DOUBLE_EQ(chosen.threshold, 0.93 + 0.003 * 6);
+  EXPECT_THROW(seg::review_threshold(films.scores, std::vector<double>(films.scores.size(), 0.95), options), seg::Error);
+  options.target_recall = 0;
+  EXPECT_THROW(seg::review_threshold(films.scores, films.real, options), seg::UsageError);
+}
+
+TEST(QualityVariants, EachKindAtMildAndStrongLevels) {
+  const auto& variants = seg::quality_fitting_variants();
+  ASSERT_FALSE(variants.empty());
+  EXPECT_EQ(variants.front().name, "as-is");
+  EXPECT_TRUE(variants.front().strengths.empty());
+  auto find = [&](const std::string& name) {
+    const auto it = std::find_if(variants.begin(), variants.end(), [&](const auto& v) { return v.name == name; });
+    EXPECT_NE(it, variants.end()) << name;
+    return it == variants.end() ? seg::QualityVariant{} : *it;
+  };
+  for (const char* kind : {"exposure", "texture", "opacity", "framing", "everything"}) {
+    const auto strong = find(kind), mild = find(std::string(kind) + "-0.4"), middle = find(std::string(kind) + "-0.7");
+    ASSERT_FALSE(strong.strengths.empty()) << kind;
+    for (const auto& [augmentation, strength] : strong.strengths) {
+      EXPECT_NE(seg::find_augmentation(augmentation), nullptr) << augmentation;
+      EXPECT_NEAR(mild.strengths.at(augmentation), 0.4 * strength, 1e-12) << kind << " " << augmentation;
+      EXPECT_NEAR(middle.strengths.at(augmentation), 0.7 * strength, 1e-12) << kind << " " << augmentation;
+    }
+  }
+  EXPECT_EQ(variants.size(), 16u);
+}
+
 seg::QualityRecord small_record() {
   const auto data = seg::testing::shapes_dataset(4, 16, 16, 4);
   const auto stats = seg::label_statistics(data.labels, kShapes);
@@ -125,7 +200,7 @@ seg::QualityRecord small_record() {
     const auto x = torch::rand({static_cast<int64_t>(n)}, torch::kDouble);
     std::vector<double> features(x.data_ptr<double>(), x.data_ptr<double>() + n);
     const double d = 0.7 + 0.3 * features[0];
-    samples.push_back({features, {d, 0.95, d * 0.9}, i});
+    samples.push_back({features, {d, 0.95, d * 0.9}, i, "made-up"});
   }
   seg::QualityFitOptions options;
   options.review = {"disc", "ring"};
@@ -153,9 +228,27 @@ TEST(QualityRecord, RoundTripsThroughTheModelFileAndOlderFilesLoadWithout) {
   EXPECT_EQ(loaded->coefficients, r.coefficients);
   EXPECT_EQ(loaded->low, r.low);
   EXPECT_DOUBLE_EQ(loaded->threshold, r.threshold);
+  EXPECT_DOUBLE_EQ(loaded->flag_budget, r.flag_budget);
+  EXPECT_DOUBLE_EQ(loaded->near_band, r.near_band);
+  EXPECT_DOUBLE_EQ(loaded->budget_threshold, r.budget_threshold);
+  EXPECT_DOUBLE_EQ(loaded->recall_threshold, r.recall_threshold);
   EXPECT_DOUBLE_EQ(loaded->label_statistics.measures[2][0].sd, r.label_statistics.measures[2][0].sd);
   std::vector<double> x(r.features.size(), 0.5);
   EXPECT_EQ(seg::estimate_quality(*loaded, x).dice, seg::estimate_quality(r, x).dice);
+}
+
+TEST(QualityRecord, ARecordFromBeforeTheBudgetLoadsAsRecallOnly) {
+  const auto record = small_record();
+  EXPECT_NE(seg::quality_record_summary(record).find("at most 10 % of those that pass"), std::string::npos);
+  auto j = nlohmann::json::parse(seg::quality_record_to_json(record));
+  for (const char* key : {"near_band", "flag_budget", "recall_threshold", "budget_threshold"}) j.erase(key);
+  const auto old = seg::quality_record_from_json(j.dump(), kShapes, "old.pth");
+  EXPECT_DOUBLE_EQ(old.flag_budget, 0.0);
+  EXPECT_DOUBLE_EQ(old.near_band, 0.1);
+  EXPECT_DOUBLE_EQ(old.recall_threshold, record.threshold);
+  const auto summary = seg::quality_record_summary(old);
+  EXPECT_EQ(summary.find("of those that pass"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("within 0.10 below"), std::string::npos) << summary;
 }
 
 TEST(QualityRecord, ARecordOfOtherFeaturesIsRefusedWithHowToRefit) {

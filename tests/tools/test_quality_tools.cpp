@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "fixtures.h"
+#include "shapes_dataset.h"
 #include "test_support.h"
 #include "tool_run.h"
 
@@ -67,7 +68,7 @@ class QualityTools : public ::testing::Test {
     for (int64_t i = 0; i < 30; ++i) {
       const auto x = torch::rand({static_cast<int64_t>(n)}, torch::kDouble);
       std::vector<double> features(x.data_ptr<double>(), x.data_ptr<double>() + n);
-      samples.push_back({features, {0.8 + 0.2 * features[0], 0.95}, i});
+      samples.push_back({features, {0.8 + 0.2 * features[0], 0.95}, i, "made-up"});
     }
     const auto stats = seg::label_statistics(torch::zeros({1, 32, 32}, torch::kByte), model_.info.classes);
     seg::Model with = model_;
@@ -134,5 +135,81 @@ TEST_F(QualityTools, EvaluateReportsTheEstimatesErrorCorrelationAndRecall) {
   EXPECT_NEAR(q["flag_rate"].get<double>(), 0.5, 1e-12);
   EXPECT_NE(r.err.find("recall 0.500"), std::string::npos) << r.err;  // the table, on stderr beside --json
 }
+
+// --fit-qc on a small data set: an untrained network fails every film, so the threshold comes
+// from the recall alone; the record keeps the rule's parameters, the CSV one row per fitting film.
+TEST(QualityFit, FitQcWritesTheRuleIntoTheRecordAndTheFittingFilmsToCsv) {
+  seg::testing::ScratchDir dir("quality-fit");
+  torch::manual_seed(2);
+  seg::Model model;
+  model.info.network = {"fcn", 1, 4};
+  const auto data = seg::testing::shapes_dataset(8, 32, 32, 6);
+  model.info.classes = data.classes;
+  model.info.input_size = {32, 32};
+  model.net = seg::make_network(model.info.network);
+  seg::save_model(model, dir / "plain.pth");
+  seg::save_tensor_pack(data, dir / "shapes.pth");
+  const auto r = evaluate({"--fit-qc", (dir / "plain.pth").string(), "--data", (dir / "shapes.pth").string(), "-o",
+                           (dir / "qc.pth").string(), "--qc-budget", "0.05", "--qc-samples", (dir / "fit.csv").string(),
+                           "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto record = seg::load_model(dir / "qc.pth").info.quality;
+  ASSERT_TRUE(record);
+  EXPECT_DOUBLE_EQ(record->flag_budget, 0.05);
+  EXPECT_DOUBLE_EQ(record->threshold, std::max(record->recall_threshold, record->budget_threshold));
+  EXPECT_NE(r.out.find("at most 5 % of those that pass"), std::string::npos) << r.out;
+  const auto fitted_on = nlohmann::json::parse(record->fitted_on_json);
+  EXPECT_EQ(fitted_on["variants"].size(), seg::quality_fitting_variants().size());
+  EXPECT_DOUBLE_EQ(fitted_on["variants"]["texture-0.4"]["texture"].get<double>(), 1.0);
+  const auto csv = lines_of(read_text(dir / "fit.csv"));
+  ASSERT_EQ(csv.size(), 1 + 6 * seg::quality_fitting_variants().size());
+  EXPECT_EQ(csv[0].rfind("variant,film,dice_disc,dice_rectangle,dice_ring,agreement_disc", 0), 0u) << csv[0];
+  EXPECT_EQ(csv[1].rfind("as-is,0,", 0), 0u) << csv[1];
+  EXPECT_EQ(csv.back().rfind("everything,5,", 0), 0u) << csv.back();
+}
+
+// Command lines that misuse the fitting options: one line on stderr, exit 2, nothing written.
+struct BadFitOptions {
+  const char* name;
+  std::vector<std::string> args;  // after the model; {dir} stands for the scratch folder
+};
+class QualityFitUsage : public ::testing::TestWithParam<BadFitOptions> {};
+
+TEST_P(QualityFitUsage, IsOneUsageLineAndWritesNothing) {
+  seg::testing::ScratchDir dir("quality-fit-usage");
+  seg::Model model;
+  model.info.network = {"fcn", 1, 4};
+  const auto data = seg::testing::shapes_dataset(4, 16, 16, 4);
+  model.info.classes = data.classes;
+  model.info.input_size = {16, 16};
+  model.net = seg::make_network(model.info.network);
+  seg::save_model(model, dir / "plain.pth");
+  seg::save_tensor_pack(data, dir / "shapes.pth");
+  seg::tools::Args args;
+  for (auto arg : GetParam().args) {
+    for (size_t at; (at = arg.find("{dir}")) != std::string::npos;) arg.replace(at, 5, dir.path().string());
+    args.push_back(arg);
+  }
+  const auto r = evaluate(args);
+  EXPECT_EQ(r.code, 2) << r.err;
+  ASSERT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  EXPECT_EQ(r.err.rfind("seg-evaluate: error: ", 0), 0u) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "qc.pth"));
+  EXPECT_FALSE(fs::exists(dir / "fit.csv"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, QualityFitUsage,
+    ::testing::Values(
+        BadFitOptions{"BudgetWithoutFitQc", {"{dir}/pred", "{dir}/truth", "--qc-budget", "0.1"}},
+        BadFitOptions{"SamplesWithoutFitQc", {"{dir}/pred", "{dir}/truth", "--qc-samples", "{dir}/fit.csv"}},
+        BadFitOptions{"BudgetOfAllFilms",
+                      {"--fit-qc", "{dir}/plain.pth", "--data", "{dir}/shapes.pth", "-o", "{dir}/qc.pth", "--qc-budget", "1"}},
+        BadFitOptions{"NegativeBudget",
+                      {"--fit-qc", "{dir}/plain.pth", "--data", "{dir}/shapes.pth", "-o", "{dir}/qc.pth", "--qc-budget", "-0.1"}},
+        BadFitOptions{"SamplesOverTheModel",
+                      {"--fit-qc", "{dir}/plain.pth", "--data", "{dir}/shapes.pth", "-o", "{dir}/qc.pth", "--qc-samples",
+                       "{dir}/qc.pth"}}),
+    [](const ::testing::TestParamInfo<BadFitOptions>& info) { return std::string(info.param.name); });
 
 }  // namespace

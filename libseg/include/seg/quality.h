@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,7 +84,10 @@ struct QualityRecord {
   LabelStatistics label_statistics;
   double dice_limit = 0.90;      // a structure below it is a failure
   double threshold = 0.0;        // qc_score below it: flag
-  double target_recall = 0.70;   // the recall of failures the threshold was chosen for
+  // How the threshold was chosen (review_threshold): the recall it must reach on the failures,
+  // and on those within near_band below dice_limit; the share of passing films it may flag.
+  double target_recall = 0.70, near_band = 0.05, flag_budget = 0.10;
+  double recall_threshold = 0.0, budget_threshold = 0.0;  // the two thresholds the rule weighed
   double recall = 0.0, flag_rate = 0.0;  // what it gave on the fitting films (out-of-fold)
   double ridge = 1.0;            // the penalty chosen by cross-validation
   std::string fitted_on_json = "{}";  // data set, split, films, variants, failures
@@ -100,38 +104,62 @@ struct QualityEstimate {
 };
 QualityEstimate estimate_quality(const QualityRecord& record, const std::vector<double>& features);
 
-// One fitting film: its features, the real Dice of each structure, and which source film it
-// was made from (variants of one film share a fold in cross-validation).
+// One fitting film: its features, the real Dice of each structure, which source film it was
+// made from (variants of one film share a fold in cross-validation) and the variant's name.
 struct QualitySample {
   std::vector<double> features;
   std::vector<double> dice;
   int64_t group = 0;
+  std::string variant;
 };
 
 struct QualityFitOptions {
   std::vector<std::string> review;  // empty: every structure
   double dice_limit = 0.90;
   double target_recall = 0.70;
+  double near_band = 0.05;
+  double flag_budget = 0.10;
   std::string fitted_on_json = "{}";
 };
 
+// The review threshold from the fitting films' out-of-fold qc_scores and the real Dice of their
+// least review structure. A film is flagged when its score lies strictly below the threshold.
+//   recall: the least threshold that flags target_recall of the failures (real below
+//           dice_limit) and target_recall of those within near_band below it, the failures like
+//           real shifts' (the gross failures of the variants outnumber them and are easy to flag);
+//   budget: the highest threshold that flags at most flag_budget of the films that pass;
+//   threshold: the higher of the two. The budget is spent, as real failures look more like
+//           passing films than the variants' do; the recall is reached even where the budget
+//           does not allow it.
+struct ReviewThreshold {
+  double threshold = 0.0, recall = 0.0, budget = 0.0;
+};
+ReviewThreshold review_threshold(const std::vector<double>& scores, const std::vector<double>& least_real,
+                                 const QualityFitOptions& options);
+
 // Fits the record: ridge regressions (penalty chosen by 5-fold cross-validation over the
-// groups), the threshold that flags at least target_recall of the films with a review structure
-// below dice_limit, and of those within 0.1 below it, the hard ones (out-of-fold estimates),
-// and the feature ranges. Throws seg::Error when there
-// are too few samples or no failure among them.
+// groups), the threshold of review_threshold on the out-of-fold estimates, and the feature
+// ranges. Throws seg::Error when there are too few samples or no failure among them.
 QualityRecord fit_quality(const std::vector<QualitySample>& samples, const ClassTable& classes,
                           const LabelStatistics& statistics, const QualityFitOptions& options);
 
 // Films made in memory from a data set's films to fit on: each film as it is and as each of the
-// variants shows it (the augmentation pipeline at strengths beyond training's: exposure and
-// processing, noise and texture, opacities and devices, zoom out and rotation), segmented and
-// scored against its (warped) labels. `progress` is told each variant's name as it starts.
-std::vector<std::string> quality_fitting_variants();
+// variants shows it (the augmentation pipeline at strengths up to beyond training's: exposure and
+// processing, noise and texture, opacities and devices, zoom out and rotation, each kind at
+// several levels), segmented and scored against its (warped) labels. `progress` is told each
+// variant's name as it starts.
+struct QualityVariant {
+  std::string name;                          // "as-is", "texture", "texture-0.4"
+  std::map<std::string, double> strengths;   // augmentation name: strength (the others off)
+};
+const std::vector<QualityVariant>& quality_fitting_variants();
 std::vector<QualitySample> quality_samples(const Segmenter& segmenter, const at::Tensor& images, const at::Tensor& labels,
                                            const LabelStatistics& statistics,
                                            const std::optional<IntensityRange>& trained, uint64_t seed,
                                            const std::function<void(const std::string&)>& progress = {});
+
+// The fitting films as CSV (variant, film, dice_<structure>..., the features), to study a fit.
+std::string quality_samples_csv(const std::vector<QualitySample>& samples, const ClassTable& classes);
 
 // The record as JSON and back; from_json checks it against the model's class table and the
 // feature names of this build (seg::Error naming `source`).

@@ -59,7 +59,7 @@ TEST(FilmInputs, ADataSetSplitNamesItsFilesAndAnUnknownSplitListsTheOthers) {
   fs::create_directories(dir / "images");
   for (const char* c : {"p", "q", "r"}) write_film(dir / "images" / (std::string(c) + ".png"), c[0]);
   std::ofstream(dir / "dataset.json") << R"({"images": "images/{case}.png", "classes": {"background": 0},
-    "splits": {"train": ["p", "q"], "test": ["r"]}})";
+    "split": {"train": ["p", "q"], "test": ["r"]}})";
   const auto test = seg::io::data_set_films(dir.path(), "test");
   ASSERT_EQ(case_ids(test), (std::vector<std::string>{"r"}));
   EXPECT_EQ(test[0].path, dir / "images" / "r.png");

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <seg/error.h>
+#include <seg/fs.h>
 #include <seg/postprocess.h>
 #include <torch/torch.h>
 #if SEG_WITH_IMAGE_IO
@@ -97,13 +98,8 @@ void set_threads(int requested, int processes_on_machine) {
 bool is_terminal(const std::ostream& stream) {
   if (&stream == &std::cout) return isatty(STDOUT_FILENO) != 0;
   if (&stream == &std::cerr) return isatty(STDERR_FILENO) != 0;
+  if (&stream == &seg::tool_messages()) return seg::tool_messages_on_terminal();
   return false;
-}
-
-std::string join(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string text;
-  for (size_t i = 0; i < parts.size(); ++i) text += (i ? separator : "") + parts[i];
-  return text;
 }
 
 Overlap parse_overlap(const std::string& text, const ClassTable& classes) {

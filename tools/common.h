@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <seg/dataset.h>
 #include <seg/postprocess.h>
+#include <seg/report_text.h>
 
 #include <functional>
 #include <ostream>
@@ -35,7 +36,6 @@ void set_threads(int requested, int processes_on_machine = 1);
 bool is_terminal(const std::ostream& stream);
 
 // "a, b, c" for {"a", "b", "c"} with separator ", ".
-std::string join(const std::vector<std::string>& parts, const std::string& separator);
 
 // "UNDER:OVER" (--overlap: class names or label values of `classes`) -> the overlap; throws
 // UsageError for a malformed pair or an unknown class.

@@ -2,8 +2,8 @@
 // films, DICOM SEG), overlays, per-structure masks and probabilities.
 #include <seg/error.h>
 #include <seg/fs.h>
-#include <seg/io/dataset_io.h>
 #include <seg/io/dicom_seg.h>
+#include <seg/io/film_inputs.h>
 #include <seg/io/image_header.h>
 #include <seg/io/image_io.h>
 #include <seg/intensity_range.h>
@@ -13,68 +13,22 @@
 #include <seg/io/quality_report.h>
 #include <seg/quality.h>
 #include <seg/segmenter.h>
-#include <seg/viz/overlay.h>
+#include <seg/viz/film_outputs.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <map>
+#include <mutex>
 #include <optional>
 
 #include "common.h"
-#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
 namespace fs = std::filesystem;
 
 namespace {
-
-// One image to segment: a file, or a row of a data set already in memory.
-struct InputItem {
-  std::string case_id;
-  fs::path path;                    // empty for rows of a tensor pack
-  std::optional<Image> in_memory;
-  std::string source() const { return path.empty() ? "case " + case_id : path.string(); }
-};
-
-void add_path(std::vector<InputItem>& items, const fs::path& path) {
-  if (fs::is_directory(path)) {
-    const auto files = io::image_files_in(path);
-    if (files.empty()) throw Error(path.string(), "folder holds no image files this tool reads");
-    for (const auto& f : files) items.push_back({io::case_id_of(f), f, std::nullopt});
-    return;
-  }
-  if (!fs::exists(path)) throw Error(path.string(), "no such file");
-  items.push_back({io::case_id_of(path), path, std::nullopt});
-}
-
-std::vector<InputItem> data_set_items(const std::string& data_path, const std::string& split) {
-  std::vector<InputItem> items;
-  const fs::path root = fs::is_directory(data_path) ? fs::path(data_path) : fs::path(data_path).parent_path();
-  if (!is_tensor_pack(data_path)) {
-    // A folder: segment the image files themselves, so their geometry is kept.
-    const auto spec = DatasetSpec::read(fs::is_directory(data_path) ? root / "dataset.json" : fs::path(data_path));
-    auto it = spec.splits.find(split);
-    if (it == spec.splits.end()) {
-      std::vector<std::string> names;
-      for (const auto& [name, cases] : spec.splits) names.push_back(name);
-      throw Error(data_path, "has no split \"" + split + "\" (it has: " + (names.empty() ? "none" : join(names, ", ")) +
-                                 "); choose one with --split");
-    }
-    for (const auto& c : it->second) items.push_back({c, spec.image_path(root, c), std::nullopt});
-    return items;
-  }
-  const Dataset data = load_data(data_path, {std::nullopt, false}).subset(split);
-  for (int64_t i = 0; i < data.size(); ++i) {
-    Image image;
-    image.pixels = data.images[i];
-    image.pixel_type = data.images.scalar_type() == torch::kByte ? "uint8" : "float32";
-    items.push_back({data.cases[static_cast<size_t>(i)], {}, image});
-  }
-  return items;
-}
 
 // "K/N" -> {K, N} with 0 <= K < N; empty -> {0, 1} (everything).
 std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
@@ -93,69 +47,12 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
   return {k, n};
 }
 
-// The files one film produces, the label map last: once it exists, the film is done.
-struct PlannedOutputs {
-  std::vector<fs::path> masks, probabilities;
-  fs::path overlay, label_map;
-  fs::path film;  // the input file, which a DICOM SEG references
-  std::vector<fs::path> all() const {
-    std::vector<fs::path> files = masks;
-    files.insert(files.end(), probabilities.begin(), probabilities.end());
-    if (!overlay.empty()) files.push_back(overlay);
-    files.push_back(label_map);
-    return files;
-  }
-};
-
-struct OutputRequest {
-  std::string format;
-  bool overlay = false, probabilities = false, masks = false;
-  io::SegmentationAlgorithm algorithm{};  // recorded in DICOM SEG label maps
-};
-
 // --format dcm answers DICOM films only: each label map references its film.
-void require_segmentation_source(const InputItem& item) {
-  if (item.path.empty() || io::read_image_header(item.path).format != "DICOM")
-    throw UsageError("--format dcm writes a DICOM SEG for each DICOM film, and " + item.source() +
+void require_segmentation_source(const io::FilmInput& film) {
+  if (film.path.empty() || io::read_image_header(film.path).format != "DICOM")
+    throw UsageError("--format dcm writes a DICOM SEG for each DICOM film, and " + film.source() +
                      " is not one; give DICOM films only, or use --format png or nii.gz");
-  io::check_segmentation_source(item.path);
-}
-
-PlannedOutputs plan_outputs(const OutputFolder& folder, const std::string& case_id, const fs::path& film,
-                            const ClassTable& classes, const OutputRequest& request) {
-  PlannedOutputs planned;
-  planned.film = film;
-  // A DICOM SEG holds the label map alone; the masks beside it are NIfTI, which keeps the geometry.
-  const std::string mask_format = request.format == "dcm" ? "nii.gz" : request.format;
-  for (const auto& [name, value] : classes.entries) {
-    if (request.masks && value != 0) planned.masks.push_back(folder.file("masks/" + case_id + "_" + name + "." + mask_format));
-    if (request.probabilities) planned.probabilities.push_back(folder.file("probabilities/" + case_id + "_" + name + ".nii.gz"));
-  }
-  if (request.overlay) planned.overlay = folder.file("overlays/" + case_id + ".png");
-  planned.label_map = folder.file(case_id + "." + request.format);
-  return planned;
-}
-
-void write_outputs(const Segmenter& segmenter, const Segmentation& result, int64_t i, const Image& image,
-                   const std::string& case_id, const PlannedOutputs& planned, const OutputRequest& request) {
-  const ClassTable& classes = segmenter.classes();
-  if (request.masks) {
-    const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
-    const auto masks = segmenter.structure_masks(result, i);
-    for (size_t k = 0; k < masks.size(); ++k)
-      io::write_label_map(planned.masks[k], {(masks[k].second.to(torch::kByte) * mask_on).contiguous(), image.geometry, "uint8"});
-  }
-  if (request.probabilities)
-    for (int64_t k = 0; k < result.probabilities.size(1); ++k)
-      io::write_image(planned.probabilities[static_cast<size_t>(k)],
-                      {result.probabilities[i][k].contiguous(), image.geometry, "float32"});
-  const Image label_map{result.labels[i].contiguous(), image.geometry, "uint8"};
-  if (request.overlay)
-    viz::write_png(planned.overlay, viz::render_overlay(image, label_map.pixels, classes, 0.45, case_id));
-  if (request.format == "dcm")
-    io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
-  else
-    io::write_label_map(planned.label_map, label_map);
+  io::check_segmentation_source(film.path);
 }
 
 }  // namespace
@@ -168,7 +65,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     std::string out_dir, data_path, split = "test", device_name = "auto", list_file;
     std::vector<std::string> inputs, model_paths;
     std::string resize = "pad", shard_text;
-    OutputRequest request{"png"};
+    viz::FilmOutputRequest request;
     int threads = 0;
     int64_t batch = 8;
     bool to_gray = false, tta = false, largest_component = false, holes = false, no_postprocessing = false,
@@ -193,7 +90,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--overlay", request.overlay, "also write OUT/overlays/<case>.png");
     app.add_flag("--probabilities", request.probabilities, "also write OUT/probabilities/<case>_<class>.nii.gz (float)");
     app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
-    app.add_option("--batch", batch, "images per forward pass")->capture_default_str();
+    app.add_option("--batch", batch,
+                   "images per forward pass, at most (on the CPU each of the --threads workers makes its own passes, "
+                   "of at most 128 MiB of films)")
+        ->capture_default_str();
     app.add_option("--resize", resize,
                    "how an image meets the model's input: pad = scale to fit keeping the aspect ratio and pad "
                    "(edge pixels), stretch = scale each side on its own; identical for images of the input's "
@@ -249,52 +149,46 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     const at::Device device = parse_device(device_name);
 
     // Gather and check every input before writing anything.
-    std::vector<InputItem> items;
+    std::vector<io::FilmInput> items;
     Inputs read_paths;
     if (!data_path.empty()) {
-      items = data_set_items(data_path, split);
+      try {
+        items = io::data_set_films(data_path, split);
+      } catch (const UnknownSplit& e) {
+        throw Error(std::string(e.what()) + "; choose one with --split");
+      }
       read_paths.add(data_path);
     }
     for (const auto& input : inputs) {
       if (input == "-") {
         for (std::string line; std::getline(std::cin, line);)
-          if (!line.empty()) add_path(items, line);
+          if (!line.empty()) io::add_films(items, line);
       } else {
-        add_path(items, input);
+        io::add_films(items, input);
         read_paths.add(input);
       }
     }
     if (!list_file.empty()) {
       std::istringstream lines(read_file(list_file));
       for (std::string line; std::getline(lines, line);)
-        if (!line.empty()) add_path(items, line);
+        if (!line.empty()) io::add_films(items, line);
       read_paths.add(list_file);
     }
     if (items.empty()) throw UsageError("nothing to segment: give image files, folders, -, --list or --data");
-    std::map<std::string, std::string> seen;
-    for (const auto& item : items) {
-      check_name(item.case_id, "case ID", item.source());
-      auto [it, fresh] = seen.emplace(item.case_id, item.source());
-      if (!fresh)
-        throw Error(item.source(), "has the same case ID \"" + item.case_id + "\" as " + it->second +
-                                       "; outputs would collide (rename one)");
-      read_paths.add(item.path);
-    }
+    io::check_case_ids(items);
+    for (const auto& item : items) read_paths.add(item.path);
     // Every shard sees the same list (collisions are checked on all of it) and keeps its share.
-    if (shard.second > 1) {
-      std::vector<InputItem> mine;
-      for (size_t i = static_cast<size_t>(shard.first); i < items.size(); i += static_cast<size_t>(shard.second))
-        mine.push_back(items[i]);
-      items = std::move(mine);
-    }
-    // Every film's header before the first output: a file that is unreadable, cut short or too
-    // large stops the run here (or, with --keep-going, is listed at the end).
+    if (shard.second > 1) items = io::shard_of(items, shard.first, shard.second);
+    // Every film's header before the first output: a file that is unreadable, cut short, too
+    // large, or in colour without --gray stops the run here (or, with --keep-going, is listed
+    // at the end).
     std::vector<std::string> failures;
     {
-      std::vector<InputItem> readable;
+      std::vector<io::FilmInput> readable;
       for (auto& item : items) {
         try {
-          if (!item.path.empty()) io::read_image_header(item.path);
+          if (!item.path.empty() && io::read_image_header(item.path).channels >= 3 && !to_gray)
+            throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
           if (request.format == "dcm") require_segmentation_source(item);
           readable.push_back(std::move(item));
         } catch (const Error& e) {
@@ -342,21 +236,21 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     // The outputs: none may be an input, leave the folder, or exist unless asked for.
     const OutputFolder folder(out_dir, read_paths, overwrite ? Existing::overwrite : skip_existing ? Existing::skip : Existing::refuse,
                               "pass --overwrite to replace them, or --skip-existing to keep them and segment the rest");
-    std::vector<PlannedOutputs> planned;
+    std::vector<viz::FilmOutputs> planned;
     std::vector<fs::path> all_outputs;
     const fs::path qc_csv = qc ? folder.file("qc.csv") : fs::path(), qc_json = qc ? folder.file("qc.json") : fs::path();
     if (qc) folder.check({qc_csv, qc_json});
     std::optional<io::QualityTable> qc_table;
     if (qc) qc_table = io::quality_table(*quality, segmenter.classes());
     for (const auto& item : items) {
-      planned.push_back(plan_outputs(folder, item.case_id, item.path, segmenter.classes(), request));
+      planned.push_back(viz::plan_film_outputs(folder, item.case_id, item.path, segmenter.classes(), request));
       for (const auto& file : planned.back().all()) all_outputs.push_back(file);
     }
     const auto exists = folder.check(all_outputs);
     size_t skipped = 0;
     if (skip_existing) {
-      std::vector<InputItem> todo_items;
-      std::vector<PlannedOutputs> todo_planned;
+      std::vector<io::FilmInput> todo_items;
+      std::vector<viz::FilmOutputs> todo_planned;
       for (size_t i = 0, at = 0; i < items.size(); at += planned[i].all().size(), ++i) {
         const bool done = exists[at + planned[i].all().size() - 1];  // the label map, written last
         if (done) {
@@ -369,81 +263,67 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       items = std::move(todo_items);
       planned = std::move(todo_planned);
     }
-    std::vector<std::string> subfolders;
-    if (request.overlay) subfolders.push_back("overlays");
-    if (request.probabilities) subfolders.push_back("probabilities");
-    if (request.masks) subfolders.push_back("masks");
-    folder.create(subfolders);
+    folder.create(viz::film_output_subfolders(request));
 
     const bool terminal = is_terminal(err);
     const auto start = std::chrono::steady_clock::now();
     size_t done = 0;
     int64_t reframed = 0;
-    std::optional<Image> read_ahead;    // the image that ended the previous batch: read once only
     const io::ReadOptions read_options{to_gray};
-    // Reads one film; returns nothing when it cannot be read and --keep-going says go on.
+    // A film that cannot be read, without --keep-going: its message once the films before it are written.
+    struct Unreadable : Error {
+      using Error::Error;
+    };
+    std::vector<std::string> unread(items.size());  // --keep-going: why each film could not be read
+    std::vector<std::string> intensity_warnings(items.size());  // printed when the film is written
+    std::mutex intensity_mutex;                                  // the check warns once per run
+    std::vector<std::vector<double>> features(qc_table ? items.size() : 0);  // --qc: each film's, from its worker
+    auto analyse = [&](const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
+                       const std::vector<FilmPrediction>& predictions) {
+      std::vector<at::Tensor> pixels;
+      for (const auto& film : films) pixels.push_back(film.to(torch::kFloat));
+      auto batch_features = film_quality_features(segmenter, pixels, predictions, quality->label_statistics, trained_intensity);
+      for (size_t i = 0; i < indices.size(); ++i) features[indices[i]] = std::move(batch_features[i]);
+    };
+    // Reads one film on a worker thread; nothing when it cannot be read and --keep-going says go on.
     auto read_item = [&](size_t index) -> std::optional<Image> {
       const auto& item = items[index];
       try {
-        Image image = item.in_memory ? *item.in_memory : io::read_image(item.path, read_options);
+        Image image = item.read(read_options);
         if (image.channels() != 1)
           throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
+        const std::lock_guard<std::mutex> lock(intensity_mutex);
+        intensity_warnings[index] = intensity_check.film(image.pixels, item.source());
         return image;
       } catch (const Error& e) {
-        if (!keep_going)
-          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
-                      " films segmented before it, their outputs whole; --keep-going goes on past such films)");
-        failures.push_back(e.what());
+        if (!keep_going) throw Unreadable(e.what());
+        unread[index] = e.what();
         return std::nullopt;
       }
     };
-    for (size_t first = 0; first < items.size();) {
-      // A batch: consecutive images of one size.
-      std::vector<Image> images;
-      std::vector<size_t> rows;
-      size_t next = first;
-      if (read_ahead) {
-        images.push_back(std::move(*read_ahead));
-        rows.push_back(next++);
-        read_ahead.reset();
+    auto write_item = [&](size_t index, const Image& image, const Segmentation& result) {
+      try {
+        viz::write_film_outputs(segmenter, result, 0, image, items[index].case_id, planned[index], request);
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                    " films written whole before it)");
       }
-      while (next < items.size() && static_cast<int64_t>(images.size()) < batch) {
-        auto image = read_item(next);
-        if (!image) {
-          ++next;
-          continue;
-        }
-        if (!images.empty() && image->pixels.sizes() != images.front().pixels.sizes()) {
-          read_ahead = std::move(image);
-          break;
-        }
-        images.push_back(std::move(*image));
-        rows.push_back(next++);
-      }
-      first = next;
-      if (images.empty()) continue;
-      std::vector<at::Tensor> pixels;
-      for (const auto& image : images) pixels.push_back(image.pixels.to(torch::kFloat));
-      for (size_t i = 0; i < images.size(); ++i)
-        if (const auto warning = intensity_check.film(images[i].pixels, items[rows[i]].source()); !warning.empty())
-          err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << warning << "\n";
-      const auto predictions = segmenter.predict(pixels);
-      std::vector<std::vector<double>> features;
-      if (qc_table) features = film_quality_features(segmenter, pixels, predictions, quality->label_statistics, trained_intensity);
-      for (size_t i = 0; i < images.size(); ++i) {
-        const Segmentation result = segmenter.finish(predictions[i]);
-        reframed += result.reframed;
-        if (qc_table) io::add_estimate(*qc_table, items[rows[i]].case_id, estimate_quality(*quality, features[i]), features[i]);
-        try {
-          write_outputs(segmenter, result, 0, images[i], items[rows[i]].case_id, planned[rows[i]], request);
-        } catch (const Error& e) {
-          throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
-                      " films written whole before it)");
-        }
-        ++done;
-      }
+      if (qc_table) io::add_estimate(*qc_table, items[index].case_id, estimate_quality(*quality, features[index]), features[index]);
+      if (!intensity_warnings[index].empty())
+        err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << intensity_warnings[index] << "\n";
+      reframed += result.reframed;
+      ++done;
       if (terminal) err << "\rsegmented " << done << "/" << items.size() << std::flush;
+    };
+    try {
+      segmenter.stream(items.size(), read_item, write_item, {torch::get_num_threads(), batch, request.overlay},
+                       qc_table ? FilmAnalysis(analyse) : FilmAnalysis());
+    } catch (const Unreadable& e) {
+      throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
+                  " films segmented before it, their outputs whole; --keep-going goes on past such films)");
     }
+    for (const auto& why : unread)
+      if (!why.empty()) failures.push_back(why);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (terminal) err << "\r\033[K";
     const auto& steps = segmenter.options().postprocessing;

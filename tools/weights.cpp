@@ -59,13 +59,11 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     print_data_warnings(data, "weights", err);
     if (!data.labels.defined()) throw Error(data_path, "the data set has no label maps to count");
     if (split != "all") {
-      if (!data.splits.count(split)) {
-        std::string names;
-        for (const auto& [n, cs] : data.splits) names += (names.empty() ? "" : ", ") + n;
-        throw Error(data_path, "has no split \"" + split + "\" (it has: " + (names.empty() ? "none" : names) +
-                                   "); choose one with --split, or --split all");
+      try {
+        data = data.subset(split);
+      } catch (const UnknownSplit& e) {
+        throw Error(std::string(e.what()) + "; choose one with --split, or --split all");
       }
-      data = data.subset(split);
     }
     // One weight per class of the table, in its order (the network's output channels).
     const auto counts_by_value = label_counts(data.labels, data.classes.max_value() + 1);

@@ -1,5 +1,6 @@
 // Data set folders (dataset.json + image files) and tensor packs, read with every case checked.
 #include <seg/error.h>
+#include <seg/report_text.h>
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
@@ -17,7 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string size_text(int64_t height, int64_t width) { return std::to_string(height) + "x" + std::to_string(width); }
 
 // How many cases a message about missing files names before "and N more".
 constexpr size_t kCasesNamed = 5;
@@ -125,8 +125,8 @@ Dataset load_folder(const fs::path& json_path, const LoadOptions& options) {
       const fs::path label_path = spec.label_path(root, c);
       label = read_label_map(label_path);
       if (label->height() != image.height() || label->width() != image.width())
-        throw Error(label_path.string(), "is " + size_text(label->height(), label->width()) + " (height x width) but its image " +
-                                             image_path.string() + " is " + size_text(image.height(), image.width()) +
+        throw Error(label_path.string(), "is " + size_text_compact(label->height(), label->width()) + " (height x width) but its image " +
+                                             image_path.string() + " is " + size_text_compact(image.height(), image.width()) +
                                              "; they must match");
       const auto present = std::get<0>(at::_unique(label->pixels.flatten()));
       for (int64_t i = 0; i < present.numel(); ++i) {
@@ -144,9 +144,9 @@ Dataset load_folder(const fs::path& json_path, const LoadOptions& options) {
       first_size = std::make_pair(image.height(), image.width());
     } else if (image.height() != first_size->first || image.width() != first_size->second) {
       throw Error(json_path.string(),
-                  spec.image_path("", c).string() + " is " + size_text(image.height(), image.width()) +
+                  spec.image_path("", c).string() + " is " + size_text_compact(image.height(), image.width()) +
                       " (height x width), " + spec.image_path("", spec.cases.front()).string() + " " +
-                      size_text(first_size->first, first_size->second) +
+                      size_text_compact(first_size->first, first_size->second) +
                       "; give \"size\" in dataset.json and every case is resampled to it, or resample with seg-convert --size");
     }
     ++cases_per_type[image.pixel_type.empty() ? stored_pixel_type(image.pixels) : image.pixel_type];

@@ -1,5 +1,6 @@
 // Pairing and scoring for seg-evaluate (the reports: evaluation_report.cpp).
 #include <seg/error.h>
+#include <seg/report_text.h>
 #include <seg/io/evaluation.h>
 #include <seg/io/image_io.h>
 #include <seg/metrics.h>
@@ -31,12 +32,6 @@ std::map<std::string, fs::path> label_files_in(const fs::path& dir) {
   }
   if (files.empty()) throw Error(dir.string(), "holds no label maps (.png, .nii.gz, ...)");
   return files;
-}
-
-std::string joined(const std::vector<std::string>& parts, const std::string& separator) {
-  std::string text;
-  for (const auto& p : parts) text += (text.empty() ? "" : separator) + p;
-  return text;
 }
 
 // Where the truth of each case is, and which cases are chosen.
@@ -73,14 +68,8 @@ TruthCases truth_from_data(const fs::path& data, const std::string& split, Pairi
     t.selected = t.known;
     return t;
   }
-  const auto it = splits.find(split);
-  if (it == splits.end()) {
-    std::vector<std::string> names;
-    for (const auto& [name, members] : splits) names.push_back(name);
-    throw Error(data.string(), "has no split \"" + split + "\" (it has: " +
-                                   (names.empty() ? "none" : joined(names, ", ")) + "); choose one of those");
-  }
-  t.selected.insert(it->second.begin(), it->second.end());
+  const auto& members = split_cases(splits, split, data.string());
+  t.selected.insert(members.begin(), members.end());
   return t;
 }
 
@@ -88,7 +77,7 @@ TruthCases truth_from_data(const fs::path& data, const std::string& split, Pairi
 std::string some_of(const std::vector<std::string>& ids) {
   std::vector<std::string> named(ids.begin(),
                                  ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), kCasesNamed)));
-  std::string text = joined(named, ", ");
+  std::string text = join(named, ", ");
   if (ids.size() > kCasesNamed) text += " and " + std::to_string(ids.size() - kCasesNamed) + " more";
   return text;
 }
@@ -112,7 +101,7 @@ std::vector<int> label_values(const at::Tensor& labels, const std::string& sourc
         for (const auto& [name, value] : options.classes->entries) known.push_back(std::to_string(value));
         throw Error(source, "holds label value " + std::to_string(v) + ", which the class table" +
                                 (options.classes_source.empty() ? "" : " of " + options.classes_source) +
-                                " lacks (it has " + joined(known, ", ") +
+                                " lacks (it has " + join(known, ", ") +
                                 "); give a label map made with this class table, or the table it was made with");
       }
   } else if (static_cast<int64_t>(values.size()) > kMaxDistinctLabels) {
@@ -243,13 +232,13 @@ std::string describe_missing(const Pairing& pairing) {
     parts.push_back(std::to_string(pairing.without_prediction.size()) + " truth(s)" +
                     (pairing.split.empty() ? "" : " of split " + pairing.split) + " without a prediction (" +
                     some_of(pairing.without_prediction) + ")");
-  return joined(parts, "; ");
+  return join(parts, "; ");
 }
 
 std::string Structure::values_text() const {
   std::vector<std::string> parts;
   for (int v : values) parts.push_back(std::to_string(v));
-  return joined(parts, "+");
+  return join(parts, "+");
 }
 
 StructureScore::StructureScore()

@@ -1,5 +1,6 @@
 // The quality report of seg-segment --qc, and seg-evaluate's check of it against the truth.
 #include <seg/error.h>
+#include <seg/report_text.h>
 #include <seg/fs.h>
 #include <seg/io/quality_report.h>
 
@@ -16,12 +17,6 @@ namespace seg::io {
 namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string number(double v) {
-  std::ostringstream s;
-  s << std::setprecision(6) << v;
-  return s.str();
-}
 
 std::vector<std::string> split_line(const std::string& line) {
   std::vector<std::string> fields;
@@ -93,9 +88,9 @@ std::string quality_csv(const QualityTable& table) {
   csv += "\n";
   for (const auto& row : table.rows) {
     csv += row.case_id;
-    for (double d : row.estimated) csv += "," + number(d);
-    csv += "," + number(row.score) + "," + (row.flag ? "1" : "0");
-    for (double f : row.features) csv += "," + number(f);
+    for (double d : row.estimated) csv += "," + number_text(d);
+    csv += "," + number_text(row.score) + "," + (row.flag ? "1" : "0");
+    for (double f : row.features) csv += "," + number_text(f);
     csv += "\n";
   }
   return csv;

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "io_internal.h"
 
@@ -45,19 +46,32 @@ FileKind kind_of_extension(const std::string& extension) {
   return FileKind::unknown;
 }
 
+namespace {
+// Several threads may decode at once: the first to mute descriptor 2 saves it, the last to
+// finish puts it back (each saving its own copy would let one restore another's /dev/null).
+std::mutex quiet_mutex;
+int quiet_depth = 0;
+int quiet_saved = -1;
+}  // namespace
+
 QuietStderr::QuietStderr() {
+  const std::lock_guard<std::mutex> lock(quiet_mutex);
+  if (quiet_depth++ > 0) return;
   std::fflush(stderr);
-  saved_ = ::dup(STDERR_FILENO);
+  quiet_saved = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
   const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (saved_ >= 0 && null >= 0) ::dup2(null, STDERR_FILENO);
+  if (quiet_saved >= 0 && null >= 0) ::dup2(null, STDERR_FILENO);
   if (null >= 0) ::close(null);
 }
 
 QuietStderr::~QuietStderr() {
+  const std::lock_guard<std::mutex> lock(quiet_mutex);
+  if (--quiet_depth > 0) return;
   std::fflush(stderr);
-  if (saved_ >= 0) {
-    ::dup2(saved_, STDERR_FILENO);
-    ::close(saved_);
+  if (quiet_saved >= 0) {
+    ::dup2(quiet_saved, STDERR_FILENO);
+    ::close(quiet_saved);
+    quiet_saved = -1;
   }
 }
 

@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "quiet_stderr.h"
+
 namespace seg::io::detail {
 
 // ".png", ".nii.gz", ".nhdr", ... in lower case; "" when the name has none.
@@ -17,20 +19,6 @@ std::string full_extension(const std::filesystem::path& path);
 enum class FileKind { opencv, itk, unknown };
 // Which library reads (or writes) a file with this extension.
 FileKind kind_of_extension(const std::string& extension);
-
-// While alive, the process's stderr goes to /dev/null: libpng, libtiff, libjpeg and ITK's
-// NIfTI code print their own warnings and errors there while decoding a damaged file or
-// writing to a full disk; the tool's one error line says what is wrong.
-class QuietStderr {
- public:
-  QuietStderr();
-  ~QuietStderr();
-  QuietStderr(const QuietStderr&) = delete;
-  QuietStderr& operator=(const QuietStderr&) = delete;
-
- private:
-  int saved_ = -1;
-};
 
 // A single-channel H x W tensor as a cv::Mat (copy) and back. Tensor types: kByte, kShort,
 // kInt, kFloat, kDouble; Mat depths: 8U, 16U, 16S, 32S, 32F, 64F.

@@ -209,17 +209,21 @@ fs::path DatasetSpec::label_path(const fs::path& root, const std::string& c) con
 
 // ---- Dataset ------------------------------------------------------------------------------
 
+const std::vector<std::string>& split_cases(const std::map<std::string, std::vector<std::string>>& splits,
+                                            const std::string& split, const std::string& source) {
+  const auto it = splits.find(split);
+  if (it != splits.end()) return it->second;
+  std::string known;
+  for (const auto& [name, cases] : splits) known += (known.empty() ? "" : ", ") + name;
+  throw UnknownSplit(source, "has no split \"" + split + "\" (it has: " + (known.empty() ? "none" : known) + ")");
+}
+
 std::vector<int64_t> Dataset::split_indices(const std::string& split) const {
-  auto it = splits.find(split);
-  if (it == splits.end()) {
-    std::string known;
-    for (const auto& [n, cs] : splits) known += (known.empty() ? "" : ", ") + n;
-    throw Error(source, "has no split \"" + split + "\" (it has: " + (known.empty() ? "none" : known) + ")");
-  }
+  const auto& members = split_cases(splits, split, source);
   std::map<std::string, int64_t> row;
   for (int64_t i = 0; i < size(); ++i) row[cases[static_cast<size_t>(i)]] = i;
   std::vector<int64_t> rows;
-  for (const auto& c : it->second) {
+  for (const auto& c : members) {
     auto r = row.find(c);
     if (r == row.end()) throw Error(source, "split \"" + split + "\" names case " + c + ", which the data set lacks");
     rows.push_back(r->second);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <streambuf>
 #include <thread>
 
 namespace seg {
@@ -163,8 +165,12 @@ void commit(const fs::path& tmp, const fs::path& target, const VerifyWritten& ve
   // names the target's file name, the process stops itself (SIGSTOP) here, with the
   // temporary file written and the target untouched, so a test can kill it at the worst
   // moment of a write.
-  if (const char* stop = std::getenv("SEG_TEST_STOP_BEFORE_RENAME"); stop && target.filename() == stop)
+  if (const char* stop = std::getenv("SEG_TEST_STOP_BEFORE_RENAME"); stop && target.filename() == stop) {
     std::raise(SIGSTOP);
+    // A signal sent while stopped may be taken by another thread, whose handler then runs a
+    // moment later: give it that moment, so the test sees the file in flight removed.
+    for (int i = 0; i < 100 && !interrupted; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   stop_if_interrupted();
   if (::rename(tmp.c_str(), target.c_str()) != 0) throw Error(target.string(), reason_of_errno(errno));
 }
@@ -305,6 +311,40 @@ void StagedFolder::commit() {
 namespace {
 int signal_pipe[2] = {-1, -1};
 
+int saved_stderr() {
+  static const int fd = [] {
+    const int copy = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    return copy >= 0 ? copy : STDERR_FILENO;
+  }();
+  return fd;
+}
+
+// Writes straight to the saved descriptor: no buffer to lose when the process ends with _exit.
+class DescriptorBuffer : public std::streambuf {
+ public:
+  explicit DescriptorBuffer(int fd) : fd_(fd) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char byte = traits_type::to_char_type(c);
+    return xsputn(&byte, 1) == 1 ? c : traits_type::eof();
+  }
+  std::streamsize xsputn(const char* text, std::streamsize count) override {
+    std::streamsize done = 0;
+    while (done < count) {
+      const auto n = ::write(fd_, text + done, static_cast<size_t>(count - done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+ private:
+  int fd_;
+};
+
 extern "C" void forward_signal(int signal_number) {
   const int saved = errno;
   interrupted = true;
@@ -324,6 +364,7 @@ const char* signal_name(int signal_number) {
 }  // namespace
 
 void remove_temporaries_on_signals(const std::string& program) {
+  saved_stderr();
   if (signal_pipe[0] >= 0 || ::pipe2(signal_pipe, O_CLOEXEC) != 0) return;
   for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
     struct sigaction current {};
@@ -349,9 +390,17 @@ void remove_temporaries_on_signals(const std::string& program) {
     }
     const std::string line = program + ": interrupted by " + signal_name(byte) + (removed > 0 ? "; unfinished output removed" : "") +
                              "; outputs already written are whole\n";
-    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, line.data(), line.size());
+    [[maybe_unused]] const auto written = ::write(saved_stderr(), line.data(), line.size());
     ::_exit(128 + byte);
   }).detach();
 }
+
+std::ostream& tool_messages() {
+  static DescriptorBuffer buffer(saved_stderr());
+  static std::ostream stream(&buffer);
+  return stream;
+}
+
+bool tool_messages_on_terminal() { return isatty(saved_stderr()) != 0; }
 
 }  // namespace seg

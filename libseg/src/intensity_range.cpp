@@ -1,4 +1,5 @@
 #include <seg/intensity_range.h>
+#include <seg/report_text.h>
 #include <seg/model_file.h>
 
 #include <ATen/ATen.h>
@@ -25,12 +26,6 @@ double nearest_rank_quantile(const at::Tensor& values, double q) {
   return std::get<0>(values.kthvalue(k)).item<double>();
 }
 
-std::string number(double value) {
-  std::ostringstream text;
-  text << value;
-  return text.str();
-}
-
 }  // namespace
 
 IntensityRange training_intensity_range(const at::Tensor& images) {
@@ -44,9 +39,9 @@ std::string intensity_mismatch(const at::Tensor& film, const std::string& film_n
   if (!(span > 0) || film.numel() == 0) return "";
   const double film_high = nearest_rank_quantile(strided_sample(film, 4096), 0.995);
   if (film_high >= trained.low + span / 4 && film_high <= trained.low + 4 * span) return "";
-  return film_name + "'s intensities (" + number(film.min().item<double>()) + ".." +
-         number(film.max().item<double>()) + ") lie far outside those the model was trained on (" +
-         number(trained.low) + ".." + number(trained.high) +
+  return film_name + "'s intensities (" + number_text(film.min().item<double>()) + ".." +
+         number_text(film.max().item<double>()) + ") lie far outside those the model was trained on (" +
+         number_text(trained.low) + ".." + number_text(trained.high) +
          "); it normalises by its training set's statistics, so expect poor masks: convert the film to the training "
          "data's bit depth, or use a model trained with per-image normalisation";
 }

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -222,3 +223,66 @@ TEST(FastPathBatches, FilmsOfAnySizesTogetherAsAlone) {
   EXPECT_THROW(seg::predict_films(models, {torch::zeros({2, 3, 4})}, torch::kCPU), seg::Error);
   EXPECT_TRUE(seg::predict_films(models, {}, torch::kCPU).empty());
 }
+
+namespace {
+
+class Stream : public ::testing::TestWithParam<int> {};  // the threads
+
+}  // namespace
+
+// Films streamed through workers come out in order, each as segment() makes it alone.
+TEST_P(Stream, WritesEveryFilmInOrderAsSegmentAlone) {
+  const std::vector<seg::Model> models{random_model("fcn", 4, 32, 6)};
+  seg::SegmenterOptions options;
+  options.postprocessing = seg::postprocessing_steps();
+  const seg::Segmenter segmenter(models, options, torch::kCPU, "model");
+  std::vector<at::Tensor> films;
+  for (int64_t i = 0; i < 9; ++i) films.push_back(film(40 + 7 * i, 64 - 3 * i, 30 + static_cast<uint64_t>(i)));
+  std::vector<size_t> written;
+  segmenter.stream(
+      films.size(), [&](size_t i) { return std::optional<seg::Image>(seg::Image{films[i], {}, "uint16"}); },
+      [&](size_t i, const seg::Image& image, const seg::Segmentation& result) {
+        written.push_back(i);
+        EXPECT_FALSE(image.pixels.defined()) << "pixels are dropped unless asked for";
+        EXPECT_TRUE(torch::equal(result.labels, segmenter.segment(films[i].unsqueeze(0)).labels)) << "film " << i;
+      },
+      {GetParam(), 2, false});
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+// A film read() leaves out is skipped; one that fails to be read stops the stream after every
+// film before it is written, and none after; a failing write stops it at once.
+TEST_P(Stream, StopsAtAFailureAfterTheFilmsBeforeIt) {
+  const std::vector<seg::Model> models{random_model("fcn", 4, 32, 7)};
+  const seg::Segmenter segmenter(models, {}, torch::kCPU, "model");
+  auto read = [&](size_t i) -> std::optional<seg::Image> {
+    if (i == 2) return std::nullopt;
+    if (i == 5) throw seg::Error("film 5", "cannot be read");
+    return seg::Image{film(48, 48, i), {}, "uint16"};
+  };
+  std::vector<size_t> written;
+  auto write = [&](size_t i, const seg::Image& image, const seg::Segmentation&) {
+    EXPECT_TRUE(image.pixels.defined()) << "pixels kept when asked for";
+    written.push_back(i);
+  };
+  try {
+    segmenter.stream(12, read, write, {GetParam(), 3, true});
+    ADD_FAILURE() << "the read failure should stop the stream";
+  } catch (const seg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("film 5"), std::string::npos);
+  }
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1, 3, 4}));
+  written.clear();
+  EXPECT_THROW(segmenter.stream(
+                   12, [&](size_t i) { return std::optional<seg::Image>(seg::Image{film(48, 48, i), {}, "uint16"}); },
+                   [&](size_t i, const seg::Image&, const seg::Segmentation&) {
+                     if (i == 3) throw seg::Error("out", "disk full");
+                     written.push_back(i);
+                   },
+                   {GetParam(), 1, false}),
+               seg::Error);
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1, 2}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Segmenter, Stream, ::testing::Values(1, 3),
+                         [](const auto& info) { return std::to_string(info.param) + "Threads"; });

@@ -4,6 +4,7 @@
 #include <seg/io/dataset_io.h>
 #include <seg/io/image_io.h>
 #include <seg/model_file.h>
+#include <seg/report_text.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
@@ -153,7 +154,7 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   // The clean-up the model file carries (chosen on validation when it was trained), by name.
   const auto carried = seg::load_model(shipped).info.postprocessing;
   ASSERT_FALSE(carried.empty());
-  EXPECT_TRUE(contains(r.out, "post-processing (seg-segment runs it): " + seg::tools::join(carried, ", ") + "\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "post-processing (seg-segment runs it): " + seg::join(carried, ", ") + "\n")) << r.out;
 
   r = inspect({shipped.string(), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -1,5 +1,6 @@
 #pragma once
 // Data sets: the dataset.json description of a folder, and the in-memory / tensor-pack form.
+#include <seg/error.h>
 #include <seg/image.h>
 
 #include <ATen/core/Tensor.h>
@@ -22,6 +23,17 @@ struct ClassTable {
   bool contains(int value) const;
   static ClassTable numbered(int num_classes); // background, label_1, ...
 };
+
+// A split that a data set does not have; the message lists those it has, and a tool adds
+// which option chooses another.
+class UnknownSplit : public Error {
+ public:
+  using Error::Error;
+};
+
+// The cases of `split` among `splits`; throws UnknownSplit naming `source` otherwise.
+const std::vector<std::string>& split_cases(const std::map<std::string, std::vector<std::string>>& splits,
+                                            const std::string& split, const std::string& source);
 
 // What dataset.json says (see docs/formats.md). Paths are patterns with "{case}".
 struct DatasetSpec {

@@ -3,6 +3,7 @@
 // write never looks like success, and an interrupted run leaves no temporary file behind.
 #include <filesystem>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -68,5 +69,12 @@ class StagedFolder {
 // the temporary files and folders in flight, print "<program>: interrupted by SIGINT; ..." on
 // stderr and exit with 128 + the signal's number (130, 143, 129). Call once, first thing in main.
 void remove_temporaries_on_signals(const std::string& program);
+
+// The process's stderr as it was when first asked for (a duplicate of file descriptor 2),
+// unbuffered. The tools' messages and the interrupt line go here: io mutes descriptor 2 while
+// a library decodes or writes (its own warnings would follow the tool's one line), and with
+// films read on several threads that can happen at any moment.
+std::ostream& tool_messages();
+bool tool_messages_on_terminal();
 
 }  // namespace seg

@@ -2,11 +2,15 @@
 // What seg-segment does to films, as a library: one model or an ensemble, test-time
 // augmentation, reframing, the clean-up, and structures that the training labels drew over
 // made whole again.
+#include <seg/image.h>
 #include <seg/model_file.h>
 #include <seg/predict.h>
 
 #include <ATen/core/Tensor.h>
 
+#include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +39,19 @@ struct Segmentation {
   int64_t reframed = 0;      // films that had the reframing pass
 };
 
+// How Segmenter::stream spreads films over the machine.
+struct StreamOptions {
+  int threads = 1;           // CPU threads in all
+  int64_t batch = 8;         // films per forward pass, at most
+  bool keep_pixels = false;  // hand write() each film's pixels too (for overlays), not only its geometry
+};
+
+// Called on a worker thread after each forward pass of Segmenter::stream, with the films'
+// indices, their pixels as read and their predictions (for work that needs them, such as
+// quality features); each index comes once.
+using FilmAnalysis = std::function<void(const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
+                                        const std::vector<FilmPrediction>& predictions)>;
+
 class Segmenter {
  public:
   // Throws seg::Error when the models' class tables differ, or when `whole` is asked of a
@@ -57,6 +74,20 @@ class Segmenter {
   // label map, its clean-up, and what else the options ask for. Both may run on several
   // threads at once, each on its own films.
   Segmentation finish(const FilmPrediction& prediction) const;
+
+  // Segments films 0 .. count-1 as a stream: `read(i)` gives film i (nothing: leave it out),
+  // called on worker threads, each worker reading its own films and segmenting them in
+  // forward passes of up to options.batch; `write(i, film, segmentation)` is called on the
+  // calling thread in the order of i. On the CPU the workers are as many as options.threads
+  // (fewer for fewer films), each with an equal share of the threads for its network: films in
+  // parallel keep both the network's and the rest's work on every core. Memory stays bounded:
+  // a worker gathers at most 128 MiB of films for a pass, finished films wait for their turn
+  // up to 128 MiB. An exception from `read` or from segmenting film i is rethrown here once
+  // every film before i is written (no film after it is); one from `write` at once; either
+  // way the workers have stopped when stream returns or throws.
+  void stream(size_t count, const std::function<std::optional<Image>(size_t)>& read,
+              const std::function<void(size_t, const Image&, const Segmentation&)>& write,
+              const StreamOptions& options, const FilmAnalysis& analyse = {}) const;
 
   // One mask per structure of film `index` (name, H x W bool): structures that the labels drew
   // over come from `restored`, the others as predicted; so lung and clavicle overlap as SCR's

@@ -92,7 +92,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_flag("--gray", to_gray, "convert colour inputs to grey instead of refusing them");
     app.add_option("--batch", batch,
                    "images per forward pass, at most (on the CPU each of the --threads workers makes its own passes, "
-                   "of at most 128 MiB of films)")
+                   "of at most 128 MiB of films, and the network takes their images one at a time)")
         ->capture_default_str();
     app.add_option("--resize", resize,
                    "how an image meets the model's input: pad = scale to fit keeping the aspect ratio and pad "

@@ -150,7 +150,9 @@ TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   EXPECT_TRUE(contains(r.out, "network: fast, 1 input channel(s), 6 classes, ")) << r.out;
   EXPECT_TRUE(contains(r.out, "classes: 0 background 1 right_lung 2 left_lung 3 heart")) << r.out;
   EXPECT_TRUE(contains(r.out, "input size: 256 x 256 (height x width)")) << r.out;
-  EXPECT_TRUE(contains(r.out, "validation Dice (split test")) << r.out;
+  // Validated on cases held out of the train split, which it names.
+  EXPECT_TRUE(contains(r.out, "validation Dice (24 cases held out of split train")) << r.out;
+  EXPECT_TRUE(contains(r.out, "validation cases: JPCLN006 JPCLN012 ")) << r.out;
   // The clean-up the model file carries (chosen on validation when it was trained), by name.
   const auto carried = seg::load_model(shipped).info.postprocessing;
   ASSERT_FALSE(carried.empty());

@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <mutex>
 #include <optional>
 
 #include "common.h"
@@ -183,12 +182,14 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     // large, or in colour without --gray stops the run here (or, with --keep-going, is listed
     // at the end).
     std::vector<std::string> failures;
+    const auto colour_refused = [](const io::FilmInput& film) {
+      return Error(film.source(), "is a colour image; pass --gray to convert it to grey");
+    };
     {
       std::vector<io::FilmInput> readable;
       for (auto& item : items) {
         try {
-          if (!item.path.empty() && io::read_image_header(item.path).channels >= 3 && !to_gray)
-            throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
+          if (!item.path.empty() && io::read_image_header(item.path).channels >= 3 && !to_gray) throw colour_refused(item);
           if (request.format == "dcm") require_segmentation_source(item);
           readable.push_back(std::move(item));
         } catch (const Error& e) {
@@ -276,7 +277,6 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     };
     std::vector<std::string> unread(items.size());  // --keep-going: why each film could not be read
     std::vector<std::string> intensity_warnings(items.size());  // printed when the film is written
-    std::mutex intensity_mutex;                                  // the check warns once per run
     std::vector<std::vector<double>> features(qc_table ? items.size() : 0);  // --qc: each film's, from its worker
     auto analyse = [&](const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
                        const std::vector<FilmPrediction>& predictions) {
@@ -290,9 +290,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       const auto& item = items[index];
       try {
         Image image = item.read(read_options);
-        if (image.channels() != 1)
-          throw Error(item.source(), "is a colour image; pass --gray to convert it to grey");
-        const std::lock_guard<std::mutex> lock(intensity_mutex);
+        if (image.channels() != 1) throw colour_refused(item);  // a header that said otherwise
         intensity_warnings[index] = intensity_check.film(image.pixels, item.source());
         return image;
       } catch (const Error& e) {

@@ -55,10 +55,8 @@ TrainingIntensityCheck::TrainingIntensityCheck(const std::vector<Model>& models)
 std::string TrainingIntensityCheck::film(const at::Tensor& pixels, const std::string& film_name) {
   if (warned_) return "";
   for (const auto& range : ranges_)
-    if (auto warning = intensity_mismatch(pixels, film_name, range); !warning.empty()) {
-      warned_ = true;
-      return warning;
-    }
+    if (auto warning = intensity_mismatch(pixels, film_name, range); !warning.empty())
+      return warned_.exchange(true) ? "" : warning;  // another thread's film may have warned meanwhile
   return "";
 }
 

@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <thread>
+
 #include "fixtures.h"
 #include "shapes_dataset.h"
 #include "test_support.h"
@@ -181,6 +184,24 @@ TEST(IntensityRange, ACheckWarnsOncePerRunAndOnlyForDataSetNormalisation) {
   models[0].info.normalization.mode = "dataset";
   models[0].info.training_intensity.reset();  // an older model records none
   EXPECT_TRUE(seg::TrainingIntensityCheck(models).film(eight_bit, "a.png").empty());
+}
+
+// seg-segment checks films on its worker threads: still one warning a run.
+TEST(IntensityRange, ACheckSharedByThreadsWarnsOnce) {
+  std::vector<seg::Model> models(1);
+  models[0].info.normalization.mode = "dataset";
+  models[0].info.training_intensity = seg::IntensityRange{0, 4095};
+  seg::TrainingIntensityCheck check(models);
+  const auto eight_bit = torch::full({64, 64}, 200, torch::kByte);
+  std::atomic<int> warnings{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i)
+        if (!check.film(eight_bit, "f.png").empty()) ++warnings;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(warnings.load(), 1);
 }
 
 TEST(ModelInfo, TrainingIntensityIsKeptAndOptional) {

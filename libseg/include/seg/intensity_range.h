@@ -4,6 +4,7 @@
 // depth on another scale (an 8-bit film given to a 16-bit model comes out all background).
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -26,17 +27,18 @@ IntensityRange training_intensity_range(const at::Tensor& images);
 // Returns the warning naming `film_name`, or "" when it lies within reach or the range is empty.
 std::string intensity_mismatch(const at::Tensor& film, const std::string& film_name, const IntensityRange& trained);
 
-// seg-segment's check: the first film of a run that lies far outside the range of a model that
-// normalises by data-set statistics and records one; later films are not checked again.
+// seg-segment's check: one warning a run, for a film that lies far outside the range of a model
+// that normalises by data-set statistics and records one; once it has warned, films are not
+// checked again. Films may be checked from several threads at once.
 class TrainingIntensityCheck {
  public:
   explicit TrainingIntensityCheck(const std::vector<Model>& models);
-  // The warning for this film when it is the run's first far outside, else "".
+  // The warning for this film when it is far outside and the run has not warned yet, else "".
   std::string film(const at::Tensor& pixels, const std::string& film_name);
 
  private:
   std::vector<IntensityRange> ranges_;
-  bool warned_ = false;
+  std::atomic<bool> warned_{false};
 };
 
 }  // namespace seg

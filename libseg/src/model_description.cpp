@@ -5,6 +5,7 @@
 #include <seg/models.h>
 #include <seg/quality.h>
 #include <seg/report_text.h>
+#include <seg/validation.h>
 
 #include <nlohmann/json.hpp>
 
@@ -142,8 +143,8 @@ std::string recorded_figure(const std::string& provenance_json) {
   const bool on_test =
       provenance.value("val_split", std::string()) == "test" || provenance.value("validation", std::string()) == "split test";
   const auto cases = provenance.value("val_cases", json());
-  const bool held_out = !on_test && cases.is_array() && !cases.empty() &&
-                        provenance.value("validation", std::string()).find("held out") != std::string::npos;
+  const bool held_out =
+      !on_test && cases.is_array() && !cases.empty() && held_out_of_training(provenance.value("validation", std::string()));
   if (!on_test && !held_out) return "-";
   std::ostringstream figure;
   figure << (on_test ? "test" : "validation") << " mean Dice " << std::fixed << std::setprecision(4)

@@ -9,6 +9,8 @@
 
 namespace seg {
 namespace {
+constexpr const char* kHeldOutOfSplit = " cases held out of split ";  // in ValidationCases::source
+
 // holdout cases of `split`: the k-th, 2k-th, ... of them as listed, k = size / holdout.
 ValidationCases held_out(const Dataset& data, const std::string& split, int64_t holdout) {
   const auto& cases = data.splits.at(split);
@@ -23,7 +25,7 @@ ValidationCases held_out(const Dataset& data, const std::string& split, int64_t 
     const bool held = (i + 1) % k == 0 && (i + 1) / k <= holdout;
     (held ? chosen.val : chosen.train).push_back(cases[static_cast<size_t>(i)]);
   }
-  chosen.source = std::to_string(holdout) + " cases held out of split " + split + ", every " + std::to_string(k) +
+  chosen.source = std::to_string(holdout) + kHeldOutOfSplit + split + ", every " + std::to_string(k) +
                   (k == 2 ? "nd" : k == 3 ? "rd" : "th") + " as listed";
   return chosen;
 }
@@ -124,5 +126,7 @@ size_t best_postprocessing(const std::vector<double>& candidate_mean_dice) {
     if (candidate_mean_dice[k] > candidate_mean_dice[best]) best = k;
   return best;
 }
+
+bool held_out_of_training(const std::string& source) { return source.find(kHeldOutOfSplit) != std::string::npos; }
 
 }  // namespace seg

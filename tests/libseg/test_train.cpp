@@ -568,12 +568,15 @@ TEST(ValidationCases, DataWithoutTheNamedSplitGetsANoteNotSilence) {
   EXPECT_EQ(held.val.size(), 4u);  // at most half of the 9 training cases
   EXPECT_EQ(held.train.size() + held.val.size(), 9u);
   EXPECT_NE(held.note.find("held out of split train"), std::string::npos) << held.note;
+  EXPECT_TRUE(seg::held_out_of_training(held.source)) << held.source;  // what model listings go by
   auto two = renamed;
   two.splits["extra"] = {"case9"};
   EXPECT_THROW(seg::choose_validation_cases(two, notebook), seg::Error);
   const auto as_named = seg::choose_validation_cases(data, notebook);
   EXPECT_TRUE(as_named.note.empty());
   EXPECT_EQ(as_named.source, "split test");
+  EXPECT_FALSE(seg::held_out_of_training(as_named.source));
+  EXPECT_FALSE(seg::held_out_of_training(on_val.source));
 }
 
 namespace {

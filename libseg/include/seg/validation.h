@@ -22,4 +22,8 @@ struct ValidationCases {
 // other splits and the recipe names none of them.
 ValidationCases choose_validation_cases(const Dataset& data, const Recipe& recipe);
 
+// True when `source` (ValidationCases::source, as runs record it) names cases held out of the
+// split trained on, rather than a split of their own.
+bool held_out_of_training(const std::string& source);
+
 }  // namespace seg

@@ -32,7 +32,8 @@ void add_max_pixels_option(CLI::App& app);
 // out among the processes that run on it.
 void set_threads(int requested, int processes_on_machine = 1);
 
-// True when `stream` is std::cout or std::cerr attached to a terminal (for progress lines).
+// True when `stream` is std::cout, std::cerr or seg::tool_messages() (what the binaries write
+// messages to) attached to a terminal: progress lines only go to a terminal.
 bool is_terminal(const std::ostream& stream);
 
 // "a, b, c" for {"a", "b", "c"} with separator ", ".

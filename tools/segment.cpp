@@ -222,7 +222,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     options.whole = whole;
     options.masks = request.masks;
     options.probabilities = request.probabilities;
-    TrainingIntensityCheck intensity_check(models);
+    const TrainingIntensityCheck intensity_check(models);
     const Segmenter segmenter(std::move(models), options, device, model_paths.front());
     request.algorithm.version = SEG_VERSION;
     for (const auto& path : model_paths) {
@@ -276,7 +276,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       using Error::Error;
     };
     std::vector<std::string> unread(items.size());  // --keep-going: why each film could not be read
-    std::vector<std::string> intensity_warnings(items.size());  // printed when the film is written
+    // Each film's intensity warning; the first in input order is printed when its film is written.
+    std::vector<std::string> intensity_warnings(items.size());
+    bool intensity_warned = false;
     std::vector<std::vector<double>> features(qc_table ? items.size() : 0);  // --qc: each film's, from its worker
     auto analyse = [&](const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
                        const std::vector<FilmPrediction>& predictions) {
@@ -307,8 +309,10 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
                     " films written whole before it)");
       }
       if (qc_table) io::add_estimate(*qc_table, items[index].case_id, estimate_quality(*quality, features[index]), features[index]);
-      if (!intensity_warnings[index].empty())
+      if (!intensity_warned && !intensity_warnings[index].empty()) {
         err << (terminal ? "\r\033[K" : "") << "seg-segment: warning: " << intensity_warnings[index] << "\n";
+        intensity_warned = true;
+      }
       reframed += result.reframed;
       ++done;
       if (terminal) err << "\rsegmented " << done << "/" << items.size() << std::flush;

@@ -52,11 +52,9 @@ TrainingIntensityCheck::TrainingIntensityCheck(const std::vector<Model>& models)
       ranges_.push_back(*model.info.training_intensity);
 }
 
-std::string TrainingIntensityCheck::film(const at::Tensor& pixels, const std::string& film_name) {
-  if (warned_) return "";
+std::string TrainingIntensityCheck::film(const at::Tensor& pixels, const std::string& film_name) const {
   for (const auto& range : ranges_)
-    if (auto warning = intensity_mismatch(pixels, film_name, range); !warning.empty())
-      return warned_.exchange(true) ? "" : warning;  // another thread's film may have warned meanwhile
+    if (auto warning = intensity_mismatch(pixels, film_name, range); !warning.empty()) return warning;
   return "";
 }
 

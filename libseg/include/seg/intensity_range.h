@@ -4,7 +4,6 @@
 // depth on another scale (an 8-bit film given to a 16-bit model comes out all background).
 #include <ATen/core/Tensor.h>
 
-#include <atomic>
 #include <string>
 #include <vector>
 
@@ -27,18 +26,17 @@ IntensityRange training_intensity_range(const at::Tensor& images);
 // Returns the warning naming `film_name`, or "" when it lies within reach or the range is empty.
 std::string intensity_mismatch(const at::Tensor& film, const std::string& film_name, const IntensityRange& trained);
 
-// seg-segment's check: one warning a run, for a film that lies far outside the range of a model
-// that normalises by data-set statistics and records one; once it has warned, films are not
-// checked again. Films may be checked from several threads at once.
+// seg-segment's check of each film against the ranges of its models that normalise by data-set
+// statistics and record one. It holds no state, so workers may check films at once; the tool
+// prints the first warning in input order, so which film is named does not depend on timing.
 class TrainingIntensityCheck {
  public:
   explicit TrainingIntensityCheck(const std::vector<Model>& models);
-  // The warning for this film when it is far outside and the run has not warned yet, else "".
-  std::string film(const at::Tensor& pixels, const std::string& film_name);
+  // The warning for this film when it lies far outside a model's range, else "".
+  std::string film(const at::Tensor& pixels, const std::string& film_name) const;
 
  private:
   std::vector<IntensityRange> ranges_;
-  std::atomic<bool> warned_{false};
 };
 
 }  // namespace seg

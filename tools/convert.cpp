@@ -89,17 +89,16 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
   return run_tool("convert", err, [&]() -> int {
     CLI::App app{
         "Converts images, label maps and data sets between formats.\n"
-        "  seg-convert IMAGE -o OUT.nii.gz          one file; the format follows the extension\n"
-        "  seg-convert FILES.../FOLDER -o DIR       many files into DIR (--format png|nii.gz|...)\n"
-        "  seg-convert DATASET -o OUT.pth | DIR     data set folder <-> tensor pack\n"
-        "  seg-convert DATASET --to-notebook -o DIR the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
-        "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR | OUT.pth\n"
-        "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR | OUT.pth [--size 256]\n"
-        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA]\n"
-        "      [--overlap UNDER:OVER]...            a model file\n"
-        "  seg-convert WEIGHTS.pt --network NAME --data DATA -o MODEL.pth [--mean M --std S | --normalize image]\n"
-        "                                           a state_dict trained in Python into a model\n"
-        "  seg-convert MODEL.pth --state-dict -o WEIGHTS.pt   a model's weights for Python's load_state_dict\n"
+        "  seg-convert IMAGE -o OUT.nii.gz  one file; the format follows the extension\n"
+        "  seg-convert FILES.../FOLDER -o DIR  many files into DIR (--format png|nii.gz|...)\n"
+        "  seg-convert DATASET -o OUT.pth|DIR  data set folder <-> tensor pack\n"
+        "  seg-convert DATASET --to-notebook -o DIR  the notebook's JSRT_img0_lms.pth + jsrt_seg_masks.pth\n"
+        "  seg-convert --notebook IMAGES.pth MASKS.pth -o DIR|OUT.pth  the notebook's two files into a data set\n"
+        "  seg-convert --jsrt RAW_DIR MASKS_DIR -o DIR|OUT.pth [--size 256]  JSRT's films and SCR's masks into a data set\n"
+        "  seg-convert MODEL.pth|RUN_DIR -o OUT.pth [--half] [--framing-from DATA] [--overlap UNDER:OVER]...  a model file\n"
+        "  seg-convert WEIGHTS.pt --network NAME --data DATA -o MODEL.pth [--mean M --std S|--normalize image]  "
+        "a state_dict trained in Python into a model\n"
+        "  seg-convert MODEL.pth --state-dict -o WEIGHTS.pt  a model's weights for Python's load_state_dict\n"
         "Outputs are written whole or not at all.",
         "seg-convert"};
     add_max_pixels_option(app);

@@ -58,10 +58,10 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
         "intensity statistics, label histogram; for a data set (folder with dataset.json or a\n"
         ".pth tensor pack) also cases, splits and classes, with warnings for anything odd; for a\n"
         "model file or run folder its network, classes, normalisation and training record.\n"
-        "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]\n"
-        "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]\n"
-        "  seg-inspect MODEL|NAME     a model file, run folder or installed model's name\n"
-        "  seg-inspect --models       the models --model NAME finds (SEG_MODEL_PATH, then installed)",
+        "  seg-inspect DATA [--json] [--overlay OUT.png [--case ID]]  a data set folder or tensor pack\n"
+        "  seg-inspect IMAGE [--labels] [--gray] [--overlay OUT.png --label-map LABELS]  an image or label map\n"
+        "  seg-inspect MODEL|NAME  a model file, run folder or installed model's name\n"
+        "  seg-inspect --models  the models --model NAME finds (SEG_MODEL_PATH, then installed)",
         "seg-inspect"};
     add_max_pixels_option(app);
     std::string path_text;

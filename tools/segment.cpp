@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <new>
 #include <optional>
 
 #include "common.h"
@@ -290,16 +291,21 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     // Reads one film on a worker thread; nothing when it cannot be read and --keep-going says go on.
     auto read_item = [&](size_t index) -> std::optional<Image> {
       const auto& item = items[index];
+      std::string why;
       try {
         Image image = item.read(read_options);
         if (image.channels() != 1) throw colour_refused(item);  // a header that said otherwise
         intensity_warnings[index] = intensity_check.film(image.pixels, item.source());
         return image;
       } catch (const Error& e) {
-        if (!keep_going) throw Unreadable(e.what());
-        unread[index] = e.what();
-        return std::nullopt;
+        why = e.what();
+      } catch (const std::bad_alloc&) {
+        why = item.source() + ": ran out of memory while it was read; give fewer --threads, or a smaller "
+                              "--max-pixels to refuse films this large";
       }
+      if (!keep_going) throw Unreadable(why);
+      unread[index] = why;
+      return std::nullopt;
     };
     auto write_item = [&](size_t index, const Image& image, const Segmentation& result) {
       try {
@@ -323,6 +329,11 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
     } catch (const Unreadable& e) {
       throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
                   " films segmented before it, their outputs whole; --keep-going goes on past such films)");
+    } catch (const FilmSegmentationError& e) {
+      throw Error(items[e.index].source(), "could not be segmented: " + std::string(e.what()) + " (" +
+                                               std::to_string(done) + " of " + std::to_string(items.size()) +
+                                               " films segmented before it, their outputs whole; if memory ran out, "
+                                               "give fewer --threads or a smaller --batch)");
     }
     for (const auto& why : unread)
       if (!why.empty()) failures.push_back(why);

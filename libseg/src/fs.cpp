@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cerrno>
 #include <csignal>
@@ -38,7 +39,8 @@ std::string extension_of(const fs::path& target) {
 fs::path temporary_beside(const fs::path& target) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::ostringstream name;
-  name << kTemporaryPrefix << ::getpid() << "." << std::hex << (rng() & 0xffffffffu) << extension_of(target);
+  name << kTemporaryPrefix << ::getpid() << "@" << machine_tag() << "." << std::hex << (rng() & 0xffffffffu)
+       << extension_of(target);
   const fs::path parent = target.parent_path();
   return parent.empty() ? fs::path(name.str()) : parent / name.str();
 }
@@ -148,6 +150,7 @@ void check_target(const fs::path& target) {
 
 // The temporary written and checked: renamed over the target, or removed with the reason.
 void commit(const fs::path& tmp, const fs::path& target, const VerifyWritten& verify, bool full_disk) {
+  stop_if_interrupted();  // the signal handler may have removed tmp: that is no full disk
   std::error_code ec;
   const auto size = fs::file_size(tmp, ec);
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
@@ -182,6 +185,7 @@ void with_temporary(const fs::path& tmp, Body&& body) {
   try {
     body();
   } catch (...) {
+    stop_if_interrupted();  // a write that failed because the handler removed its file says nothing
     std::error_code ec;
     fs::remove(tmp, ec);
     untrack(tmp);
@@ -193,6 +197,18 @@ void with_temporary(const fs::path& tmp, Body&& body) {
 }  // namespace
 
 void fail_write_for_testing(int nth) { failing_write() = nth > 0 ? writes_started() + nth : 0; }
+
+const std::string& machine_tag() {
+  static const std::string tag = [] {
+    char host[256] = {};
+    std::string kept;
+    if (::gethostname(host, sizeof host - 1) == 0)
+      for (const char* c = host; *c != '\0' && *c != '.' && kept.size() < 32; ++c)
+        if (std::isalnum(static_cast<unsigned char>(*c)) || *c == '-') kept += *c;
+    return kept.empty() ? std::string("host") : kept;
+  }();
+  return tag;
+}
 
 bool is_temporary_name(const std::string& file_name) { return file_name.rfind(kTemporaryPrefix, 0) == 0; }
 
@@ -244,12 +260,16 @@ int remove_stale_temporaries(const fs::path& dir) {
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    // ".segtmp.<pid>.<hex>[extension]"
+    // ".segtmp.<pid>@<machine>.<hex>[extension]" (".segtmp.<pid>.<hex>..." from earlier versions)
     const std::string name = entry.path().filename().string();
     if (!is_temporary_name(name)) continue;
     char* end = nullptr;
     const long pid = std::strtol(name.c_str() + kTemporaryPrefix.size(), &end, 10);
-    if (pid <= 0 || end == nullptr || *end != '.') continue;
+    if (pid <= 0 || end == nullptr || (*end != '.' && *end != '@')) continue;
+    if (*end == '@') {  // a process of another machine sharing the folder may still run: leave it
+      const std::string_view machine(end + 1);
+      if (machine.substr(0, machine.find('.')) != machine_tag()) continue;
+    }
     if (pid == static_cast<long>(::getpid()) || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
     std::error_code remove_ec;
     if (fs::remove_all(entry.path(), remove_ec) > 0 && !remove_ec) ++removed;

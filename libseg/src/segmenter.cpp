@@ -174,6 +174,32 @@ void Segmenter::stream(size_t count, const std::function<std::optional<Image>(si
   const int threads_per_worker = std::max(1, threads / workers);
   const auto batch = static_cast<size_t>(std::max<int64_t>(options.batch, 1));
   StreamState state(count);
+  // Segments one pass's films and posts them in order: how many were posted, and the error
+  // that stopped it (the film at that position failed, or the pass as a whole did).
+  auto segment_pass = [&](const std::vector<size_t>& indices,
+                          std::vector<Image>& images) -> std::pair<size_t, std::exception_ptr> {
+    size_t posted = 0;
+    try {
+      std::vector<at::Tensor> films;
+      for (const auto& image : images) films.push_back(image.pixels);
+      auto predictions = predict(films);
+      if (analyse) analyse(indices, films, predictions);
+      films.clear();
+      for (; posted < indices.size(); ++posted) {
+        FinishedFilm film;
+        film.segmentation = finish(predictions[posted]);
+        film.image = std::move(images[posted]);
+        if (!options.keep_pixels) film.image.pixels = at::Tensor();
+        const auto& s = film.segmentation;
+        film.bytes = bytes_of(film.image.pixels) + bytes_of(s.labels) + bytes_of(s.probabilities) +
+                     bytes_of(s.restored) + bytes_of(s.as_predicted);
+        state.finish(indices[posted], std::move(film));
+      }
+    } catch (...) {
+      return {posted, std::current_exception()};
+    }
+    return {posted, nullptr};
+  };
   auto work = [&] {
     if (device_.is_cpu()) torch::set_num_threads(threads_per_worker);  // this thread's share
     while (!state.stopped()) {
@@ -209,26 +235,27 @@ void Segmenter::stream(size_t count, const std::function<std::optional<Image>(si
         if (ended) return;
         continue;
       }
-      size_t posted = 0;
-      try {
-        std::vector<at::Tensor> films;
-        for (const auto& image : images) films.push_back(image.pixels);
-        auto predictions = predict(films);
-        if (analyse) analyse(indices, films, predictions);
-        films.clear();
-        for (; posted < indices.size(); ++posted) {
-          FinishedFilm film;
-          film.segmentation = finish(predictions[posted]);
-          film.image = std::move(images[posted]);
-          if (!options.keep_pixels) film.image.pixels = at::Tensor();
-          const auto& s = film.segmentation;
-          film.bytes = bytes_of(film.image.pixels) + bytes_of(s.labels) + bytes_of(s.probabilities) +
-                       bytes_of(s.restored) + bytes_of(s.as_predicted);
-          state.finish(indices[posted], std::move(film));
+      if (state.stopped()) return;  // the writer has stopped: nothing more will be written
+      auto [posted, error] = segment_pass(indices, images);
+      // A pass of several films failed: the films it had not posted go one at a time, so the
+      // error is the failing film's own and the films before it are written.
+      if (error && indices.size() - posted > 1) {
+        error = nullptr;
+        for (; posted < indices.size() && !state.stopped(); ++posted) {
+          std::vector<Image> one{std::move(images[posted])};
+          error = segment_pass({indices[posted]}, one).second;
+          if (error) break;
         }
-      } catch (...) {
+      }
+      if (error) {
         FinishedFilm film;
-        film.error = std::current_exception();
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          film.error = std::make_exception_ptr(FilmSegmentationError(indices[posted], e.what()));
+        } catch (...) {
+          film.error = error;
+        }
         state.finish(indices[posted], std::move(film));
       }
     }

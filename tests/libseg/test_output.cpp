@@ -156,14 +156,21 @@ TEST(OutputFolder, CreateMakesItsFoldersAndRemovesWhatKilledRunsLeft) {
   const seg::OutputFolder folder(dir / "out", {}, seg::Existing::refuse, "");
   EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is created before the checks";
   fs::create_directories(dir / "out" / "masks");
-  const std::string stale = ".segtmp." + std::to_string(dead_pid()) + ".1f.png";
-  const std::string live = ".segtmp." + std::to_string(::getpid()) + ".2f.png";
-  write_text(dir / "out" / "masks" / stale, "half");
+  const std::string dead = std::to_string(dead_pid());
+  const std::string stale = ".segtmp." + dead + "@" + seg::machine_tag() + ".1f.png";
+  const std::string stale_of_earlier_version = ".segtmp." + dead + ".3f.png";
+  const std::string live = ".segtmp." + std::to_string(::getpid()) + "@" + seg::machine_tag() + ".2f.png";
+  // Another machine writing to the same shared folder: its process ids mean nothing here.
+  const std::string other_machine = ".segtmp." + dead + "@" + seg::machine_tag() + "-other.4f.png";
+  for (const auto& name : {stale, stale_of_earlier_version}) write_text(dir / "out" / "masks" / name, "half");
   write_text(dir / "out" / live, "being written");
+  write_text(dir / "out" / other_machine, "being written elsewhere");
   folder.create({"masks", "overlays"});
   EXPECT_TRUE(fs::is_directory(dir / "out" / "overlays"));
   EXPECT_FALSE(fs::exists(dir / "out" / "masks" / stale));
+  EXPECT_FALSE(fs::exists(dir / "out" / "masks" / stale_of_earlier_version));
   EXPECT_TRUE(fs::exists(dir / "out" / live)) << "a running process's temporary stays";
+  EXPECT_TRUE(fs::exists(dir / "out" / other_machine)) << "another machine's temporary stays";
 }
 
 TEST(WriteAtomically, TemporaryNamesAreShortSoLongTargetNamesWork) {

@@ -284,5 +284,25 @@ TEST_P(Stream, StopsAtAFailureAfterTheFilmsBeforeIt) {
   EXPECT_EQ(written, (std::vector<size_t>{0, 1, 2}));
 }
 
+// A film that fails in a forward pass with others: the pass is retried a film at a time, so
+// the films before it are written and the error names it, not the pass's first film.
+TEST_P(Stream, AFilmThatCannotBeSegmentedIsNamedAfterTheFilmsBeforeIt) {
+  const std::vector<seg::Model> models{random_model("fcn", 4, 32, 8)};
+  const seg::Segmenter segmenter(models, {}, torch::kCPU, "model");
+  auto read = [&](size_t i) -> std::optional<seg::Image> {
+    if (i == 2) return seg::Image{torch::zeros({2, 3, 4}), {}, "uint16"};  // read, but no film to segment
+    return seg::Image{film(48, 48, i), {}, "uint16"};
+  };
+  std::vector<size_t> written;
+  try {
+    segmenter.stream(6, read, [&](size_t i, const seg::Image&, const seg::Segmentation&) { written.push_back(i); },
+                     {GetParam(), 4, false});
+    ADD_FAILURE() << "film 2 should stop the stream";
+  } catch (const seg::FilmSegmentationError& e) {
+    EXPECT_EQ(e.index, 2u) << e.what();
+  }
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Segmenter, Stream, ::testing::Values(1, 3),
                          [](const auto& info) { return std::to_string(info.param) + "Threads"; });

@@ -9,10 +9,15 @@
 
 namespace seg {
 
-// Temporary files and folders are named ".segtmp.<pid>.<hex>" (plus the target's extension)
-// beside their target: short, so any legal target name works; hidden; and skipped by every
-// folder reader (is_temporary_name).
+// Temporary files and folders are named ".segtmp.<pid>@<machine>.<hex>" (plus the target's
+// extension) beside their target: short, so any legal target name works; hidden; skipped by
+// every folder reader (is_temporary_name); and owned by a process of one machine, so runs on
+// several machines writing to one shared folder (seg-segment --shard) leave each other's alone.
 bool is_temporary_name(const std::string& file_name);
+
+// This machine's name as temporary names carry it: the host name up to its first dot, letters,
+// digits and '-' only, at most 32 characters.
+const std::string& machine_tag();
 
 // Checks that the finished temporary file `tmp` is complete (its format's own markers and
 // sizes); throws seg::Error when it is not.
@@ -42,8 +47,8 @@ std::string read_file(const std::filesystem::path& path);
 // Creates `dir` (and parents) if needed; throws seg::Error if it cannot be created or written.
 void ensure_writable_dir(const std::filesystem::path& dir);
 
-// Removes the temporaries that killed processes left in `dir` (not recursively): those whose
-// process no longer runs. Returns how many it removed.
+// Removes the temporaries that killed processes left in `dir` (not recursively): those of this
+// machine whose process no longer runs. Returns how many it removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
 
 // A folder written whole: everything goes into a hidden temporary folder beside `target`,

@@ -2,6 +2,7 @@
 // What seg-segment does to films, as a library: one model or an ensemble, test-time
 // augmentation, reframing, the clean-up, and structures that the training labels drew over
 // made whole again.
+#include <seg/error.h>
 #include <seg/image.h>
 #include <seg/model_file.h>
 #include <seg/predict.h>
@@ -52,6 +53,14 @@ struct StreamOptions {
 using FilmAnalysis = std::function<void(const std::vector<size_t>& indices, const std::vector<at::Tensor>& films,
                                         const std::vector<FilmPrediction>& predictions)>;
 
+// Segmenter::stream's error when segmenting film `index` failed (not reading it): what() is the
+// cause's message, for the caller to put beside the film's name.
+class FilmSegmentationError : public Error {
+ public:
+  FilmSegmentationError(size_t index, const std::string& cause) : Error(cause), index(index) {}
+  size_t index;
+};
+
 class Segmenter {
  public:
   // Throws seg::Error when the models' class tables differ, or when `whole` is asked of a
@@ -81,10 +90,12 @@ class Segmenter {
   // calling thread in the order of i. On the CPU the workers are as many as options.threads
   // (fewer for fewer films), each with an equal share of the threads for its network: films in
   // parallel keep both the network's and the rest's work on every core. Memory stays bounded:
-  // a worker gathers at most 128 MiB of films for a pass, finished films wait for their turn
-  // up to 128 MiB. An exception from `read` or from segmenting film i is rethrown here once
-  // every film before i is written (no film after it is); one from `write` at once; either
-  // way the workers have stopped when stream returns or throws.
+  // a worker stops gathering films for a pass once they hold 128 MiB, finished films wait for
+  // their turn up to 128 MiB. An exception from `read(i)` or from segmenting film i is thrown
+  // here once every film before i is written (no film after it is): read's as it is,
+  // segmenting's as a FilmSegmentationError naming i (a pass of several films that fails is
+  // retried a film at a time to find it); one from `write` at once. Either way the workers
+  // have stopped when stream returns or throws.
   void stream(size_t count, const std::function<std::optional<Image>(size_t)>& read,
               const std::function<void(size_t, const Image&, const Segmentation&)>& write,
               const StreamOptions& options, const FilmAnalysis& analyse = {}) const;

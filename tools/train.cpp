@@ -57,7 +57,8 @@ void add_options(CLI::App& app, CommandLine& c) {
         }
       });
   std::string networks;
-  for (const auto& n : network_registry()) networks += "\n  " + n.name + ": " + n.description;
+  // One network a line in --help; the semicolons keep them apart where help2man fills the lines.
+  for (const auto& n : network_registry()) networks += (networks.empty() ? "" : ";") + ("\n  " + n.name) + ": " + n.description;
   c.options.add<std::string>(app, "--network", "network", "the network, in place of the recipe's:" + networks);
   app.add_option("--model", c.model, "a recipe's name (fast, res-unet: --recipe NAME), else a network's (--network NAME)");
   app.add_option("--out", c.out, "run folder to create: model.pth, checkpoint.pt, log.csv, loss.png, run.json");

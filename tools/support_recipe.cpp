@@ -2,9 +2,22 @@
 
 #include <seg/augment_pipeline.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace seg::tools {
+
+CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        return end != text.c_str() && !std::isfinite(value) ? "must be a finite number, not " + text : std::string();
+      },
+      "");
+}
+
 using nlohmann::json;
 
 namespace {

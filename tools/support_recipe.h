@@ -11,9 +11,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace seg::tools {
+
+// A CLI11 check that refuses "nan", "inf" and numbers too large for a double.
+CLI::Validator finite_number();
 
 class RecipeOptions {
  public:
@@ -25,6 +29,9 @@ class RecipeOptions {
     auto value = std::make_shared<T>();
     Entry entry{key, flag, {app.add_option(flag, *value, help)}, [value] { return nlohmann::json(*value); }};
     for (const auto& alias : aliases) entry.options.push_back(app.add_option(alias, *value)->group(""));
+    // NaN and infinity have no JSON form: laid over the recipe they would read as absent.
+    if constexpr (std::is_floating_point_v<T>)
+      for (auto* option : entry.options) option->check(finite_number());
     entries_.push_back(std::move(entry));
   }
   // --augment-<name> for every registered augmentation; with `short_aliases`, --<name> too.

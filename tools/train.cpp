@@ -131,6 +131,7 @@ int dry_run(const CommandLine& c, const TrainOptions& options, const std::vector
     classes = data.classes.size();
     whose = std::to_string(classes) + " classes, the data's";
     const auto cases = choose_validation_cases(data, stages.front());
+    for (const auto& stage : stages) check_batch_fits(data, stage);
     out << "training cases: " << cases.train.size() << "; validation cases: " << cases.val.size() << " (" << cases.source << ")\n";
     if (!cases.note.empty()) out << "note: " << cases.note << "\n";
   }
@@ -166,7 +167,8 @@ int train_and_report(const Dataset& data, const TrainOptions& options, const std
   const bool writer = !comm || comm->rank() == 0;
   ConsoleObserver console(out, is_terminal(out), data.classes, run_dir, options.run.cuda_graph);
   const auto result = stages.size() > 1 ? train_stages(data, stages, options, run_dir, writer ? &console : nullptr, resume, comm)
-                                        : train_network(data, options, run_dir, writer ? &console : nullptr, resume, comm);
+                                        : train_network(data, options, run_dir, writer ? &console : nullptr,
+                                                        resume && fs::exists(run_dir / "checkpoint.pt"), comm);
   if (writer) {
     report_postprocessing(out, result.model.info);
     out << "model written to " << (run_dir / "model.pth").string() << "\n";
@@ -175,12 +177,17 @@ int train_and_report(const Dataset& data, const TrainOptions& options, const std
 }
 
 // A resumed run: its data, recipe and settings as its run.json recorded them.
-void read_run(CommandLine& c, const fs::path& run_json, TrainOptions& options, std::vector<Recipe>& stages) {
+// `run_flags_given`: the options of how a run is carried out (and --size, --dry-run) that the
+// command line gave; a resumed run has its own.
+void read_run(CommandLine& c, const fs::path& run_json, const std::vector<std::string>& run_flags_given, TrainOptions& options,
+              std::vector<Recipe>& stages) {
   if (!c.out.empty() && c.out != c.resume) throw UsageError("give either --out or --resume, not both");
   const auto given = c.options.given();
-  if (!c.recipe.empty() || !c.model.empty() || !c.overlaps.empty() || given.size() > (given.contains("epochs") ? 1u : 0u))
-    throw UsageError("--resume continues a run as it was started (its recipe, --overlap and the rest are recorded): "
-                     "give only --epochs to extend it, and --threads or --dist-timeout");
+  if (!c.recipe.empty() || !c.model.empty() || !c.overlaps.empty() || !run_flags_given.empty() ||
+      given.size() > (given.contains("epochs") ? 1u : 0u))
+    throw UsageError("--resume continues a run as it was started (its recipe, --overlap, --size, --device and the rest "
+                     "are recorded" + (run_flags_given.empty() ? std::string() : "; not " + join(run_flags_given, ", ")) +
+                     "): give only --epochs to extend it, and --threads or --dist-timeout");
   if (!fs::exists(run_json)) throw Error(run_json.string(), "missing: not a seg-train run folder");
   const auto saved = json::parse(read_file(run_json), nullptr, false);
   if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
@@ -189,8 +196,15 @@ void read_run(CommandLine& c, const fs::path& run_json, TrainOptions& options, s
   c.skip_missing = c.skip_missing || saved.value("skip_missing", false);
   stages = saved.contains("recipe") ? recipe_stages(saved["recipe"].dump(), run_json.string()) : std::vector<Recipe>{Recipe{}};
   if (saved.contains("settings")) options = train_options_from_json(saved["settings"].dump(), run_json.string());
-  options.recipe.epochs = given.value("epochs", int64_t{0});  // 0: the run's own
-  if (stages.size() > 1 && options.recipe.epochs > 0) throw UsageError("--epochs extends a one-stage run; a staged run resumes as recorded");
+  const int64_t epochs = given.value("epochs", int64_t{0});
+  if (stages.size() > 1 && epochs > 0) throw UsageError("--epochs extends a one-stage run; a staged run resumes as recorded");
+  if (stages.size() == 1 && !fs::exists(run_json.parent_path() / "checkpoint.pt")) {
+    // Stopped before its first checkpoint: it starts as recorded.
+    options.recipe = stages.front();
+    if (epochs > 0) options.recipe.epochs = epochs;
+  } else {
+    options.recipe.epochs = epochs;  // 0: the run's own
+  }
 }
 
 // A new run: the recipe with the command line's options, every stage checked.
@@ -200,6 +214,15 @@ void plan_run(const CommandLine& c, bool distributed, TrainOptions& options, std
   stages = recipe_with_options(recipe, c.options, more);
   for (auto& stage : stages)
     if (!stage.init.empty()) stage.init = find_model(stage.init).string();  // a model name: the file it names
+  for (size_t k = 1; k < stages.size(); ++k) {  // a stage fine-tunes the model of the stage before
+    const std::string stage = "stage " + std::to_string(k + 1);
+    if (stages[k].network != stages[k - 1].network)
+      throw Error(recipe.source, stage + " trains a " + stages[k].network + " network, but starts from stage " +
+                                     std::to_string(k) + "'s " + stages[k - 1].network + ": a staged recipe keeps one network");
+    if (stages[k].init != stages.front().init)
+      throw Error(recipe.source, stage + " names init " + stages[k].init +
+                                     ", but a stage after the first starts from the stage before's model; give init in the first");
+  }
   options = {stages.front(), c.run, {}, name, c.options.given_keys()};
   for (const auto& key : recipe_keys(more)) options.overridden.push_back(key);
   try {
@@ -222,13 +245,21 @@ int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& 
       out << "distributed: " << world.world_size << " processes" << (world.launcher.empty() ? "" : " (" + world.launcher + ")")
           << ", rendezvous " << world.master_addr << ":" << world.master_port << "\n";
   }
-  if (!resume && writer && (fs::exists(run_dir / "checkpoint.pt") || fs::exists(stage_folder(run_dir, 1) / "checkpoint.pt")))
+  if (!resume && writer && fs::exists(run_dir / "run.json"))
     throw Error(run_dir.string(), "already holds a training run; use --resume " + run_dir.string() + " or another --out");
   {
-    Inputs inputs;  // the run folder may not be one of them
+    // What the run writes may be none of its inputs, nor (a new run's) any file already there.
+    Inputs inputs;
     inputs.add(c.data);
+    if (fs::path(c.data).filename() == "dataset.json") inputs.add(fs::path(c.data).parent_path());  // the data's folder
     for (const auto& stage : stages) inputs.add(stage.init);
-    const OutputFolder refuses_inputs(run_dir, inputs, Existing::overwrite, "");
+    const OutputFolder folder(run_dir, inputs, resume ? Existing::overwrite : Existing::refuse,
+                              "a new run needs an empty or new --out folder");
+    std::vector<fs::path> folders{run_dir}, outputs{run_dir / "run.json"};
+    for (size_t k = 1; stages.size() > 1 && k <= stages.size(); ++k) folders.push_back(stage_folder(run_dir, k));
+    for (const auto& dir : folders)
+      for (const char* file : {"model.pth", "checkpoint.pt", "log.csv", "loss.png"}) outputs.push_back(dir / file);
+    if (writer) folder.check(outputs);
   }
   DataRequest request;
   request.skip_missing = c.skip_missing;
@@ -240,6 +271,7 @@ int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& 
   for (const auto& text : c.overlaps) options.overlaps.push_back(parse_overlap(text, data.classes));
   check_overlaps(options.overlaps, data.classes, "--overlap");
   const auto cases = choose_validation_cases(data, stages.front());
+  for (const auto& stage : stages) check_batch_fits(data, stage, world.world_size);
   const bool fresh_dir = !fs::exists(run_dir);
   if (writer) ensure_writable_dir(run_dir);
   if (resume && writer) remove_stale_temporaries(run_dir);  // what a killed run was writing
@@ -277,7 +309,11 @@ int train(const Args& args, std::ostream& out, std::ostream& err) {
     TrainOptions options;
     std::vector<Recipe> stages;
     if (resume) {
-      read_run(c, fs::path(c.resume) / "run.json", options, stages);
+      std::vector<std::string> run_flags_given;
+      for (const char* flag : {"--device", "--precision", "--channels-last", "--cuda-graph", "--deterministic",
+                               "--checkpoint-every", "--size", "--dry-run"})
+        if (app.count(flag) > 0) run_flags_given.push_back(flag);
+      read_run(c, fs::path(c.resume) / "run.json", run_flags_given, options, stages);
     } else {
       plan_run(c, world.distributed(), options, stages);
       if (c.dry_run) return dry_run(c, options, stages, out);

@@ -227,16 +227,12 @@ void TrainingRun::check_and_set_up() {
     // has no deterministic kernel; stopping every CUDA run at its first step helps no one.
     at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   }
+  check_batch_fits(data_, recipe, world_);
   cases_ = choose_validation_cases(data_, recipe);
   train_ = rows_of(data_, cases_.train, recipe.train_split);
   // A step takes batch cases on each rank: batch x world cases in all.
   global_batch_ = recipe.batch * world_;
   steps_ = train_.size() / global_batch_;
-  if (steps_ < 1)
-    throw Error(data_.source, "has " + std::to_string(train_.size()) + " cases to train on (split \"" + recipe.train_split +
-                                  "\"), fewer than one batch of " + std::to_string(global_batch_) +
-                                  (world_ > 1 ? " (" + std::to_string(recipe.batch) + " on each of " + std::to_string(world_) + " processes)"
-                                              : std::string()));
   device_ = parse_device(options_.run.device);
   // Fixed shapes every step: let cuDNN pick its fastest kernels once (not when asked to be deterministic).
   if (device_.is_cuda() && !options_.run.deterministic) at::globalContext().setBenchmarkCuDNN(true);
@@ -358,6 +354,11 @@ void TrainingRun::end_epoch(EpochLog& record, Clock::time_point epoch_start) {
   const int64_t epoch = record.epoch;
   if (comm_) comm_->all_reduce_sum(loss_sum_);
   record.loss = loss_sum_.item<double>() / static_cast<double>(steps_ * world_);  // one device read an epoch
+  if (!std::isfinite(record.loss))
+    throw Error(run_dir_.string(), "the training loss is " + std::string(std::isnan(record.loss) ? "NaN" : "infinite") +
+                                       " at epoch " + std::to_string(epoch) +
+                                       ": training diverged, and the epoch was not saved; start again with a lower learning "
+                                       "rate or milder augmentation");
   const bool last = epoch == recipe.epochs;
   const bool validate_now = !cases_.val.empty() && (epoch % recipe.validation.every == 0 || last);
   if (validate_now) {
@@ -442,6 +443,15 @@ void TrainingRun::write_model() {
   save_model(model_, run_dir_ / "model.pth");
 }
 }  // namespace
+
+void check_batch_fits(const Dataset& data, const Recipe& recipe, int64_t world) {
+  const auto training = static_cast<int64_t>(choose_validation_cases(data, recipe).train.size());
+  if (training >= recipe.batch * world) return;
+  throw Error(data.source, "has " + std::to_string(training) + " cases to train on (split \"" + recipe.train_split +
+                               "\"), fewer than one batch of " + std::to_string(recipe.batch * world) +
+                               (world > 1 ? " (" + std::to_string(recipe.batch) + " on each of " + std::to_string(world) + " processes)"
+                                          : std::string()));
+}
 
 TrainResult train_network(const Dataset& data, const TrainOptions& options, const fs::path& run_dir, TrainObserver* observer,
                           bool resume, Communicator* comm) {

@@ -299,3 +299,86 @@ TEST_F(TrainSegmentTool, BadRecipeValuesNameTheirFileOrOption) {
   EXPECT_NE(graph.err.find("--cuda-graph records --augment-scale only; set --augment-zoom to 0"), std::string::npos) << graph.err;
   for (const char* dir : {"a", "b", "c", "d"}) EXPECT_FALSE(fs::exists(tmp / dir)) << dir;
 }
+
+// A run writes only into what it may: never over a file already in --out (a failing run
+// leaves them too), never over its own --init model, never into the data's folder.
+TEST_F(TrainSegmentTool, ARunNeverWritesOverWhatTheUserHad) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string();
+  auto train = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--epochs", "1", "--threads", "1"});
+    return run_tool_in_process(seg::tools::train, args);
+  };
+  fs::create_directories(tmp / "mine");
+  seg::write_file_atomically(tmp / "mine" / "log.csv", "my notes");
+  for (const char* batch : {"99", "3"}) {  // fails on its data, then would run
+    const auto r = train({"--data", pack, "--batch", batch, "--out", (tmp / "mine").string()});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(seg::read_file(tmp / "mine" / "log.csv"), "my notes") << "batch " << batch;
+    EXPECT_EQ(seg::testing::list_files(tmp / "mine"), std::vector<std::string>{"log.csv"}) << r.err;
+  }
+  ASSERT_EQ(train({"--data", pack, "--out", (tmp / "first").string()}).code, 0);
+  const std::string init = seg::read_file(tmp / "first" / "model.pth");
+  fs::create_directories(tmp / "tune");
+  fs::copy_file(tmp / "first" / "model.pth", tmp / "tune" / "model.pth");
+  auto r = train({"--data", pack, "--init", (tmp / "tune" / "model.pth").string(), "--out", (tmp / "tune").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is an input of this run"), std::string::npos) << r.err;
+  EXPECT_EQ(seg::read_file(tmp / "tune" / "model.pth"), init);
+  // The data set's folder, given by its dataset.json.
+  fs::create_directories(tmp / "set");
+  seg::write_file_atomically(tmp / "set" / "dataset.json", "{}");
+  r = train({"--data", (tmp / "set" / "dataset.json").string(), "--out", (tmp / "set").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is an input of this run"), std::string::npos) << r.err;
+  EXPECT_EQ(seg::testing::list_files(tmp / "set"), std::vector<std::string>{"dataset.json"}) << r.err;
+}
+
+// Values that JSON cannot hold are refused, not read as absent; a run whose loss becomes NaN
+// stops with an error instead of saving NaN weights.
+TEST_F(TrainSegmentTool, NonFiniteValuesAndDivergedRunsAreErrors) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string();
+  for (const char* value : {"nan", "inf", "1e999"}) {
+    const auto r = run_tool_in_process(seg::tools::train, {"--recipe", "fast", "--lr", value, "--dry-run"});
+    EXPECT_EQ(r.code, 2) << value << ": " << r.out;
+    EXPECT_NE(r.err.find("must be a finite number"), std::string::npos) << r.err;
+  }
+  seg::write_file_atomically(tmp / "wild.json", R"({"network": "fcn", "epochs": 2, "lr": 1e308, "batch": 2, "validation": {"split": "test"}})");
+  const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", (tmp / "wild.json").string(),
+                                                         "--threads", "1", "--out", (tmp / "wild").string()});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("training diverged"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "wild" / "model.pth"));
+}
+
+// --resume refuses what it would otherwise ignore; a run stopped before its first checkpoint
+// starts again as recorded; a staged recipe's later stages are checked before anything runs.
+TEST_F(TrainSegmentTool, ResumeAndStagesAreCheckedBeforeTraining) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string(), run_dir = (tmp / "run").string();
+  ASSERT_EQ(run_tool_in_process(seg::tools::train, {"--data", pack, "--epochs", "1", "--threads", "1", "--out", run_dir}).code, 0);
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--dry-run"}, {"--size", "16"}, {"--device", "cpu"}}) {
+    std::vector<std::string> args{"--resume", run_dir, "--epochs", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_tool_in_process(seg::tools::train, args);
+    EXPECT_EQ(r.code, 2) << extra.front() << ": " << r.out;
+    EXPECT_NE(r.err.find("not " + extra.front()), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(seg::load_model(run_dir).info.input_size, (std::vector<int64_t>{32, 32}));
+  for (const char* file : {"checkpoint.pt", "model.pth", "log.csv", "loss.png"}) fs::remove(fs::path(run_dir) / file);
+  const auto restarted = run_tool_in_process(seg::tools::train, {"--resume", run_dir, "--threads", "1"});
+  ASSERT_EQ(restarted.code, 0) << restarted.err;
+  EXPECT_TRUE(fs::exists(fs::path(run_dir) / "model.pth"));
+
+  seg::write_file_atomically(tmp / "two-networks.json", R"({"stages": [{"network": "fcn", "epochs": 1, "validation": {"split": "test"}}, {"network": "fast"}]})");
+  seg::write_file_atomically(tmp / "big-batch.json", R"({"stages": [{"network": "fcn", "epochs": 1, "validation": {"split": "test"}}, {"batch": 99}]})");
+  for (const char* recipe : {"two-networks.json", "big-batch.json"}) {
+    const auto out = tmp / (std::string("staged-") + recipe);
+    const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", (tmp / recipe).string(), "--threads", "1",
+                                                           "--out", out.string()});
+    EXPECT_EQ(r.code, 1) << recipe << ": " << r.out;
+    EXPECT_EQ(r.out.find("epoch"), std::string::npos) << recipe << ": nothing trains";
+    EXPECT_FALSE(fs::exists(out)) << recipe << ": " << r.err;
+  }
+}

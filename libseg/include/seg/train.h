@@ -83,7 +83,9 @@ struct TrainResult {
 // options.run.checkpoint_every_s, and after the last), log.csv. Every file is written
 // atomically. The model records the recipe, the run settings and the validation cases.
 // With resume = true the options come from run_dir's checkpoint and training continues
-// after its last finished epoch (`options` then only sets epochs, to extend a run).
+// after its last finished epoch (`options` then only sets epochs, to extend a run). An epoch
+// whose mean loss is NaN or infinite stops the run with seg::Error before anything of it is
+// written: the run diverged, and its last checkpoint and model stay as they were.
 // With a communicator of N > 1 ranks (data parallel, as PyTorch's DDP): every rank holds the
 // data and trains `batch` cases of each step's global batch of N x batch, the same cases and
 // augmentation one process with batch N x batch would draw; gradients are averaged every
@@ -92,6 +94,11 @@ struct TrainResult {
 TrainResult train_network(const Dataset& data, const TrainOptions& options,
                           const std::filesystem::path& run_dir, TrainObserver* observer = nullptr,
                           bool resume = false, Communicator* comm = nullptr);
+
+// Throws seg::Error when `recipe` cannot train on `data` with `world` processes: its training
+// cases are fewer than one step's batch (batch x world). seg-train checks every stage of a
+// recipe with it before a run starts; train_network checks again.
+void check_batch_fits(const Dataset& data, const Recipe& recipe, int64_t world = 1);
 
 // A staged recipe: stage k trains in run_dir/stage-k from the model stage k - 1 made (stage 1
 // from its own init, if any), with `options`' run settings and overlaps; the last stage's

@@ -4,6 +4,7 @@
 
 #if SEG_WITH_IMAGE_IO
 #include <seg/io/dataset_io.h>
+#include <seg/io/image_header.h>
 #endif
 
 namespace seg::tools {
@@ -38,21 +39,29 @@ std::string left_out_text(const Dataset& data) {
 }
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text) {
+  std::pair<int64_t, int64_t> size{0, 0};
   try {
     size_t used = 0;
     const auto x = text.find('x');
     if (x == std::string::npos) {
       const int64_t n = std::stoll(text, &used);
-      if (used == text.size() && n > 0) return {n, n};
+      if (used == text.size() && n > 0) size = {n, n};
     } else {
       const int64_t h = std::stoll(text.substr(0, x), &used);
       size_t used_w = 0;
       const int64_t w = std::stoll(text.substr(x + 1), &used_w);
-      if (used == x && used_w == text.size() - x - 1 && h > 0 && w > 0) return {h, w};
+      if (used == x && used_w == text.size() - x - 1 && h > 0 && w > 0) size = {h, w};
     }
   } catch (const std::exception&) {
   }
-  throw UsageError("--size " + text + ": expected N or HxW with positive integers (e.g. 256 or 512x384)");
+  if (size.first == 0) throw UsageError("--size " + text + ": expected N or HxW with positive integers (e.g. 256 or 512x384)");
+#if SEG_WITH_IMAGE_IO
+  const int64_t cap = io::default_max_pixels();
+  if (size.first > cap / size.second)
+    throw UsageError("--size " + text + ": more pixels than --max-pixels allows (" + std::to_string(cap) +
+                     "); give a smaller size, or raise --max-pixels");
+#endif
+  return size;
 }
 
 }  // namespace seg::tools

@@ -191,9 +191,13 @@ void read_run(CommandLine& c, const fs::path& run_json, const std::vector<std::s
   if (!fs::exists(run_json)) throw Error(run_json.string(), "missing: not a seg-train run folder");
   const auto saved = json::parse(read_file(run_json), nullptr, false);
   if (saved.is_discarded() || !saved.contains("data")) throw Error(run_json.string(), "malformed run description");
-  if (c.data.empty()) c.data = saved["data"].get<std::string>();  // (--data: the run's data, moved)
-  if (c.size.empty()) c.size = saved.value("size", "");
-  c.skip_missing = c.skip_missing || saved.value("skip_missing", false);
+  try {
+    if (c.data.empty()) c.data = saved["data"].get<std::string>();  // (--data: the run's data, moved)
+    c.size = saved.value("size", "");
+    c.skip_missing = c.skip_missing || saved.value("skip_missing", false);
+  } catch (const json::exception& e) {
+    throw Error(run_json.string(), "malformed run description (" + std::string(e.what()) + ")");
+  }
   stages = saved.contains("recipe") ? recipe_stages(saved["recipe"].dump(), run_json.string()) : std::vector<Recipe>{Recipe{}};
   if (saved.contains("settings")) options = train_options_from_json(saved["settings"].dump(), run_json.string());
   const int64_t epochs = given.value("epochs", int64_t{0});

@@ -73,7 +73,18 @@ void refuse_unknown_keys(const json& given, const json& known, const std::string
       throw Error(source, "unknown key \"" + name + "\" (" + (path.empty() ? "the keys" : "the keys of \"" + path + "\"") +
                               " are: " + list + ")");
     }
-    if (known.at(key).is_object()) refuse_unknown_keys(value, known.at(key), source, name);
+    const json& expected = known.at(key);
+    if (expected.is_object()) {
+      refuse_unknown_keys(value, expected, source, name);
+      continue;
+    }
+    // A value the serialiser would convert quietly: null to the default, 1.7 epochs to 1, a
+    // negative seed to a huge one.
+    if (value.is_null()) throw Error(source, "\"" + name + "\" is null: give a value, or leave the key out for the default");
+    if (expected.is_number_integer() && value.is_number() && !value.is_number_integer())
+      throw Error(source, "\"" + name + "\" must be a whole number, not " + value.dump());
+    if (expected.is_number_unsigned() && value.is_number_integer() && !value.is_number_unsigned())
+      throw Error(source, "\"" + name + "\" must be 0 or more, not " + value.dump());
   }
 }
 
@@ -273,21 +284,35 @@ bool is_recipe_name(const std::string& name) {
   return !name.empty() && name.find('/') == std::string::npos && fs::is_regular_file(recipe_folder() / (name + ".json"));
 }
 
+namespace {
+
+// A recipe file's text: a regular file of at most 1 MiB (not a FIFO or device that reads forever).
+std::string read_recipe_file(const fs::path& file) {
+  std::error_code ec;
+  if (fs::exists(file) && !fs::is_regular_file(file))
+    throw Error(file.string(), "is not a regular file; a recipe is a JSON file");
+  if (fs::exists(file) && fs::file_size(file, ec) > (size_t{1} << 20))
+    throw Error(file.string(), "is larger than 1 MiB; a recipe is a small JSON file");
+  return read_file(file);
+}
+
+}  // namespace
+
 RecipeText read_recipe(const std::string& name_or_path) {
   const fs::path path(name_or_path);
   if (fs::is_directory(path)) {
     const fs::path run_json = path / "run.json";
     if (!fs::exists(run_json)) throw Error(name_or_path, "is a folder but not a training run (no run.json)");
-    const json run = parse_object(read_file(run_json), run_json.string());
+    const json run = parse_object(read_recipe_file(run_json), run_json.string());
     if (!run.contains("recipe")) throw Error(run_json.string(), "records no recipe (a run begun before recipes were recorded)");
     return {run["recipe"].dump(), run_json.string()};
   }
   if (is_recipe_name(name_or_path)) {
     const fs::path file = recipe_folder() / (name_or_path + ".json");
-    return {read_file(file), file.string()};
+    return {read_recipe_file(file), file.string()};
   }
   if (fs::exists(path) || name_or_path.find('/') != std::string::npos || path.extension() == ".json")
-    return {read_file(path), path.string()};
+    return {read_recipe_file(path), path.string()};
   std::string names;
   for (const auto& n : recipe_names()) names += (names.empty() ? "" : ", ") + n;
   throw Error(name_or_path, "is neither a recipe file nor a recipe's name (" + recipe_folder().string() +

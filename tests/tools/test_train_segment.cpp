@@ -10,6 +10,8 @@
 
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "fixtures.h"
 #include "test_support.h"
 #include "tool_run.h"
@@ -381,4 +383,37 @@ TEST_F(TrainSegmentTool, ResumeAndStagesAreCheckedBeforeTraining) {
     EXPECT_EQ(r.out.find("epoch"), std::string::npos) << recipe << ": nothing trains";
     EXPECT_FALSE(fs::exists(out)) << recipe << ": " << r.err;
   }
+}
+
+// Recipe values the JSON reader would convert quietly are refused, and so are recipe files that
+// are not small regular files, sizes past --max-pixels and a run.json of the wrong types.
+TEST_F(TrainSegmentTool, RecipeValuesAreTakenAsWrittenOrRefused) {
+  ScratchDir tmp;
+  const auto pack = tiny_pack(tmp).string();
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"network": "fcn", "epochs": 1.7})", "\"epochs\" must be a whole number, not 1.7"},
+      {R"({"network": "fcn", "seed": -1})", "\"seed\" must be 0 or more, not -1"},
+      {R"({"network": "fcn", "epochs": null})", "\"epochs\" is null"},
+      {R"({"network": "fcn", "validation": {"every": 2.5}})", "\"validation.every\" must be a whole number"}};
+  for (const auto& [text, message] : cases) {
+    seg::write_file_atomically(tmp / "r.json", text);
+    const auto r = run_tool_in_process(seg::tools::train, {"--recipe", (tmp / "r.json").string(), "--dry-run"});
+    EXPECT_EQ(r.code, 1) << text;
+    EXPECT_NE(r.err.find(message), std::string::npos) << text << ": " << r.err;
+  }
+  ASSERT_EQ(::mkfifo((tmp / "fifo.json").c_str(), 0600), 0);
+  auto r = run_tool_in_process(seg::tools::train, {"--recipe", (tmp / "fifo.json").string(), "--dry-run"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
+  r = run_tool_in_process(seg::tools::train, {"--data", pack, "--size", "8192x8193", "--dry-run"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("more pixels than --max-pixels allows"), std::string::npos) << r.err;
+  const auto run_dir = tmp / "run";
+  ASSERT_EQ(run_tool_in_process(seg::tools::train, {"--data", pack, "--epochs", "1", "--threads", "1", "--out", run_dir.string()}).code, 0);
+  auto run = nlohmann::json::parse(seg::read_file(run_dir / "run.json"));
+  run["data"] = 5;
+  seg::write_file_atomically(run_dir / "run.json", run.dump());
+  r = run_tool_in_process(seg::tools::train, {"--resume", run_dir.string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("run.json: malformed run description"), std::string::npos) << r.err;
 }

@@ -152,8 +152,20 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
                  "a model: write its weights as a plain state_dict for Python (float32; the notebook's names for "
                  "its networks)");
     if (!parse(app, args, out)) return kOk;
+    const auto ends_with = [&](const char* suffix) {
+      const std::string tail(suffix);
+      return output_path.size() >= tail.size() && output_path.compare(output_path.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    if (ends_with(".mhd") || ends_with(".nhdr"))
+      throw UsageError("-o " + output_path + ": this format keeps its pixels in a second file, which cannot be written "
+                       "whole with its header; write .mha or .nrrd (one file)");
+    if (image_how.labels && (ends_with(".jpg") || ends_with(".jpeg")))
+      throw UsageError("-o " + output_path + ": JPEG is lossy and would change label values; write label maps as .png");
     io::ConversionOutput output{output_path, {}, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite"};
-    for (const auto& input : inputs) output.inputs.add(input);
+    for (const auto& input : inputs) {
+      output.inputs.add(input);
+      if (fs::path(input).filename() == "dataset.json") output.inputs.add(fs::path(input).parent_path());  // the data's folder
+    }
     if (!size_text.empty()) image_how.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
     const bool image_or_data_options = image_how.labels || image_how.to_gray || image_how.size ||

@@ -50,6 +50,9 @@ io::LabelGroup parse_group(const std::string& text) {
 
 // A report file may replace an existing file only with --overwrite, and never an input.
 void check_report_path(const fs::path& path, const std::vector<fs::path>& read, bool overwrite) {
+  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  if (!fs::is_directory(folder))
+    throw Error(path.string(), "its folder " + folder.string() + " does not exist; create it first");
   Inputs inputs;
   for (const auto& input : read) inputs.add(input);
   check_output_file(path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "choose another name or pass --overwrite");
@@ -198,7 +201,8 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     if (data_path.empty() && !split.empty()) throw UsageError("--split needs --data");
     if (!classes_path.empty() && !model_path.empty())
       throw UsageError("give the class table either with --classes or with --model, not both");
-    if (!csv_path.empty() && want_json && !json_to_stdout && fs::path(csv_path) == fs::path(json_path))
+    const auto resolved = [](const std::string& path) { return fs::weakly_canonical(fs::absolute(path)); };
+    if (!csv_path.empty() && want_json && !json_to_stdout && resolved(csv_path) == resolved(json_path))
       throw UsageError("--csv and --json name the same file; give each its own");
 
     auto pairing = io::pair_cases({pred_arg, truth_arg, data_path, split});
@@ -216,6 +220,9 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       options.classes_source = model.string();
       pairing.inputs.push_back(fs::is_directory(model) ? model / "model.pth" : model);
     }
+    // seg-segment --qc's files beside the predictions are read below.
+    for (const char* name : {"qc.csv", "qc.json"})
+      if (fs::is_directory(pred_arg) && fs::exists(fs::path(pred_arg) / name)) pairing.inputs.push_back(fs::path(pred_arg) / name);
     if (!csv_path.empty()) check_report_path(csv_path, pairing.inputs, overwrite);
     if (want_json && !json_to_stdout) check_report_path(json_path, pairing.inputs, overwrite);
     if (pairing.missing() > 0 && !skip_missing)

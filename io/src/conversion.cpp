@@ -30,6 +30,9 @@ void check_file_output(const ConversionOutput& output, const Inputs& inputs) {
 // empty is replaced only when asked, file by file, and never if it is an input.
 const fs::path& checked_folder_output(const ConversionOutput& output) {
   const OutputFolder folder(output.path, output.inputs, output.existing, "");
+  if (const fs::path input = output.inputs.inside(output.path); !input.empty())
+    throw Error(output.path.string(), "holds an input of this run (" + input.string() +
+                                          "), and its contents would be replaced; write into another folder");
   std::error_code ec;
   if (fs::exists(output.path) && !fs::is_empty(output.path, ec) && output.existing != Existing::overwrite)
     throw Error(output.path.string(), "exists and is not empty; " + how_to_replace(output, "choose a new folder"));

@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 
 namespace seg {
@@ -56,6 +57,16 @@ fs::path Inputs::find(const fs::path& path) const {
         e.inode == static_cast<unsigned long long>(info.st_ino))
       return e.path;
     if (e.path == as_resolved) return e.path;
+  }
+  return {};
+}
+
+fs::path Inputs::inside(const fs::path& folder) const {
+  fs::path root = resolved(folder);
+  if (!root.has_filename()) root = root.parent_path();  // "out/"
+  for (const auto& e : entries_) {
+    const auto [end, rest] = std::mismatch(root.begin(), root.end(), e.path.begin(), e.path.end());
+    if (end == root.end() && rest != e.path.end()) return e.path;
   }
   return {};
 }

@@ -335,3 +335,38 @@ TEST(Convert, ModelRecordsTheStructuresItsLabelsDrewOver) {
   EXPECT_EQ(r.code, 2);
   EXPECT_FALSE(std::filesystem::exists(tmp / "copy.pth"));
 }
+
+// A data set or the notebook's files written over the folder they are read from would replace
+// the inputs mid-read: refused even with --overwrite, the inputs untouched.
+TEST(Convert, NeverReplacesTheFolderItReadsFrom) {
+  ScratchDir tmp;
+  io::write_dataset_folder(small_dataset(), tmp / "set");
+  const std::string before = seg::read_file(tmp / "set" / "dataset.json");
+  auto r = convert({(tmp / "set" / "dataset.json").string(), "-o", (tmp / "set").string(), "--overwrite", "--size", "8x6"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "is an input of this run")) << r.err;
+  EXPECT_EQ(seg::read_file(tmp / "set" / "dataset.json"), before);
+  ASSERT_EQ(convert({(tmp / "set").string(), "-o", (tmp / "nb").string(), "--to-notebook"}).code, 0);
+  const std::string images = seg::read_file(tmp / "nb" / "JSRT_img0_lms.pth");
+  r = convert({"--notebook", (tmp / "nb" / "JSRT_img0_lms.pth").string(), (tmp / "nb" / "jsrt_seg_masks.pth").string(),
+               "--train-count", "2", "--to-notebook", "-o", (tmp / "nb").string(), "--overwrite", "--size", "8x6"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "holds an input of this run")) << r.err;
+  EXPECT_EQ(seg::read_file(tmp / "nb" / "JSRT_img0_lms.pth"), images);
+}
+
+// Formats that cannot hold what is asked are refused before anything is written: a header with
+// a second data file (written whole only as one file), JPEG for label maps (lossy).
+TEST(Convert, RefusesOutputFormatsThatCannotHoldTheResult) {
+  ScratchDir tmp;
+  io::write_label_map(tmp / "labels.png", seg::Image{torch::randint(0, 3, {8, 8}, torch::kByte), {}, "uint8"});
+  for (const char* name : {"a.mhd", "a.nhdr"}) {
+    const auto r = convert({(tmp / "labels.png").string(), "-o", (tmp / name).string()});
+    EXPECT_EQ(r.code, 2) << name;
+    EXPECT_TRUE(contains(r.err, "write .mha or .nrrd")) << r.err;
+  }
+  const auto r = convert({"--labels", (tmp / "labels.png").string(), "-o", (tmp / "labels.jpg").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "JPEG is lossy")) << r.err;
+  EXPECT_EQ(list_files(tmp.path()), std::vector<std::string>{"labels.png"});
+}

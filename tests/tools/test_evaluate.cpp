@@ -392,3 +392,26 @@ TEST_P(EvaluateBadInput, GivesOneLineTheRightCodeAndWritesNothing) {
 
 INSTANTIATE_TEST_SUITE_P(Table, EvaluateBadInput, ::testing::ValuesIn(kBadEvaluations),
                          [](const ::testing::TestParamInfo<BadEvaluation>& info) { return info.param.name; });
+
+// The reports never replace what seg-evaluate reads (seg-segment --qc's files beside the
+// predictions) nor each other under another spelling; a report whose folder is missing stops
+// the run before the other report is written.
+TEST_F(EvaluateTool, ReportsNeverReplaceItsInputsOrEachOther) {
+  ScratchDir tmp;
+  write_labels(tmp / "pred/a.png", square_at(2));
+  write_labels(tmp / "truth/a.png", square_at(2));
+  seg::write_file_atomically(tmp / "pred" / "qc.csv", "case,estimated_dice_label_1,qc_score,flag\na,0.9,0.9,0\n");
+  const std::string qc = seg::read_file(tmp / "pred" / "qc.csv");
+  const std::string pred = (tmp / "pred").string(), truth = (tmp / "truth").string();
+  auto r = evaluate({pred, truth, "--csv", (tmp / "pred" / "qc.csv").string(), "--overwrite"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is an input"), std::string::npos) << r.err;
+  EXPECT_EQ(seg::read_file(tmp / "pred" / "qc.csv"), qc);
+  r = evaluate({pred, truth, "--csv", (tmp / "r.csv").string(), "--json", (tmp / "pred" / ".." / "r.csv").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("name the same file"), std::string::npos) << r.err;
+  r = evaluate({pred, truth, "--csv", (tmp / "r.csv").string(), "--json", (tmp / "nowhere" / "r.json").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "r.csv"));
+}

@@ -28,6 +28,9 @@ class Inputs {
   void add(const std::filesystem::path& path);  // paths that do not exist are ignored
   // The input that `path` is, or an empty path.
   std::filesystem::path find(const std::filesystem::path& path) const;
+  // The first input that lies inside `folder` (its path, resolved, under the folder's), or an
+  // empty path: a folder output replaced whole may not hold one.
+  std::filesystem::path inside(const std::filesystem::path& folder) const;
 
  private:
   struct Entry {

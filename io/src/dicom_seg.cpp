@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "dicom_seg_dcmtk.h"
+#include "io_internal.h"
 
 namespace seg::io {
 namespace fs = std::filesystem;
@@ -43,6 +44,18 @@ void prepare_dcmtk(const fs::path& path) {
   std::call_once(once, [] { OFLog::configure(OFLogger::OFF_LOG_LEVEL); });
   if (!dcmDataDict.isDictionaryLoaded())
     throw Error(path.string(), "DCMTK's DICOM data dictionary is not loaded; install libdcmtk17 (or set DCMDICTPATH)");
+}
+
+void check_dicom_parses(const fs::path& path) {
+  prepare_dcmtk(path);
+  DcmFileFormat file;
+  // Values longer than 4 KiB stay on disk: the structure is parsed, the pixels are not read.
+  const OFCondition status = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096);
+  if (status.bad())
+    throw Error(path.string(), "is not a readable DICOM file (" + std::string(status.text()) +
+                                   "): corrupt, truncated or mislabelled");
+  if (!file.getDataset()->tagExists(DCM_PixelData))
+    throw Error(path.string(), "is a DICOM file without pixel data (no image); give a DICOM image");
 }
 
 void check_dcmtk(const OFCondition& condition, const fs::path& path, const std::string& what) {

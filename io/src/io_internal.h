@@ -32,6 +32,9 @@ void write_with_itk(const std::filesystem::path& path, const Image& image);
 at::Tensor read_png_palette_indices(const std::filesystem::path& path);
 // A DICOM file's header through GDCM (read_image_header's contract).
 ImageHeader dicom_header(const std::filesystem::path& path, const ReadLimits& limits);
+// Throws seg::Error when DCMTK cannot parse the file as DICOM with pixel data. GDCM asserts
+// (aborting the process) on some corrupt files that DCMTK reports; dicom_header asks this first.
+void check_dicom_parses(const std::filesystem::path& path);
 
 // Throws seg::Error for a path that does not exist or is a folder.
 void require_readable_file(const std::filesystem::path& path);

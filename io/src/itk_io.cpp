@@ -234,6 +234,7 @@ Image read_with_itk(const fs::path& path, bool to_gray) {
 }
 
 ImageHeader dicom_header(const fs::path& path, const ReadLimits& limits) {
+  check_dicom_parses(path);
   auto dicom = itk::GDCMImageIO::New();
   if (!dicom->CanReadFile(path.c_str()))
     throw Error(path.string(), "is not a readable DICOM file (no DICOM header found: corrupt, truncated or mislabelled)");

@@ -162,6 +162,17 @@ std::vector<BadFile> bad_files() {
                    "declares 10 x 20 = 200 pixels, more than the limit of 100; if the image is genuine, raise the limit "
                    "with --max-pixels",
                    true, 100});
+  // GDCM asserts (aborting the process) on these; they must be one clear error instead.
+  cases.push_back({"DicomPreambleAlone", [](const fs::path& d) {
+                     write_bytes(d / "bare.dcm", std::string(128, '\0') + "DICM");
+                     return d / "bare.dcm";
+                   },
+                   "is not a readable DICOM file"});
+  cases.push_back({"DicomWithoutPixelData", [](const fs::path& d) {
+                     write_bytes(d / "empty.dcm", std::string(128, '\0') + "DICM" + std::string("\x02\x00\x10\x00UI\x04\x00", 8) + "abcd");
+                     return d / "empty.dcm";
+                   },
+                   "is a DICOM file without pixel data"});
   cases.push_back({"GreyAlphaWithTransparency", [](const fs::path& d) {
                      std::string samples;
                      for (int i = 0; i < 12; ++i) samples += std::string{static_cast<char>(60 + i), static_cast<char>(i == 5 ? 0 : 255)};

@@ -110,6 +110,11 @@ Dataset load_folder(const fs::path& json_path, const LoadOptions& options) {
   // resampled to either); without both, every case must have the first case's.
   std::optional<std::pair<int64_t, int64_t>> target = options.size;
   if (!target && !spec.size.empty()) target = std::make_pair(spec.size[0], spec.size[1]);
+  // Every case is resampled to it: the cap on what a file may declare holds for it too.
+  if (target && target->first > default_max_pixels() / target->second)
+    throw Error(json_path.string(), "asks for cases of " + std::to_string(target->first) + " x " +
+                                        std::to_string(target->second) + " pixels, more than the limit of " +
+                                        std::to_string(default_max_pixels()) + "; if that size is meant, raise --max-pixels");
   std::optional<std::pair<int64_t, int64_t>> first_size;
 
   std::vector<at::Tensor> images, labels;

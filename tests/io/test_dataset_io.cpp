@@ -152,3 +152,15 @@ TEST(DatasetIo, LoadsTheRealJsrtData) {
   const auto row = data.split_indices("test")[2];
   EXPECT_TRUE(torch::equal(data.labels[row], direct.pixels));
 }
+
+// dataset.json's "size" is what every case is resampled to: past the pixel cap it is refused
+// before any case is read, as a file declaring that size would be.
+TEST(DatasetIo, AStatedSizePastThePixelCapIsRefused) {
+  ScratchDir tmp;
+  io::write_dataset_folder(small_dataset(), tmp / "set");
+  auto spec = nlohmann::json::parse(seg::read_file(tmp / "set" / "dataset.json"));
+  spec["size"] = {9000, 9000};
+  seg::write_file_atomically(tmp / "set" / "dataset.json", spec.dump());
+  const std::string message = error_of([&] { io::load_dataset(tmp / "set"); });
+  EXPECT_TRUE(contains(message, "asks for cases of 9000 x 9000 pixels, more than the limit")) << message;
+}

@@ -162,10 +162,7 @@ int convert(const Args& args, std::ostream& out, std::ostream& err) {
     if (image_how.labels && (ends_with(".jpg") || ends_with(".jpeg")))
       throw UsageError("-o " + output_path + ": JPEG is lossy and would change label values; write label maps as .png");
     io::ConversionOutput output{output_path, {}, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite"};
-    for (const auto& input : inputs) {
-      output.inputs.add(input);
-      if (fs::path(input).filename() == "dataset.json") output.inputs.add(fs::path(input).parent_path());  // the data's folder
-    }
+    for (const auto& input : inputs) add_data_set_input(output.inputs, input);
     if (!size_text.empty()) image_how.size = parse_size(size_text);
     if (notebook && jsrt) throw UsageError("--notebook and --jsrt exclude each other");
     const bool image_or_data_options = image_how.labels || image_how.to_gray || image_how.size ||

@@ -64,4 +64,9 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text) {
   return size;
 }
 
+void add_data_set_input(Inputs& inputs, const std::string& path) {
+  inputs.add(path);
+  if (std::filesystem::path(path).filename() == "dataset.json") inputs.add(std::filesystem::path(path).parent_path());
+}
+
 }  // namespace seg::tools

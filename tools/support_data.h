@@ -2,6 +2,7 @@
 // Loading a data set for a tool: a folder with dataset.json (needs the image layer) or a
 // tensor pack (works in every build).
 #include <seg/dataset.h>
+#include <seg/output.h>
 
 #include <cstdint>
 #include <optional>
@@ -30,5 +31,9 @@ std::string left_out_text(const Dataset& data);
 
 // "256" -> (256, 256); "256x192" -> (256, 192) as H x W; seg::UsageError otherwise.
 std::pair<int64_t, int64_t> parse_size(const std::string& text);
+
+// Adds a data set a tool reads to its inputs: the path as given and, for a dataset.json, the
+// folder it describes (a run or a conversion written there would replace the data).
+void add_data_set_input(Inputs& inputs, const std::string& path);
 
 }  // namespace seg::tools

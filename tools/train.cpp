@@ -254,8 +254,7 @@ int run(CommandLine& c, const Args& args, const WorldInfo& world, TrainOptions& 
   {
     // What the run writes may be none of its inputs, nor (a new run's) any file already there.
     Inputs inputs;
-    inputs.add(c.data);
-    if (fs::path(c.data).filename() == "dataset.json") inputs.add(fs::path(c.data).parent_path());  // the data's folder
+    add_data_set_input(inputs, c.data);
     for (const auto& stage : stages) inputs.add(stage.init);
     const OutputFolder folder(run_dir, inputs, resume ? Existing::overwrite : Existing::refuse,
                               "a new run needs an empty or new --out folder");

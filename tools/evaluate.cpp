@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <sstream>
@@ -42,10 +43,25 @@ io::LabelGroup parse_group(const std::string& text) {
       throw bad();
     }
     if (used != item.size() || v < 1 || v > 255) throw bad();
+    if (std::find(group.values.begin(), group.values.end(), v) != group.values.end())
+      throw UsageError("--merge " + text + ": names label " + std::to_string(v) + " twice; list each label once");
     group.values.push_back(v);
   }
   if (group.values.size() < 2) throw bad();
   return group;
+}
+
+// Each --merge group is reported under its name, so two groups may not share one.
+std::vector<io::LabelGroup> parse_groups(const std::vector<std::string>& texts) {
+  std::vector<io::LabelGroup> groups;
+  for (const auto& text : texts) {
+    auto group = parse_group(text);
+    for (const auto& earlier : groups)
+      if (earlier.name == group.name)
+        throw UsageError("--merge " + text + ": a group named " + group.name + " is given twice; give each group its own name");
+    groups.push_back(std::move(group));
+  }
+  return groups;
 }
 
 // A report file may replace an existing file only with --overwrite, and never an input.
@@ -144,7 +160,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     app.add_option("--split", split, "with --data: evaluate only this split's cases (e.g. test)");
     app.add_option("--classes", classes_path, "dataset.json whose class table gives the labels to score");
     app.add_option("--model", model_path, "model file, run folder or model name whose class table gives the labels to score");
-    app.add_option("--csv", csv_path, "write per case and label scores to this CSV file");
+    app.add_option("--csv", csv_path, "write per case and label scores to this CSV file (- for stdout)");
     app.add_option("--merge", merge_args,
                    "also score labels as one structure, NAME=V1,V2 (repeatable; e.g. --merge lungs=1,2 as "
                    "published work scores the lungs); not part of the mean over labels");
@@ -185,10 +201,13 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       throw UsageError("-o, --review, --qc-budget and --qc-samples go with --fit-qc");
     if (pred_arg.empty()) throw UsageError("PRED is required: the predicted label map or folder (run with --help for more information)");
     io::EvaluationOptions options;
-    for (const auto& text : merge_args) options.groups.push_back(parse_group(text));
+    options.groups = parse_groups(merge_args);
 
     const bool want_json = json_option->count() > 0;
     const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
+    const bool csv_to_stdout = csv_path == "-";
+    if (csv_to_stdout && json_to_stdout)
+      throw UsageError("--csv - and --json both write to stdout; send one of them to a file");
     // A bare --json before PRED takes PRED for its file name.
     if (want_json && !json_to_stdout && (fs::is_directory(json_path) || io::is_image_path(json_path)))
       throw UsageError(
@@ -202,9 +221,12 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     if (!classes_path.empty() && !model_path.empty())
       throw UsageError("give the class table either with --classes or with --model, not both");
     const auto resolved = [](const std::string& path) { return fs::weakly_canonical(fs::absolute(path)); };
-    if (!csv_path.empty() && want_json && !json_to_stdout && resolved(csv_path) == resolved(json_path))
+    if (!csv_path.empty() && !csv_to_stdout && want_json && !json_to_stdout && resolved(csv_path) == resolved(json_path))
       throw UsageError("--csv and --json name the same file; give each its own");
 
+    if (!truth_arg.empty() && fs::exists(pred_arg) && fs::exists(truth_arg) && fs::equivalent(pred_arg, truth_arg))
+      throw UsageError("PRED and TRUTH are the same " + std::string(fs::is_directory(pred_arg) ? "folder" : "file") + " (" +
+                       pred_arg + "); give the predictions and the true label maps");
     auto pairing = io::pair_cases({pred_arg, truth_arg, data_path, split});
     options.classes = pairing.classes;
     options.classes_source = data_path;
@@ -223,7 +245,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     // seg-segment --qc's files beside the predictions are read below.
     for (const char* name : {"qc.csv", "qc.json"})
       if (fs::is_directory(pred_arg) && fs::exists(fs::path(pred_arg) / name)) pairing.inputs.push_back(fs::path(pred_arg) / name);
-    if (!csv_path.empty()) check_report_path(csv_path, pairing.inputs, overwrite);
+    if (!csv_path.empty() && !csv_to_stdout) check_report_path(csv_path, pairing.inputs, overwrite);
     if (want_json && !json_to_stdout) check_report_path(json_path, pairing.inputs, overwrite);
     if (pairing.missing() > 0 && !skip_missing)
       throw Error(pred_arg, io::describe_missing(pairing) + "; add them, or pass --skip-missing to score the rest");
@@ -237,7 +259,10 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     for (const auto& label : evaluation.labels_not_in_truth())
       err << "seg-evaluate: warning: class " << label.name << " (" << label.values_text()
           << ") has no pixels in any truth; left out of the mean\n";
-    if (!csv_path.empty()) write_file_atomically(csv_path, io::evaluation_csv(evaluation));
+    if (csv_to_stdout)
+      out << io::evaluation_csv(evaluation);
+    else if (!csv_path.empty())
+      write_file_atomically(csv_path, io::evaluation_csv(evaluation));
     if (want_json) {
       const std::string report =
           quality ? io::with_quality_check(io::evaluation_json(evaluation), *quality) : io::evaluation_json(evaluation);
@@ -246,8 +271,8 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
       else
         write_file_atomically(json_path, report);
     }
-    // The table goes to stdout, or to stderr when stdout carries the JSON.
-    (json_to_stdout ? err : out) << io::evaluation_table(evaluation) << (quality ? io::quality_check_text(*quality) : "");
+    // The table goes to stdout, or to stderr when stdout carries the JSON or the CSV.
+    (json_to_stdout || csv_to_stdout ? err : out) << io::evaluation_table(evaluation) << (quality ? io::quality_check_text(*quality) : "");
     return kOk;
   });
 }

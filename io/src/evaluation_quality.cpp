@@ -13,6 +13,8 @@
 #include <numeric>
 #include <sstream>
 
+#include "json_text.h"
+
 namespace seg::io {
 namespace {
 using nlohmann::json;
@@ -111,13 +113,13 @@ std::string quality_json(const QualityTable& table) {
   }
   json values = json::object();
   for (size_t s = 0; s < table.values.size() && s < table.structures.size(); ++s) values[table.structures[s]] = table.values[s];
-  return json{{"review", table.review},
-              {"values", values},
-              {"dice_limit", table.dice_limit},
-              {"films", table.rows.size()},
-              {"flagged", table.flagged()},
-              {"estimates", films}}
-             .dump(1);
+  return detail::json_text(json{{"review", table.review},
+                               {"values", values},
+                               {"dice_limit", table.dice_limit},
+                               {"films", table.rows.size()},
+                               {"flagged", table.flagged()},
+                               {"estimates", films}},
+                          1);
 }
 
 std::string quality_summary(const QualityTable& table) {

@@ -8,6 +8,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "json_text.h"
+
 namespace seg::io {
 namespace {
 using nlohmann::json;
@@ -133,7 +135,7 @@ std::string evaluation_json(const Evaluation& e) {
   report["truths_without_prediction"] = e.skipped_without_prediction;
   report["predictions_without_truth"] = e.skipped_without_truth;
   report["predictions_outside_split"] = e.outside_split;
-  return report.dump(2) + "\n";
+  return detail::json_text(report, 2) + "\n";
 }
 
 std::string evaluation_table(const Evaluation& e) {

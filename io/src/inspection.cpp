@@ -11,6 +11,8 @@
 #include <sstream>
 #include <tuple>
 
+#include "json_text.h"
+
 namespace seg::io {
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
@@ -239,7 +241,7 @@ std::string dataset_report_json(const DatasetReport& r) {
   j["intensity"] = intensity_json(r.intensity);
   j["labels"] = histogram_json(r.histogram, r.classes);
   j["warnings"] = r.warnings;
-  return j.dump(2) + "\n";
+  return detail::json_text(j, 2) + "\n";
 }
 
 std::string dataset_report_text(const DatasetReport& r) {
@@ -302,7 +304,7 @@ std::string image_report_json(const ImageReport& r) {
   }
   j["intensity"] = intensity_json(r.intensity);
   if (r.histogram) j["labels"] = histogram_json(*r.histogram, background_only());
-  return j.dump(2) + "\n";
+  return detail::json_text(j, 2) + "\n";
 }
 
 std::string image_report_text(const ImageReport& r) {

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "fixtures.h"
+#include "scoped_working_dir.h"
 #include "test_support.h"
 #include "tool_run.h"
 
@@ -22,6 +23,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using seg::testing::list_files;
 using seg::testing::run_tool_in_process;
+using seg::testing::ScopedWorkingDir;
 using seg::testing::ScratchDir;
 
 namespace {
@@ -235,6 +237,33 @@ TEST_F(EvaluateTool, ReportsReplaceFilesOnlyWithOverwriteAndNeverAnInput) {
   EXPECT_EQ(seg::read_file(csv).rfind("case,label,name,", 0), 0u);
 }
 
+// --csv - writes the CSV to stdout, as --json - does the JSON; the table then goes to stderr,
+// and no file named "-" appears.
+TEST_F(EvaluateTool, CsvToStdout) {
+  ScratchDir tmp;
+  write_labels(tmp / "pred.png", square_at(2));
+  write_labels(tmp / "truth.png", square_at(3));
+  ScopedWorkingDir in(tmp.path());
+  auto r = evaluate({"pred.png", "truth.png", "--csv", "-"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("case,label,name,dice,", 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("1 case(s) evaluated"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "-"));
+}
+
+// File names need not be UTF-8 (a byte 0xFF is a valid name on Linux); the JSON report, which
+// must be, holds U+FFFD for such bytes instead of stopping.
+TEST_F(EvaluateTool, JsonReportOfNamesThatAreNotUtf8) {
+  ScratchDir tmp;
+  write_labels(tmp / "pred" / "\xff.png", square_at(2));
+  write_labels(tmp / "truth" / "\xff.png", square_at(3));
+  auto r = evaluate({(tmp / "pred").string(), (tmp / "truth").string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = json::parse(r.out);
+  EXPECT_EQ(report["cases"][0]["case"], "\xef\xbf\xbd");
+  EXPECT_EQ(report["cases_evaluated"], 1);
+}
+
 TEST_F(EvaluateTool, HelpSaysWhereTheLabelsComeFrom) {
   auto r = evaluate({"--help"});
   EXPECT_EQ(r.code, 0);
@@ -369,6 +398,12 @@ const std::vector<BadEvaluation> kBadEvaluations = {
     {"SplitWithoutData", {"IN/pred", "IN/truth", "--split", "test"}, 2, {"--split"}},
     {"FolderAgainstOneFile", {"IN/pred", "IN/truth/a.png"}, 2, {"PRED is a folder"}},
     {"MergeOfAnUnscoredLabel", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,2"}, 2, {"--merge both", "label 2"}},
+    {"MergeNamesALabelTwice", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,1"}, 2, {"--merge both=1,1", "twice"}},
+    {"MergeGroupNamedTwice", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "g=1,2", "--merge", "g=1,3"}, 2,
+     {"--merge g=1,3", "named g is given twice"}},
+    {"PredictionsAreTheTruth", {"IN/truth", "IN/truth", "--csv", "OUT/m.csv"}, 2, {"PRED and TRUTH are the same folder"}},
+    {"PredictionIsTheTruthFile", {"IN/truth/a.png", "IN/truth/./a.png"}, 2, {"PRED and TRUTH are the same file"}},
+    {"CsvAndJsonBothToStdout", {"IN/pred/a.png", "IN/truth/a.png", "--csv", "-", "--json"}, 2, {"--csv -", "stdout"}},
 };
 
 }  // namespace

@@ -52,8 +52,9 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
       check_output_file(json_path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite to replace it");
     }
     const WeightMode mode = parse_weight_mode(mode_name);
-    if (mode == WeightMode::power && !(power > 0))
-      throw UsageError("--power " + std::to_string(power) + ": must be positive (0.35 is the notebook's)");
+    if (mode == WeightMode::power && !(power > 0 && power <= kMaxWeightPower))
+      throw UsageError("--power " + std::to_string(power) + ": must be more than 0 and at most " +
+                       std::to_string(static_cast<int>(kMaxWeightPower)) + " (0.35 is the notebook's)");
 
     Dataset data = load_data(data_path, {std::nullopt, true, skip_missing});
     print_data_warnings(data, "weights", err);

@@ -278,8 +278,9 @@ void Dataset::validate() const {
   for (const auto& c : cases) check_name(c, "case ID", source);
   for (const auto& [split, split_cases] : splits)
     for (const auto& c : split_cases) check_name(c, "case ID", source + " (split \"" + split + "\")");
-  std::set<std::string> unique(cases.begin(), cases.end());
-  if (unique.size() != cases.size()) throw Error(source, "case IDs are not unique");
+  std::set<std::string> seen;
+  for (const auto& c : cases)
+    if (!seen.insert(c).second) throw Error(source, "case ID \"" + c + "\" is given twice; each case needs an ID of its own");
 }
 
 std::string stored_pixel_type(const at::Tensor& images) {

@@ -2,6 +2,7 @@
 #include <seg/model_search.h>
 #include <seg/models.h>
 #include <seg/recipe.h>
+#include <seg/weights.h>
 
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <set>
 
 namespace seg {
@@ -175,14 +177,19 @@ void check_recipe(const Recipe& r) {
     throw InvalidOption("{network} \"" + r.network + "\" is not one of the networks (" + quoted_list(network_names()) + ")");
   if (r.epochs < 1) throw InvalidOption("{epochs} must be at least 1");
   if (r.batch < 1) throw InvalidOption("{batch} must be at least 1");
-  if (!(r.lr >= 0) || std::isinf(r.lr)) throw InvalidOption("{lr} must be 0 or more");
-  if (!(r.weight_decay >= 0) || std::isinf(r.weight_decay)) throw InvalidOption("{weight_decay} must be 0 or more");
+  // The optimisers scale float32 tensors by these: a larger value overflows mid-step.
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  if (!(r.lr >= 0 && r.lr <= kFloatMax)) throw InvalidOption("{lr} must be 0 or more, and a float32 number");
+  if (!(r.weight_decay >= 0 && r.weight_decay <= kFloatMax))
+    throw InvalidOption("{weight_decay} must be 0 or more, and a float32 number");
   require_choice("loss", r.loss, {"ce", "ce+dice"});
   require_choice("optimizer", r.optimizer, {"adam", "adamw"});
   require_choice("schedule", r.schedule, {"constant", "onecycle", "poly"});
   require_choice("normalization", r.normalization, {"dataset", "image"});
   require_choice("class_weights.mode", r.class_weights.mode, {"power", "inverse", "none"});
-  if (!std::isfinite(r.class_weights.power)) throw InvalidOption("{class_weights.power} must be a number");
+  if (!(r.class_weights.power > 0 && r.class_weights.power <= kMaxWeightPower))
+    throw InvalidOption("{class_weights.power} must be more than 0 and at most " +
+                        std::to_string(static_cast<int>(kMaxWeightPower)) + " (0.35 is the notebook's)");
   for (const auto& a : augmentations()) {
     const double s = r.augmentation.strength(a.name);
     if (!(s >= a.min_strength && s <= a.max_strength))

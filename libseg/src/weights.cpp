@@ -32,7 +32,8 @@ at::Tensor class_weights(const at::Tensor& counts, WeightMode mode, double power
   auto opts = counts.options().dtype(at::kFloat);
   if (mode == WeightMode::none) return at::ones({counts.numel()}, opts);
   if (mode == WeightMode::inverse) power = 1.0;
-  if (!(power > 0)) throw Error("class_weights", "the power must be positive");
+  if (!(power > 0 && power <= kMaxWeightPower))
+    throw Error("class_weights", "the power must be more than 0 and at most " + std::to_string(static_cast<int>(kMaxWeightPower)));
   // Double precision for counts in the millions; an absent label would weigh infinity.
   auto c = counts.to(at::kDouble);
   auto present = c.gt(0);

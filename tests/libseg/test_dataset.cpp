@@ -77,6 +77,19 @@ TEST(TensorPack, RejectsLabelsOutsideTheClassTable) {
   EXPECT_TRUE(seg::testing::list_files(tmp.path()).empty());
 }
 
+TEST(TensorPack, RefusesACaseIdGivenTwiceNamingIt) {
+  ScratchDir tmp;
+  auto d = tiny_dataset();
+  d.cases[2] = d.cases[0];
+  try {
+    seg::save_tensor_pack(d, tmp / "pack.pth");
+    FAIL() << "a repeated case ID was saved";
+  } catch (const seg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("case ID \"" + d.cases[0] + "\" is given twice"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(seg::testing::list_files(tmp.path()).empty());
+}
+
 TEST(TensorPack, TruncatedFileIsAClearError) {
   ScratchDir tmp;
   seg::save_tensor_pack(tiny_dataset(), tmp / "pack.pth");

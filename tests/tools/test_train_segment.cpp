@@ -346,7 +346,20 @@ TEST_F(TrainSegmentTool, NonFiniteValuesAndDivergedRunsAreErrors) {
     EXPECT_EQ(r.code, 2) << value << ": " << r.out;
     EXPECT_NE(r.err.find("must be a finite number"), std::string::npos) << r.err;
   }
-  seg::write_file_atomically(tmp / "wild.json", R"({"network": "fcn", "epochs": 2, "lr": 1e308, "batch": 2, "validation": {"split": "test"}})");
+  // Finite values that would overflow mid-step, or weigh the classes by zero, are refused too.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> out_of_range = {
+      {{"--lr", "1e300"}, "--lr must be 0 or more, and a float32 number"},
+      {{"--weight-decay", "1e300"}, "--weight-decay must be 0 or more, and a float32 number"},
+      {{"--weights-power", "-3"}, "--weights-power must be more than 0 and at most 10"},
+      {{"--weights-power", "1e300"}, "--weights-power must be more than 0 and at most 10"}};
+  for (const auto& [option, message] : out_of_range) {
+    seg::tools::Args args{"--recipe", "fast", "--dry-run"};
+    args.insert(args.end(), option.begin(), option.end());
+    const auto r = run_tool_in_process(seg::tools::train, args);
+    EXPECT_EQ(r.code, 2) << option[0] << ": " << r.out;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
+  seg::write_file_atomically(tmp / "wild.json", R"({"network": "fcn", "epochs": 2, "lr": 1e30, "batch": 2, "validation": {"split": "test"}})");
   const auto r = run_tool_in_process(seg::tools::train, {"--data", pack, "--recipe", (tmp / "wild.json").string(),
                                                          "--threads", "1", "--out", (tmp / "wild").string()});
   EXPECT_EQ(r.code, 1) << r.out;

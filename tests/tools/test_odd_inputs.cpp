@@ -109,9 +109,11 @@ TEST(OddInputs, TinyNonSquareAndSpacedImagesKeepTheirSizeAndGeometry) {
   r = run_tool_in_process(seg::tools::convert, {(tmp / "one.png").string(), "--size", "4x3", "-o", (tmp / "four.nii.gz").string()});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(io::read_image(tmp / "four.nii.gz").width(), 3);
-  r = run_tool_in_process(seg::tools::evaluate, {(tmp / "seg" / "spaced.nii.gz").string(), (tmp / "seg" / "spaced.nii.gz").string(), "--json"});
+  // Scored against copies of themselves (seg-evaluate refuses one file as both sides).
+  fs::copy(tmp / "seg", tmp / "truth");
+  r = run_tool_in_process(seg::tools::evaluate, {(tmp / "seg" / "spaced.nii.gz").string(), (tmp / "truth" / "spaced.nii.gz").string(), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "hd95_mm")) << r.out;
-  r = run_tool_in_process(seg::tools::evaluate, {(tmp / "seg" / "one.nii.gz").string(), (tmp / "seg" / "one.nii.gz").string()});
+  r = run_tool_in_process(seg::tools::evaluate, {(tmp / "seg" / "one.nii.gz").string(), (tmp / "truth" / "one.nii.gz").string()});
   EXPECT_EQ(r.code, 0) << r.err;
 }

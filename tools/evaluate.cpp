@@ -206,6 +206,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     const bool want_json = json_option->count() > 0;
     const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
     const bool csv_to_stdout = csv_path == "-";
+    const bool csv_to_file = !csv_path.empty() && !csv_to_stdout;
     if (csv_to_stdout && json_to_stdout)
       throw UsageError("--csv - and --json both write to stdout; send one of them to a file");
     // A bare --json before PRED takes PRED for its file name.
@@ -221,7 +222,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     if (!classes_path.empty() && !model_path.empty())
       throw UsageError("give the class table either with --classes or with --model, not both");
     const auto resolved = [](const std::string& path) { return fs::weakly_canonical(fs::absolute(path)); };
-    if (!csv_path.empty() && !csv_to_stdout && want_json && !json_to_stdout && resolved(csv_path) == resolved(json_path))
+    if (csv_to_file && want_json && !json_to_stdout && resolved(csv_path) == resolved(json_path))
       throw UsageError("--csv and --json name the same file; give each its own");
 
     if (!truth_arg.empty() && fs::exists(pred_arg) && fs::exists(truth_arg) && fs::equivalent(pred_arg, truth_arg))
@@ -245,7 +246,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
     // seg-segment --qc's files beside the predictions are read below.
     for (const char* name : {"qc.csv", "qc.json"})
       if (fs::is_directory(pred_arg) && fs::exists(fs::path(pred_arg) / name)) pairing.inputs.push_back(fs::path(pred_arg) / name);
-    if (!csv_path.empty() && !csv_to_stdout) check_report_path(csv_path, pairing.inputs, overwrite);
+    if (csv_to_file) check_report_path(csv_path, pairing.inputs, overwrite);
     if (want_json && !json_to_stdout) check_report_path(json_path, pairing.inputs, overwrite);
     if (pairing.missing() > 0 && !skip_missing)
       throw Error(pred_arg, io::describe_missing(pairing) + "; add them, or pass --skip-missing to score the rest");
@@ -261,7 +262,7 @@ int evaluate(const Args& args, std::ostream& out, std::ostream& err) {
           << ") has no pixels in any truth; left out of the mean\n";
     if (csv_to_stdout)
       out << io::evaluation_csv(evaluation);
-    else if (!csv_path.empty())
+    else if (csv_to_file)
       write_file_atomically(csv_path, io::evaluation_csv(evaluation));
     if (want_json) {
       const std::string report =

@@ -1,6 +1,10 @@
 // The output contract, tried as an attacker would: hostile case IDs, outputs that are inputs,
 // existing outputs, a full disk, failures half way through a batch, and signals. Each test
 // fails on a tool that breaks the contract.
+#include <sys/wait.h>
+
+#include <cstdlib>
+
 #include <seg/dataset.h>
 #include <seg/fs.h>
 #include <seg/io/dataset_io.h>
@@ -398,3 +402,14 @@ INSTANTIATE_TEST_SUITE_P(Contract, Signals,
                          [](const auto& info) { return std::string(info.param.label); });
 
 }  // namespace
+
+// What a tool writes to stdout counts only once written: stdout on a full disk is a failure.
+TEST(StdoutContract, AFailedWriteToStdoutIsAFailure) {
+  const std::string tool = (fs::path(SEG_BINARY_DIR) / "seg-inspect").string();
+  const int written = std::system((tool + " --help > /dev/null 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(written));
+  EXPECT_EQ(WEXITSTATUS(written), 0);
+  const int full = std::system((tool + " --help > /dev/full 2>/dev/null").c_str());
+  ASSERT_TRUE(WIFEXITED(full));
+  EXPECT_EQ(WEXITSTATUS(full), 1);
+}

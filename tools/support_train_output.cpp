@@ -81,7 +81,14 @@ void ConsoleObserver::on_epoch(const EpochLog& r, const std::vector<EpochLog>& h
 
 void report_postprocessing(std::ostream& out, const ModelInfo& info) {
   const auto provenance = json::parse(info.provenance_json, nullptr, false);
-  if (provenance.is_discarded() || !provenance.contains("postprocessing_val_mean_dice")) return;
+  if (provenance.is_discarded()) return;
+  if (provenance.value("postprocessing_chosen_by", "") == "init") {
+    out << "no validation cases: the start model's choices are kept: seg-segment will run "
+        << (info.postprocessing.empty() ? "no post-processing" : join(info.postprocessing, ", ")) << ", "
+        << (info.framing ? "and reframe films framed unlike the training films" : "in one pass") << "\n";
+    return;
+  }
+  if (!provenance.contains("postprocessing_val_mean_dice")) return;
   const auto& scores = provenance["postprocessing_val_mean_dice"];
   out << "post-processing on the validation cases (mean Dice):";
   for (const auto& candidate : postprocessing_candidates()) {

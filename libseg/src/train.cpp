@@ -196,6 +196,13 @@ TrainingRun::TrainingRun(const Dataset& data, const TrainOptions& requested, con
     if (!info_.framing) info_.framing = measure_framing(train_.labels);  // a run begun before it was recorded
   } else {
     info_ = describe_new_model(data_, train_, options_, start);
+    // With no cases to validate on, the run cannot choose a clean-up or whether to reframe: it
+    // keeps the choices its start model made on its own validation cases (a last stage that
+    // trains on every case, those included).
+    if (start && cases_.val.empty()) {
+      info_.postprocessing = start->info.postprocessing;
+      if (!start->info.framing) info_.framing.reset();
+    }
   }
   if (info_.classes.entries != data_.classes.entries)
     throw Error(data_.source, "its class table differs from the run's; resume on the same data");
@@ -438,6 +445,7 @@ void TrainingRun::write_model() {
     }
   if (!postprocessing_scores_.is_null()) provenance["postprocessing_val_mean_dice"] = postprocessing_scores_;
   if (!reframing_scores_.is_null()) provenance["reframing_val_mean_dice"] = reframing_scores_;
+  if (cases_.val.empty() && init_record_.is_object()) provenance["postprocessing_chosen_by"] = "init";
   if (init_record_.is_object()) provenance["init"] = init_record_;
   model_.info.provenance_json = provenance.dump();
   save_model(model_, run_dir_ / "model.pth");

@@ -500,6 +500,49 @@ TEST_F(TrainTest, FineTunedModelKeepsTheRecordOfEveryRunBehindIt) {
   EXPECT_EQ(after_resume["init"]["epochs_done"], 1);
 }
 
+// A run with no validation cases cannot choose a clean-up or reframing: started from a model,
+// it keeps that model's choices (a last stage on every case); from scratch it carries none.
+TEST_F(TrainTest, RunWithoutValidationKeepsTheChoicesOfTheModelItStartedFrom) {
+  ScratchDir base, chosen, tuned, reframing, validated, fresh_run;
+  const auto data = shapes_dataset();
+  auto start = seg::train_network(data, quick_options(1), base.path()).model;
+  // Choices no validation of this data would make by itself, to tell them from a default.
+  start.info.postprocessing = {"fill-holes"};
+  start.info.framing.reset();
+  seg::save_model(start, chosen.path() / "model.pth");
+  auto f = quick_options(1);
+  f.recipe.init = (chosen.path() / "model.pth").string();
+  f.recipe.validation = {"", 0, 1};
+  const auto kept = seg::train_network(data, f, tuned.path()).model;
+  EXPECT_EQ(kept.info.postprocessing, std::vector<std::string>{"fill-holes"});
+  EXPECT_FALSE(kept.info.framing.has_value());
+  const auto record = nlohmann::json::parse(kept.info.provenance_json);
+  EXPECT_EQ(record.value("postprocessing_chosen_by", ""), "init") << record.dump();
+  EXPECT_FALSE(record.contains("postprocessing_val_mean_dice"));
+  // The model file carries them, as seg-segment reads it.
+  const auto written = seg::load_model(tuned.path() / "model.pth");
+  EXPECT_EQ(written.info.postprocessing, std::vector<std::string>{"fill-holes"});
+  EXPECT_FALSE(written.info.framing.has_value());
+  // A start model that reframes passes that on, measured on the cases this run trains on.
+  start.info.framing = seg::Framing{0.1, 0.1, 0.1, 0.1};
+  seg::save_model(start, chosen.path() / "model.pth");
+  const auto reframes = seg::train_network(data, f, reframing.path()).model;
+  ASSERT_TRUE(reframes.info.framing.has_value());
+  EXPECT_NE(reframes.info.framing->top, 0.1);
+  // A run that validates chooses for itself, and says so.
+  f.recipe.validation = {"test", 0, 1};
+  const auto own = seg::train_network(data, f, validated.path()).model;
+  const auto own_record = nlohmann::json::parse(own.info.provenance_json);
+  EXPECT_FALSE(own_record.contains("postprocessing_chosen_by"));
+  EXPECT_TRUE(own_record.contains("postprocessing_val_mean_dice"));
+  // From scratch without validation there is nothing to keep.
+  auto fresh = quick_options(1);
+  fresh.recipe.validation = {"", 0, 1};
+  const auto none = seg::train_network(data, fresh, fresh_run.path()).model;
+  EXPECT_TRUE(none.info.postprocessing.empty());
+  EXPECT_FALSE(nlohmann::json::parse(none.info.provenance_json).contains("postprocessing_chosen_by"));
+}
+
 TEST_F(TrainTest, InitFromAnotherNetworkOrClassTableIsAnError) {
   ScratchDir base, other_net, other_labels;
   const auto data = shapes_dataset();

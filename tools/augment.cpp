@@ -185,7 +185,8 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
     const auto pixel_dtype = sample.image.pixels.scalar_type();
     const std::string image_ext = (pixel_dtype == at::kByte || pixel_dtype == at::kInt) ? ".png" : ".nii.gz";
     Inputs inputs;
-    for (const auto& path : {data_path, image_path, labels_path}) inputs.add(path);
+    add_data_set_input(inputs, data_path);
+    for (const auto& path : {image_path, labels_path}) inputs.add(path);
     const OutputFolder folder(out_dir, inputs, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite to replace them");
     std::vector<std::string> names;
     std::vector<fs::path> planned{folder.file("montage.png"), folder.file("augment.json")};

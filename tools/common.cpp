@@ -10,32 +10,54 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 namespace seg::tools {
+
+namespace {
+// An error is one line: control characters in it (a newline in a file name) are shown escaped.
+std::string one_line(const std::string& message) {
+  static const char* hex = "0123456789abcdef";
+  std::string line;
+  for (const char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') line += "\\n";
+    else if (c == '\t') line += "\\t";
+    else if (byte < 0x20 || byte == 0x7f) line += std::string("\\x") + hex[byte >> 4] + hex[byte & 15];
+    else line += c;
+  }
+  return line;
+}
+}  // namespace
 
 int run_tool(const std::string& tool, std::ostream& err, const std::function<int()>& body) {
   const std::string prefix = "seg-" + tool + ": error: ";
   try {
     return body();
   } catch (const seg::UsageError& e) {
-    err << prefix << e.what() << "\n";
+    err << prefix << one_line(e.what()) << "\n";
     return kUsage;
   } catch (const CLI::ParseError& e) {
-    err << prefix << e.what() << " (see --help)\n";
+    err << prefix << one_line(e.what()) << " (see --help)\n";
     return kUsage;
   } catch (const seg::Error& e) {
-    err << prefix << e.what() << "\n";
+    err << prefix << one_line(e.what()) << "\n";
     return kBadInput;
   } catch (const c10::Error& e) {
     // LibTorch's messages carry a C++ backtrace; the first line is what a user needs.
     std::string message = e.what_without_backtrace();
     message = message.substr(0, message.find('\n'));
-    err << prefix << message << "\n";
+    err << prefix << one_line(message) << "\n";
+    return kBadInput;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the file system refused where no reader had a word for it: the path and its reason.
+    const std::string path = e.path1().empty() ? std::string() : e.path1().string() + ": ";
+    err << prefix << one_line(path + e.code().message() + "; check the path") << "\n";
     return kBadInput;
   } catch (const std::exception& e) {
-    err << prefix << e.what() << "\n";
+    err << prefix << one_line(e.what()) << "\n";
     return kBadInput;
   }
 }

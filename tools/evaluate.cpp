@@ -31,7 +31,8 @@ namespace fs = std::filesystem;
 io::LabelGroup parse_group(const std::string& text) {
   const auto eq = text.find('=');
   const auto bad = [&] { return UsageError("--merge " + text + ": write NAME=V1,V2 (label values, e.g. lungs=1,2)"); };
-  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) throw bad();
+  // getline drops an empty last item: "x=1,2," would pass for "x=1,2" while "x=1,,2" does not.
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size() || text.back() == ',') throw bad();
   io::LabelGroup group{text.substr(0, eq), {}};
   std::stringstream values(text.substr(eq + 1));
   for (std::string item; std::getline(values, item, ',');) {
@@ -70,7 +71,7 @@ void check_report_path(const fs::path& path, const std::vector<fs::path>& read, 
   if (!fs::is_directory(folder))
     throw Error(path.string(), "its folder " + folder.string() + " does not exist; create it first");
   Inputs inputs;
-  for (const auto& input : read) inputs.add(input);
+  for (const auto& input : read) add_data_set_input(inputs, input.string());
   check_output_file(path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "choose another name or pass --overwrite");
 }
 

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
@@ -94,7 +95,7 @@ int inspect(const Args& args, std::ostream& out, std::ostream& err) {
     if (!fs::exists(path)) throw Error(path.string(), "no such file or folder; check the path");
     if (!overlay.path.empty()) {
       Inputs inputs;
-      inputs.add(path);
+      add_data_set_input(inputs, path);
       inputs.add(overlay.label_map);
       check_output_file(overlay.path, inputs, overwrite ? Existing::overwrite : Existing::refuse,
                         "pass --overwrite to replace it");

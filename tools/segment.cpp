@@ -23,6 +23,7 @@
 #include <optional>
 
 #include "common.h"
+#include "support_data.h"
 #include "tools.h"
 
 namespace seg::tools {
@@ -157,7 +158,7 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       } catch (const UnknownSplit& e) {
         throw Error(std::string(e.what()) + "; choose one with --split");
       }
-      read_paths.add(data_path);
+      add_data_set_input(read_paths, data_path);
     }
     for (const auto& input : inputs) {
       if (input == "-") {
@@ -330,7 +331,9 @@ int segment(const Args& args, std::ostream& out, std::ostream& err) {
       throw Error(std::string(e.what()) + " (" + std::to_string(done) + " of " + std::to_string(items.size()) +
                   " films segmented before it, their outputs whole; --keep-going goes on past such films)");
     } catch (const FilmSegmentationError& e) {
-      throw Error(items[e.index].source(), "could not be segmented: " + std::string(e.what()) + " (" +
+      // LibTorch's message carries its C++ backtrace on the lines after the first.
+      const std::string why = e.what();
+      throw Error(items[e.index].source(), "could not be segmented: " + why.substr(0, why.find('\n')) + " (" +
                                                std::to_string(done) + " of " + std::to_string(items.size()) +
                                                " films segmented before it, their outputs whole; if memory ran out, "
                                                "give fewer --threads or a smaller --batch)");

@@ -65,8 +65,24 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text) {
 }
 
 void add_data_set_input(Inputs& inputs, const std::string& path) {
-  inputs.add(path);
-  if (std::filesystem::path(path).filename() == "dataset.json") inputs.add(std::filesystem::path(path).parent_path());
+  namespace fs = std::filesystem;
+  if (path.empty()) return;
+  const fs::path given(path);
+  inputs.add(given);
+  const fs::path json = given.filename() == "dataset.json" ? given : given / "dataset.json";
+  if (!fs::is_regular_file(json)) return;  // not a data set folder: a file, a folder of films, a tensor pack
+  const fs::path root = json.has_parent_path() ? json.parent_path() : fs::path(".");
+  inputs.add(root);
+  inputs.add(json);
+  try {
+    const auto spec = DatasetSpec::read(json);
+    for (const auto& c : spec.cases) {
+      inputs.add(spec.image_path(root, c));
+      if (!spec.labels_pattern.empty()) inputs.add(spec.label_path(root, c));
+    }
+  } catch (const Error&) {
+    // An unreadable dataset.json is the reader's to report, with its reason.
+  }
 }
 
 }  // namespace seg::tools

@@ -32,8 +32,9 @@ std::string left_out_text(const Dataset& data);
 // "256" -> (256, 256); "256x192" -> (256, 192) as H x W; seg::UsageError otherwise.
 std::pair<int64_t, int64_t> parse_size(const std::string& text);
 
-// Adds a data set a tool reads to its inputs: the path as given and, for a dataset.json, the
-// folder it describes (a run or a conversion written there would replace the data).
+// Adds a path a tool reads to its inputs. A data set (its folder or its dataset.json) adds its
+// folder, its dataset.json and every image and label file it names, wherever its patterns
+// point: an output may be none of them, however the data set was named.
 void add_data_set_input(Inputs& inputs, const std::string& path);
 
 }  // namespace seg::tools

@@ -196,7 +196,7 @@ void read_run(CommandLine& c, const fs::path& run_json, const std::vector<std::s
     c.size = saved.value("size", "");
     c.skip_missing = c.skip_missing || saved.value("skip_missing", false);
   } catch (const json::exception& e) {
-    throw Error(run_json.string(), "malformed run description (" + std::string(e.what()) + ")");
+    throw Error(run_json.string(), "malformed run description (" + json_reason(e) + ")");
   }
   stages = saved.contains("recipe") ? recipe_stages(saved["recipe"].dump(), run_json.string()) : std::vector<Recipe>{Recipe{}};
   if (saved.contains("settings")) options = train_options_from_json(saved["settings"].dump(), run_json.string());

@@ -48,7 +48,7 @@ int weights(const Args& args, std::ostream& out, std::ostream& err) {
     const bool json_to_stdout = want_json && (json_path.empty() || json_path == "-");
     if (want_json && !json_to_stdout) {
       Inputs inputs;
-      inputs.add(data_path);
+      add_data_set_input(inputs, data_path);
       check_output_file(json_path, inputs, overwrite ? Existing::overwrite : Existing::refuse, "pass --overwrite to replace it");
     }
     const WeightMode mode = parse_weight_mode(mode_name);

@@ -157,7 +157,7 @@ std::string rewrite_model(const fs::path& model_path, const ConversionOutput& ou
     if (data.classes.entries != model.info.classes.entries)
       throw Error(how.framing_data.string(), "has another class table than the model " + model_path.string() +
                                                  "; measure the framing on the data the model was trained on");
-    model.info.framing = measure_framing(data.subset("train").labels);
+    model.info.framing = measure_framing(data.subset("train").labels, how.framing_data.string());
   }
   if (how.overlaps) model.info.overlaps = how.overlaps(model.info.classes);
   model.stored_as = how.precision;

@@ -188,11 +188,15 @@ Pairing pair_cases(const EvaluationSources& sources) {
       return pairing;
     }
     truth.files = label_files_in(sources.truth);
-    for (const auto& [id, file] : truth.files) truth.known.insert(id);
+    for (const auto& [id, file] : truth.files) {
+      truth.known.insert(id);
+      pairing.inputs.push_back(file);  // scored or not, a report never replaces one
+    }
     truth.selected = truth.known;
   }
 
   for (const auto& [id, file] : predictions) {
+    pairing.inputs.push_back(file);  // scored or not, a report never replaces one
     if (!truth.known.count(id)) {
       pairing.without_truth.push_back(id);
       continue;
@@ -215,7 +219,6 @@ Pairing pair_cases(const EvaluationSources& sources) {
       }
       pairing.inputs.push_back(pair.truth_file);
     }
-    pairing.inputs.push_back(file);
     pairing.pairs.push_back(std::move(pair));
   }
   for (const auto& id : truth.selected)

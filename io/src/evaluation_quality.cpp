@@ -168,7 +168,7 @@ QualityTable read_quality_report(const fs::path& csv) {
           if (j.at("values").contains(name)) table.values.push_back(j.at("values").at(name).get<int>());
       if (table.values.size() != table.structures.size()) table.values.clear();
     } catch (const json::exception& e) {
-      throw Error(json_path.string(), std::string("is not a qc.json of seg-segment --qc (") + e.what() + ")");
+      throw Error(json_path.string(), "is not a qc.json of seg-segment --qc (" + json_reason(e) + ")");
     }
   }
   return table;

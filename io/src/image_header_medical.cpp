@@ -111,6 +111,13 @@ ImageHeader nifti_header(const FileBytes& file, const ReadLimits& limits) {
   }
   if (!std::isfinite(data_offset) || data_offset < 0 || data_offset > 1e15)
     malformed(file.path(), kFormat, "vox_offset " + std::to_string(data_offset));
+  // ITK would read a spacing of 0 or NaN as 1 mm, and distances in mm would be made up.
+  for (size_t axis = 1; axis <= 2; ++axis) {
+    const double spacing = nifti2 ? fields.f64(104 + 8 * axis) : static_cast<double>(fields.f32(76 + 4 * axis));
+    if (!std::isfinite(spacing) || spacing == 0.0)
+      malformed(file.path(), kFormat, "pixdim[" + std::to_string(axis) + "] (the pixel spacing) " + std::to_string(spacing) +
+                                          " is not a size; set the spacing in its header");
+  }
 
   static const std::map<int, ValueType> kTypes = {
       {2, {"uint8", 1}},     {4, {"int16", 2}},   {8, {"int32", 4}},    {16, {"float32", 4}},

@@ -100,7 +100,9 @@ void check_image_shape(const fs::path& path, const std::vector<int64_t>& dimensi
 }
 
 FileBytes::FileBytes(const fs::path& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO given as an image is refused below instead of waiting for a writer
+  // (on a regular file the flag changes nothing).
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) throw Error(path.string(), std::string("cannot be opened (") + std::strerror(errno) + "); check the path and its permissions");
   struct stat info {};
   if (::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {

@@ -257,7 +257,10 @@ std::vector<fs::path> image_files_in(const fs::path& folder) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(folder)) {
     const std::string name = entry.path().filename().string();
-    if (!name.empty() && name[0] != '.' && entry.is_regular_file() && is_image_path(entry.path()))
+    // Every entry named as an image that is not a folder: a broken link or a FIFO is then refused
+    // by the reader with its reason, not left out of the run in silence.
+    std::error_code ec;
+    if (!name.empty() && name[0] != '.' && !entry.is_directory(ec) && is_image_path(entry.path()))
       files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
@@ -293,8 +296,15 @@ Image read_label_map(const fs::path& path) {
   Image image;
   try {
     image = decode_image(path, header, {});
+    // A palette PNG's indices are its labels, also where its palette is grey and so decodes to
+    // one channel of grey levels (index 1 drawn as 255).
+    if (detail::full_extension(path) == ".png")
+      if (auto indices = detail::read_png_palette_indices(path); indices.defined()) {
+        image.pixels = indices;
+        image.pixel_type = "uint8";
+      }
   } catch (const Error&) {
-    // A palette PNG (as PIL writes label maps) decodes to colours; its indices are the labels.
+    // A palette PNG (as PIL writes label maps) with colours does not decode to one channel.
     if (detail::full_extension(path) != ".png") throw;
     // ITK's PNG reader abort()s on a damaged file (libpng error without setjmp): only a file
     // OpenCV decodes whole goes there.

@@ -21,17 +21,19 @@ void IntensityStatistics::add(const at::Tensor& pixels) {
   const auto values = pixels.to(at::kDouble);
   min = std::min(min, values.min().item<double>());
   max = std::max(max, values.max().item<double>());
-  sum += values.sum().item<double>();
-  sum_of_squares += (values * values).sum().item<double>();
-  count += values.numel();
+  const int64_t added = values.numel();
+  if (added == 0) return;
+  const double added_mean = values.mean().item<double>();
+  const double added_deviations = (values - added_mean).square().sum().item<double>();
+  const double total = static_cast<double>(count + added), delta = added_mean - running_mean;
+  running_mean += delta * static_cast<double>(added) / total;
+  squared_deviations += added_deviations + delta * delta * static_cast<double>(count) * static_cast<double>(added) / total;
+  count += added;
 }
 
-double IntensityStatistics::mean() const { return count ? sum / static_cast<double>(count) : 0; }
+double IntensityStatistics::mean() const { return running_mean; }
 
-double IntensityStatistics::std() const {
-  if (!count) return 0;
-  return std::sqrt(std::max(0.0, sum_of_squares / static_cast<double>(count) - mean() * mean()));
-}
+double IntensityStatistics::std() const { return count ? std::sqrt(squared_deviations / static_cast<double>(count)) : 0; }
 
 void LabelHistogram::add(const at::Tensor& labels) {
   const auto c = at::bincount(labels.flatten().to(at::kLong), {}, 256);

@@ -95,7 +95,7 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
   try {
     j = nlohmann::ordered_json::parse(text);
   } catch (const json::parse_error& e) {
-    throw Error(path.string(), std::string("malformed JSON: ") + e.what());
+    throw Error(path.string(), "malformed JSON: " + json_reason(e));
   }
   DatasetSpec spec;
   // A misspelt key is the likely cause of a missing one, so every error names them too.
@@ -113,7 +113,10 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
     spec.description = j.value("description", "");
     if (j.contains("size")) {
       if (!j["size"].is_array() || j["size"].size() != 2) fail("\"size\" must be [height, width]");
-      spec.size = j["size"].get<std::vector<int64_t>>();
+      for (const auto& side : j["size"]) {
+        if (!side.is_number_integer()) fail("\"size\" must be [height, width] in whole pixels");
+        spec.size.push_back(side.get<int64_t>());
+      }
       if (spec.size[0] <= 0 || spec.size[1] <= 0) fail("\"size\" must be positive");
     }
     if (!j.contains("images") || !j["images"].is_string()) fail("missing \"images\" pattern (e.g. \"images/{case}.png\")");
@@ -129,8 +132,9 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
     std::set<int> values;
     for (auto it = j["classes"].begin(); it != j["classes"].end(); ++it) {
       if (!it.value().is_number_integer()) fail("class \"" + it.key() + "\" must have an integer value");
-      int v = it.value().get<int>();
-      if (v < 0 || v > 255) fail("class \"" + it.key() + "\" has value " + std::to_string(v) + " outside 0..255");
+      const int64_t wide = it.value().get<int64_t>();  // get<int> would wrap 2^32 + 3 to 3
+      if (wide < 0 || wide > 255) fail("class \"" + it.key() + "\" has value " + std::to_string(wide) + " outside 0..255");
+      const int v = static_cast<int>(wide);
       if (!values.insert(v).second) fail("two classes share the value " + std::to_string(v));
       spec.classes.entries.emplace_back(it.key(), v);
     }
@@ -152,6 +156,7 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
       }
     }
     if (j.contains("cases")) {
+      if (!j["cases"].is_array()) fail("\"cases\" must be a list of case IDs");
       for (const auto& c : j["cases"].get<std::vector<std::string>>()) {
         check_name(c, "case ID", path.string() + " (\"cases\")");
         if (seen.insert(c).second) spec.cases.push_back(c);
@@ -159,7 +164,7 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
     }
     if (spec.cases.empty()) fail("lists no cases (\"split\" or \"cases\")");
   } catch (const json::exception& e) {
-    fail(std::string("unexpected value: ") + e.what());
+    fail("unexpected value: " + json_reason(e));
   }
   return spec;
 }
@@ -215,7 +220,7 @@ const std::vector<std::string>& split_cases(const std::map<std::string, std::vec
   if (it != splits.end()) return it->second;
   std::string known;
   for (const auto& [name, cases] : splits) known += (known.empty() ? "" : ", ") + name;
-  throw UnknownSplit(source, "has no split \"" + split + "\" (it has: " + (known.empty() ? "none" : known) + ")");
+  throw UnknownSplit(source, "has no split \"" + split + "\" (it has: " + (known.empty() ? "none" : known) + "); name one of those");
 }
 
 std::vector<int64_t> Dataset::split_indices(const std::string& split) const {

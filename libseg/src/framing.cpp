@@ -24,7 +24,7 @@ std::optional<Crop> structure_box(const at::Tensor& labels) {
               columns.max().item<int64_t>() + 1};
 }
 
-Framing measure_framing(const at::Tensor& labels) {
+Framing measure_framing(const at::Tensor& labels, const std::string& source) {
   TORCH_CHECK(labels.dim() == 3, "measure_framing: expected N x H x W label maps");
   const auto maps = labels.cpu();
   const int64_t height = maps.size(1), width = maps.size(2);
@@ -38,7 +38,7 @@ Framing measure_framing(const at::Tensor& labels) {
     left.push_back(static_cast<double>(box->left) / w);
     right.push_back(static_cast<double>(width - box->right) / w);
   }
-  if (top.empty()) throw Error("framing", "no label map holds a structure (every pixel is 0)");
+  if (top.empty()) throw Error(source, "no label map of its train split holds a structure (every pixel is 0); check that the label files are the data's and their values those of its class table (seg-inspect DATA)");
   auto median = [](std::vector<double> v) {
     const size_t mid = v.size() / 2;
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());

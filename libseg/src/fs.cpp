@@ -20,6 +20,7 @@
 #include <sstream>
 #include <streambuf>
 #include <thread>
+#include <utility>
 
 namespace seg {
 namespace fs = std::filesystem;
@@ -146,6 +147,9 @@ void check_target(const fs::path& target) {
   if (!fs::is_directory(parent))
     throw Error(target.string(), "its folder " + parent.string() + " does not exist; create it first");
   if (fs::is_directory(target)) throw Error(target.string(), "is a folder; give a file name");
+  // Said here, as writers that cannot create their file mostly say nothing of why.
+  if (::access(parent.c_str(), W_OK) != 0)
+    throw Error(target.string(), "its folder " + parent.string() + " is not writable; choose another output");
 }
 
 // The temporary written and checked: renamed over the target, or removed with the reason.
@@ -277,14 +281,40 @@ int remove_stale_temporaries(const fs::path& dir) {
   return removed;
 }
 
-StagedFolder::StagedFolder(const fs::path& target) : target_(target) {
-  const fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
-  ensure_writable_dir(parent);
-  staging_ = parent / temporary_beside(fs::path("folder")).filename();
+StagedFolder::StagedFolder(fs::path target) : target_(std::move(target)) {
+  if (!target_.has_filename()) target_ = target_.parent_path();  // "out/"
   std::error_code ec;
-  fs::create_directory(staging_, ec);
-  if (ec) throw Error(target_.string(), "cannot create a temporary folder beside it: " + ec.message());
+  inside_target_ = fs::is_directory(target_, ec);
+  fs::path parent = target_;
+  if (!inside_target_) {
+    parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
+    for (fs::path p = parent; !p.empty() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) first_created_ = p;
+  }
+  try {
+    ensure_writable_dir(parent);
+  } catch (const Error&) {
+    remove_created_parents();
+    throw;
+  }
+  staging_ = parent / temporary_beside(fs::path("folder")).filename();
   track(staging_, true);
+  fs::create_directory(staging_, ec);
+  if (ec) {
+    untrack(staging_);
+    remove_created_parents();
+    throw Error(target_.string(), std::string("cannot create a temporary folder ") + (inside_target_ ? "in" : "beside") + " it: " + ec.message());
+  }
+}
+
+void StagedFolder::remove_created_parents() const {
+  if (first_created_.empty()) return;
+  const fs::path parent = target_.parent_path();
+  std::error_code ec;
+  // Innermost first, and only while empty: a folder someone else filled meanwhile stays.
+  for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
+    if (!fs::remove(p, ec) || ec) break;
+    if (p == first_created_) break;
+  }
 }
 
 StagedFolder::~StagedFolder() {
@@ -292,23 +322,38 @@ StagedFolder::~StagedFolder() {
   std::error_code ec;
   fs::remove_all(staging_, ec);
   untrack(staging_);
+  remove_created_parents();
 }
 
 namespace {
+// Throws, before anything moves, when a file of `from` cannot take its place under `to`.
+void check_move(const fs::path& from, const fs::path& to, const fs::path& target) {
+  for (const auto& entry : fs::directory_iterator(from)) {
+    const fs::path destination = to / entry.path().filename();
+    std::error_code ec;
+    const auto status = fs::symlink_status(destination, ec);
+    if (fs::is_symlink(status))
+      throw Error(destination.string(), "is a symbolic link; outputs stay inside " + target.string() +
+                                            ", so it is not followed: remove it or choose another output folder");
+    if (entry.is_directory()) {
+      if (fs::exists(status) && !fs::is_directory(status))
+        throw Error(destination.string(), "is a file where the output has a folder; remove it or choose another output");
+      if (fs::is_directory(status)) check_move(entry.path(), destination, target);
+    } else if (fs::is_directory(status)) {
+      throw Error(destination.string(), "is a folder where the output has a file; remove it or choose another output");
+    }
+  }
+}
+
 // Moves every file under `from` to the same place under `to`, replacing namesakes only.
 void move_into(const fs::path& from, const fs::path& to) {
   for (const auto& entry : fs::directory_iterator(from)) {
     const fs::path destination = to / entry.path().filename();
     if (entry.is_directory()) {
-      if (fs::exists(destination) && !fs::is_directory(destination))
-        throw Error(destination.string(), "is a file where the output has a folder; remove it or choose another output");
       fs::create_directories(destination);
       move_into(entry.path(), destination);
-    } else {
-      if (fs::is_directory(destination))
-        throw Error(destination.string(), "is a folder where the output has a file; remove it or choose another output");
-      if (::rename(entry.path().c_str(), destination.c_str()) != 0)
-        throw Error(destination.string(), reason_of_errno(errno));
+    } else if (::rename(entry.path().c_str(), destination.c_str()) != 0) {
+      throw Error(destination.string(), reason_of_errno(errno));
     }
   }
 }
@@ -316,12 +361,13 @@ void move_into(const fs::path& from, const fs::path& to) {
 
 void StagedFolder::commit() {
   stop_if_interrupted();
-  if (!fs::exists(target_)) {
+  std::error_code ec;
+  if (!inside_target_ && !fs::exists(fs::symlink_status(target_, ec))) {
     if (::rename(staging_.c_str(), target_.c_str()) != 0) throw Error(target_.string(), reason_of_errno(errno));
   } else {
     if (!fs::is_directory(target_)) throw Error(target_.string(), "exists and is not a folder; choose another output");
+    check_move(staging_, target_, target_);
     move_into(staging_, target_);
-    std::error_code ec;
     fs::remove_all(staging_, ec);
   }
   committed_ = true;

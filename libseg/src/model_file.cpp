@@ -10,6 +10,7 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <cmath>
 
 namespace seg {
@@ -168,10 +169,19 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     const json j = json::parse(text);
     info.network.architecture = j.at("architecture").get<std::string>();
     info.network.in_channels = j.at("in_channels").get<int64_t>();
-    info.network.num_classes = j.at("num_classes").get<int64_t>();
-    for (const auto& c : j.at("classes"))
-      info.classes.entries.emplace_back(c.at("name").get<std::string>(), c.at("value").get<int>());
-    info.input_size = j.at("input_size").get<std::vector<int64_t>>();
+    // Whole numbers are read as such: nlohmann would turn 5.7 into 5 and 2^32 + 5 into 5.
+    auto whole = [&](const json& value, const std::string& what) {
+      if (!value.is_number_integer()) throw Error(source, "model metadata: " + what + " must be a whole number");
+      return value.get<int64_t>();
+    };
+    info.network.num_classes = whole(j.at("num_classes"), "num_classes");
+    for (const auto& c : j.at("classes")) {
+      const int64_t value = whole(c.at("value"), "a class value");
+      if (value < 0 || value > 255)
+        throw Error(source, "model metadata has a class value outside 0..255 (" + std::to_string(value) + "); the file is damaged");
+      info.classes.entries.emplace_back(c.at("name").get<std::string>(), static_cast<int>(value));
+    }
+    for (const auto& side : j.at("input_size")) info.input_size.push_back(whole(side, "input_size"));
     const auto& n = j.at("normalization");
     info.normalization.mode = n.at("mode").get<std::string>();
     info.normalization.mean = n.at("mean").get<double>();
@@ -190,13 +200,18 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     if (j.contains("quality")) quality = j.at("quality").dump();
     info.provenance_json = j.value("provenance", json::object()).dump();
   } catch (const json::exception& e) {
-    throw Error(source, std::string("model metadata is malformed: ") + e.what());
+    throw Error(source, "model metadata is malformed: " + json_reason(e) + "; the file is damaged");
   }
   if (info.classes.size() != info.network.num_classes)
     throw Error(source, "model metadata lists " + std::to_string(info.classes.size()) + " classes for " +
                             std::to_string(info.network.num_classes) + " output channels");
-  if (info.input_size.size() != 2 || info.input_size[0] <= 0 || info.input_size[1] <= 0)
-    throw Error(source, "model metadata has no valid input_size [H, W]");
+  // Channel k is the k-th class in ascending value: a table out of order would relabel every structure.
+  for (size_t k = 1; k < info.classes.entries.size(); ++k)
+    if (info.classes.entries[k].second <= info.classes.entries[k - 1].second)
+      throw Error(source, "model metadata lists its classes out of ascending value order or a value twice; the file is damaged");
+  if (info.input_size.size() != 2 || info.input_size[0] <= 0 || info.input_size[1] <= 0 ||
+      info.input_size[0] > kMaxInputSide || info.input_size[1] > kMaxInputSide)
+    throw Error(source, "model metadata has no valid input_size [H, W] (each 1.." + std::to_string(kMaxInputSide) + ")");
   if (info.normalization.mode != "dataset" && info.normalization.mode != "image")
     throw Error(source, "unknown normalization mode \"" + info.normalization.mode + "\"");
   if (!(info.normalization.std > 0)) throw Error(source, "normalization std must be positive");
@@ -241,7 +256,13 @@ const char* precision_name(WeightPrecision precision) {
 
 bool is_model_path(const fs::path& path) {
   if (fs::is_directory(path)) return fs::exists(path / "model.pth") && !fs::exists(path / "dataset.json");
-  return path.extension() == ".pth" && is_model_file(path);
+  if (path.extension() == ".pth") return is_model_file(path);
+  // Another name (model.pt, a file without extension) is read whole only when it opens as a zip
+  // archive does, so that a large image given in its place costs two bytes.
+  if (!fs::is_regular_file(path)) return false;  // a FIFO is not opened: that would wait for a writer
+  char magic[2] = {};
+  std::ifstream in(path, std::ios::binary);
+  return in.read(magic, 2) && magic[0] == 'P' && magic[1] == 'K' && is_model_file(path);
 }
 
 bool is_model_file(const fs::path& path) {

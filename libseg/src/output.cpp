@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 namespace seg {
 namespace fs = std::filesystem;
@@ -121,12 +122,18 @@ fs::path OutputFolder::file(std::string_view relative) const {
 std::vector<bool> OutputFolder::check(const std::vector<fs::path>& outputs) const {
   std::vector<bool> exists(outputs.size(), false);
   size_t count = 0, first = 0;
+  std::set<std::string> planned;
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (const fs::path input = inputs_.find(outputs[i]); !input.empty())
       throw Error(outputs[i].string(), "is an input of this run (" + input.string() +
                                            "); write the outputs into another folder");
+    if (!planned.insert(outputs[i].lexically_normal().string()).second)
+      throw Error(outputs[i].string(), "is the name of two outputs of this run (a case ID and a class name joined with '_' "
+                                       "can meet another's); rename one of the inputs");
     std::error_code ec;
-    exists[i] = fs::exists(fs::symlink_status(outputs[i], ec));
+    const auto status = fs::symlink_status(outputs[i], ec);
+    if (fs::is_directory(status)) throw Error(outputs[i].string(), "is a folder where an output file goes; remove it or choose another output folder");
+    exists[i] = fs::exists(status);
     if (exists[i] && count++ == 0) first = i;
   }
   if (count > 0 && existing_ == Existing::refuse)

@@ -327,7 +327,7 @@ QualityRecord quality_record_from_json(const std::string& text, const ClassTable
     r.ridge = j.at("ridge").get<double>();
     r.fitted_on_json = j.value("fitted_on", json::object()).dump();
   } catch (const json::exception& e) {
-    throw Error(source, std::string("model metadata is malformed: quality record: ") + e.what());
+    throw Error(source, "model metadata is malformed: quality record: " + json_reason(e));
   }
   std::vector<std::string> structures;
   for (const auto& [name, value] : structures_of(classes)) structures.push_back(name);

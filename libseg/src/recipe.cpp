@@ -103,8 +103,7 @@ T checked_from_json(const json& j, const json& known, const std::string& source)
   try {
     return j.get<T>();
   } catch (const json::exception& e) {
-    std::string why = e.what();
-    throw Error(source, "malformed: " + why.substr(why.find(']') + 2));
+    throw Error(source, "malformed: " + json_reason(e));
   }
 }
 

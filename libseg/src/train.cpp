@@ -112,7 +112,7 @@ ModelInfo describe_new_model(const Dataset& data, const Dataset& train, const Tr
   info.classes = data.classes;
   info.input_size = {train.images.size(1), train.images.size(2)};
   info.normalization.mode = options.recipe.normalization;
-  info.framing = measure_framing(train.labels);
+  info.framing = measure_framing(train.labels, data.source);
   // Given, or the start model's: the same labels, drawn the same way.
   info.overlaps = options.overlaps.empty() && start ? start->info.overlaps : options.overlaps;
   check_overlaps(info.overlaps, info.classes, data.source);
@@ -193,7 +193,7 @@ TrainingRun::TrainingRun(const Dataset& data, const TrainOptions& requested, con
   if (start) options_.recipe.normalization = start->info.normalization.mode;
   if (resume_) {
     info_ = model_info_from_json(meta_.info_json, checkpoint_path_.string());
-    if (!info_.framing) info_.framing = measure_framing(train_.labels);  // a run begun before it was recorded
+    if (!info_.framing) info_.framing = measure_framing(train_.labels, data_.source);  // a run begun before it was recorded
   } else {
     info_ = describe_new_model(data_, train_, options_, start);
     // With no cases to validate on, the run cannot choose a clean-up or whether to reframe: it

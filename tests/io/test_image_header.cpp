@@ -62,6 +62,8 @@ struct BadFile {
   bool refused_by_header = true;  // false: the header is sound, the pixels are refused
   int64_t max_pixels = io::kDefaultMaxPixels;
 };
+// ctest and gtest name a failing case by this, not by the struct's bytes.
+void PrintTo(const BadFile& file, std::ostream* out) { *out << file.name; }
 
 std::vector<BadFile> bad_files() {
   std::vector<BadFile> cases;
@@ -219,6 +221,7 @@ struct GoodFile {
   std::function<fs::path(const fs::path& dir)> make;
   int channels;
 };
+void PrintTo(const GoodFile& file, std::ostream* out) { *out << file.name; }
 
 fs::path written(const fs::path& dir, const std::string& name, const at::Tensor& pixels, const std::string& type) {
   io::write_image(dir / name, image_of(pixels, type));

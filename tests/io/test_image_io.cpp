@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "fixtures.h"
 #include "image_bytes.h"
@@ -234,6 +235,34 @@ im = Image.fromarray(a, 'P'); im.putpalette([0,0,0, 255,0,0, 0,255,0, 0,0,255]);
   auto labels = io::read_label_map(tmp / "p.png");
   auto expected = (torch::arange(42) % 4).reshape({6, 7}).to(torch::kByte);
   EXPECT_TRUE(torch::equal(labels.pixels, expected));
+}
+
+// A palette whose colours are grey decodes to grey levels (index 1 as 255): the labels are its
+// indices all the same.
+TEST(ImageIo, GreyPalettePngLabelMapGivesIndicesToo) {
+  ScratchDir tmp;
+  std::string indices(6 * 7, '\0');
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<char>(i % 3);
+  std::string png = seg::testing::png_file(7, 6, 3, indices);
+  const std::string grey{'\0', '\0', '\0', '\xff', '\xff', '\xff', '\x80', '\x80', '\x80'};
+  png.insert(8 + 25, seg::testing::png_chunk("PLTE", grey));  // after the signature and IHDR
+  seg::write_file_atomically(tmp / "grey.png", png);
+  const auto labels = io::read_label_map(tmp / "grey.png");
+  EXPECT_TRUE(torch::equal(labels.pixels, (torch::arange(42) % 3).reshape({6, 7}).to(torch::kByte)));
+}
+
+// A NIfTI spacing of 0 or NaN is refused: ITK would read it as 1 mm, and distances in mm
+// would be made up.
+TEST(ImageIo, NiftiWithoutAPixelSpacingIsRefused) {
+  ScratchDir tmp;
+  for (const float bad : {0.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    write_nifti_volume(tmp / "flat.nii", 4, 4, 1);
+    std::string bytes = seg::read_file(tmp / "flat.nii");
+    std::memcpy(bytes.data() + 84, &bad, 4);  // pixdim[2]
+    seg::write_file_atomically(tmp / "flat.nii", bytes);
+    const std::string error = error_of([&] { io::read_label_map(tmp / "flat.nii"); });
+    EXPECT_TRUE(contains(error, "pixdim[2] (the pixel spacing)")) << error;
+  }
 }
 
 TEST(ImageIo, LabelMapsMustBeSmallIntegers) {

@@ -52,6 +52,18 @@ std::map<int, int64_t> nonzero_counts(const io::LabelHistogram& histogram) {
 
 }  // namespace
 
+// The spread of large values is kept to the last digit, over images added one by one.
+TEST(Inspection, IntensitySpreadOfLargeValuesIsExact) {
+  seg::io::IntensityStatistics stats;
+  stats.add(torch::tensor({1e9, 1e9 + 1}, torch::kDouble));
+  stats.add(torch::tensor({1e9 + 2}, torch::kDouble));
+  EXPECT_DOUBLE_EQ(stats.mean(), 1e9 + 1);
+  EXPECT_NEAR(stats.std(), std::sqrt(2.0 / 3.0), 1e-6);
+  EXPECT_EQ(stats.count, 3);
+  EXPECT_EQ(stats.min, 1e9);
+  EXPECT_EQ(stats.max, 1e9 + 2);
+}
+
 TEST(Inspection, FolderReportCountsCasesSplitsSizesAndLabels) {
   ScratchDir tmp;
   io::write_dataset_folder(counted_dataset(), tmp / "set");

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
 #include "test_support.h"
 
 using seg::testing::ScratchDir;
@@ -39,6 +40,20 @@ TEST(DatasetSpec, RejectsDuplicateClassValuesAndMissingPattern) {
   EXPECT_THROW(seg::DatasetSpec::read(tmp / "a.json"), seg::Error);
   seg::write_file_atomically(tmp / "b.json", R"({"classes": {"bg": 0}, "split": {"train": ["a"]}})");
   EXPECT_THROW(seg::DatasetSpec::read(tmp / "b.json"), seg::Error);
+}
+
+// Numbers are taken as written: a class value past 32 bits is not wrapped into 0..255 (heart
+// 2^32 + 3 read as 3), nor a fractional size cut to whole pixels.
+TEST(DatasetSpec, RefusesNumbersItWouldOtherwiseNarrow) {
+  ScratchDir tmp;
+  seg::write_file_atomically(tmp / "wide.json",
+      R"({"images": "i/{case}.png", "classes": {"bg": 0, "heart": 4294967299}, "split": {"train": ["a"]}})");
+  EXPECT_TRUE(seg::testing::contains(seg::testing::error_of([&] { seg::DatasetSpec::read(tmp / "wide.json"); }),
+                                     "class \"heart\" has value 4294967299 outside 0..255"));
+  seg::write_file_atomically(tmp / "size.json",
+      R"({"images": "i/{case}.png", "size": [128.9, 64.2], "classes": {"bg": 0}, "split": {"train": ["a"]}})");
+  EXPECT_TRUE(seg::testing::contains(seg::testing::error_of([&] { seg::DatasetSpec::read(tmp / "size.json"); }),
+                                     "\"size\" must be [height, width] in whole pixels"));
 }
 
 static seg::Dataset tiny_dataset() {

@@ -37,16 +37,21 @@ TEST(Framing, MarginsAreEachSidesMedianOverTheMapsThatHoldStructures) {
   //   map 3: empty, left out
   auto maps = torch::stack({map_with_box(100, 100, {10, 30, 30, 70}), map_with_box(100, 100, {20, 40, 10, 50}, 2),
                             map_with_box(100, 100, {40, 60, 0, 40}, 5), torch::zeros({100, 100}, torch::kByte)});
-  const auto framing = seg::measure_framing(maps);
+  const auto framing = seg::measure_framing(maps, "maps");
   EXPECT_DOUBLE_EQ(framing.top, 1.0);
   EXPECT_DOUBLE_EQ(framing.bottom, 3.0);
   EXPECT_DOUBLE_EQ(framing.left, 0.25);
   EXPECT_DOUBLE_EQ(framing.right, 1.25);
   // An even count: the mean of the middle two.
-  const auto two = seg::measure_framing(maps.narrow(0, 0, 2));
+  const auto two = seg::measure_framing(maps.narrow(0, 0, 2), "maps");
   EXPECT_DOUBLE_EQ(two.top, 0.75);
   EXPECT_DOUBLE_EQ(two.right, 1.0);
-  EXPECT_THROW(seg::measure_framing(torch::zeros({2, 8, 8}, torch::kByte)), seg::Error);
+  try {
+    seg::measure_framing(torch::zeros({2, 8, 8}, torch::kByte), "data/empty");
+    ADD_FAILURE() << "label maps without a structure were framed";
+  } catch (const seg::Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("data/empty: ", 0), 0u) << e.what();  // names the data, not "framing"
+  }
 }
 
 TEST(Framing, TheCropFramesTheBoxAndStaysInTheImage) {

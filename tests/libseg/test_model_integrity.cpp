@@ -74,6 +74,11 @@ void edit_metadata(c10::impl::GenericDict& dict, const std::function<void(nlohma
   dict.insert_or_assign("metadata", metadata.dump(1));
 }
 
+// The model file at `path` with its metadata changed, and its digest still that of its weights.
+void edit_model_metadata(const fs::path& path, const std::function<void(nlohmann::json&)>& change) {
+  rewrite_model(path, [&](auto& dict) { edit_metadata(dict, change); });
+}
+
 }  // namespace
 
 TEST(ModelIntegrity, SaveRecordsTheWeightsDigestAndLoadVerifiesIt) {
@@ -197,7 +202,21 @@ INSTANTIATE_TEST_SUITE_P(
                  m.net->named_parameters()["2.0.weight"][0][0][0][0].fill_(-std::numeric_limits<float>::infinity());
                  seg::save_model(m, p);
                },
-               "weights \"2.0.weight\" hold NaN or infinite values"}),
+               "weights \"2.0.weight\" hold NaN or infinite values"},
+        // An edited class table would relabel every structure: out of order, out of range,
+        // wrapped past 32 bits, or not a whole number.
+        Damage{"classes_out_of_order", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { std::swap(m["classes"][1], m["classes"][2]); }); },
+               "out of ascending value order"},
+        Damage{"class_value_300", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["classes"][2]["value"] = 300; }); },
+               "class value outside 0..255 (300)"},
+        Damage{"class_value_past_32_bits",
+               [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["classes"][2]["value"] = (int64_t{1} << 32) + 2; }); },
+               "class value outside 0..255"},
+        Damage{"class_value_not_whole", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["classes"][1]["value"] = 1.5; }); },
+               "a class value must be a whole number"},
+        // A size no film is segmented at, that would allocate gigabytes first.
+        Damage{"input_size_huge", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["input_size"] = {100000, 100000}; }); },
+               "no valid input_size"}),
     [](const auto& info) { return info.param.name; });
 
 // The first non-finite tensor in the network's order is the one named.

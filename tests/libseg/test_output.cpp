@@ -37,6 +37,7 @@ struct NameCase {
   const char* label;
   std::string name;
 };
+void PrintTo(const NameCase& c, std::ostream* os) { *os << c.label; }
 
 class InvalidName : public ::testing::TestWithParam<NameCase> {};
 

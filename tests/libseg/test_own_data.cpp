@@ -36,6 +36,7 @@ seg::DatasetSpec spec_with(const ScratchDir& tmp, const std::string& extra) {
 struct MisspeltKey {
   std::string name, key, meant;
 };
+void PrintTo(const MisspeltKey& c, std::ostream* os) { *os << c.name; }
 
 class DatasetSpecMisspeltKey : public ::testing::TestWithParam<MisspeltKey> {};
 
@@ -137,6 +138,7 @@ struct FilmCase {
   int64_t film_peak;
   bool far;
 };
+void PrintTo(const FilmCase& c, std::ostream* os) { *os << c.name; }
 
 class IntensityMismatch : public ::testing::TestWithParam<FilmCase> {};
 

@@ -402,6 +402,7 @@ struct MapSize {
   const char* label;
   int64_t height, width;
 };
+void PrintTo(const MapSize& c, std::ostream* os) { *os << c.label; }
 
 class CleanUpAgainstFloodFills : public ::testing::TestWithParam<MapSize> {};
 

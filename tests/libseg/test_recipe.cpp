@@ -119,6 +119,7 @@ TEST(RecipeJson, AbsentKeysKeepTheirDefaults) {
 struct BadRecipe {
   std::string name, text, expected;  // expected: in the message
 };
+void PrintTo(const BadRecipe& c, std::ostream* os) { *os << c.name; }
 
 class RefusedRecipe : public ::testing::TestWithParam<BadRecipe> {};
 

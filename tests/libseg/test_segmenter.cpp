@@ -87,6 +87,7 @@ struct FastPathCase {
   std::string architecture;                    // "fcn", "fast" or "sign" (reframing)
   bool tta, reframe, ensemble, pad;
 };
+void PrintTo(const FastPathCase& c, std::ostream* os) { *os << c.label; }
 
 std::vector<seg::Model> models_of(const FastPathCase& c, uint64_t seed) {
   if (c.architecture == "sign") return {framed_sign_model()};

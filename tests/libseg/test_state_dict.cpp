@@ -106,6 +106,7 @@ struct HostilePickle {
   std::map<std::string, std::string> records;  // "data/0" -> its bytes
   std::string expected;                        // part of our reader's message
 };
+void PrintTo(const HostilePickle& c, std::ostream* os) { *os << c.name; }
 
 class StateDictRefuses : public ::testing::TestWithParam<HostilePickle> {};
 

@@ -133,7 +133,7 @@ TEST_F(TrainTest, LossFallsAndTheRunFolderHoldsEverything) {
   const bool earned = reframing.at("reframed").get<double>() >= reframing.at("one pass").get<double>();
   ASSERT_EQ(model.info.framing.has_value(), earned) << reframing.dump();
   if (earned) {
-    const auto expected = seg::measure_framing(shapes_dataset().subset("train").labels);
+    const auto expected = seg::measure_framing(shapes_dataset().subset("train").labels, "shapes");
     EXPECT_EQ(std::make_tuple(model.info.framing->top, model.info.framing->bottom, model.info.framing->left,
                               model.info.framing->right),
               std::make_tuple(expected.top, expected.bottom, expected.left, expected.right));

@@ -268,6 +268,7 @@ struct BadWeights {
   std::function<std::string()> bytes;  // the weights file's content
   std::string expected;                // part of the message
 };
+void PrintTo(const BadWeights& c, std::ostream* os) { *os << c.name; }
 
 class ConvertRefusesWeights : public ::testing::TestWithParam<BadWeights> {};
 

@@ -143,6 +143,15 @@ TEST(Inspect, MissingAndBrokenFilesAreOneLineErrors) {
   EXPECT_TRUE(contains(r.err, "without dataset.json")) << r.err;
 }
 
+// A model is told by its bytes, not its name: model.pt is inspected as seg-segment loads it.
+TEST(Inspect, AModelFileUnderAnotherExtensionIsAModel) {
+  ScratchDir tmp;
+  std::filesystem::copy_file(std::filesystem::path(SEG_SOURCE_DIR) / "share" / "models" / "jsrt-fast.pth", tmp / "fast.pt");
+  const auto r = inspect({(tmp / "fast.pt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "network: fast, 1 input channel(s), 6 classes, ")) << r.out;
+}
+
 TEST(Inspect, ModelFileAndRunFolderShowNetworkClassesAndTrainingRecord) {
   const auto shipped = std::filesystem::path(SEG_SOURCE_DIR) / "share" / "models" / "jsrt-fast.pth";
   auto r = inspect({shipped.string()});

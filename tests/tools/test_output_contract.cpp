@@ -17,8 +17,10 @@
 #include <gtest/gtest.h>
 
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -400,6 +402,160 @@ INSTANTIATE_TEST_SUITE_P(Contract, Signals,
                          ::testing::Values(SignalCase{"Interrupt", SIGINT, 130}, SignalCase{"Terminate", SIGTERM, 143},
                                            SignalCase{"HangUp", SIGHUP, 129}),
                          [](const auto& info) { return std::string(info.param.label); });
+
+// A data set folder written over an existing one (--overwrite) never follows a link in it:
+// the link's target, here the input's own images, stays as it was.
+TEST_F(Contract, AFolderOutputNeverWritesThroughALinkInsideIt) {
+  fs::create_directories(dir_ / "out");
+  fs::create_directory_symlink(dir_ / "set" / "images", dir_ / "out" / "images");
+  const auto before = snapshot(dir_ / "set");
+  const auto r = run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "out"), "--size", "8", "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "images: is a symbolic link")) << r.err;
+  EXPECT_EQ(snapshot(dir_ / "set"), before);
+  EXPECT_FALSE(has_temporaries(dir_ / "out"));
+}
+
+// Every destination is checked before the first file moves: a folder that cannot take the
+// new data set keeps every file it had, not half of them.
+TEST_F(Contract, AFolderOutputIsCheckedWholeBeforeAnyFileIsReplaced) {
+  ASSERT_EQ(run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "old"), "--size", "8"}).code, 0);
+  fs::remove_all(dir_ / "old" / "labels");
+  std::ofstream(dir_ / "old" / "labels") << "the user's notes";
+  const auto before = snapshot(dir_ / "old");
+  const auto r = run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "old"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "labels: is a file where the output has a folder")) << r.err;
+  EXPECT_EQ(snapshot(dir_ / "old"), before);
+  EXPECT_FALSE(has_temporaries(dir_ / "old"));
+}
+
+// A data set is an input with every file it names, wherever its patterns point and however
+// it is named (its folder or its dataset.json): no tool writes over any of them.
+TEST_F(Contract, EveryFileOfAnInputDataSetIsAnInput) {
+  fs::create_directories(dir_ / "pointer");
+  auto json = seg::read_file(dir_ / "set" / "dataset.json");
+  for (const std::string folder : {"images/", "labels/"})
+    json.replace(json.find("\"" + folder), folder.size() + 1, "\"../set/" + folder);
+  std::ofstream(dir_ / "pointer" / "dataset.json") << json;
+  const auto before = snapshot(dir_ / "set");
+  auto r = run_tool_in_process(seg::tools::convert, {s(dir_ / "pointer"), "-o", s(dir_ / "set"), "--size", "8", "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "holds an input of this run")) << r.err;
+  r = segment({"--data", s(dir_ / "set" / "dataset.json"), "-o", s(dir_ / "set"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "is an input of this run")) << r.err;
+  r = segment({"--data", s(dir_ / "set"), "-o", s(dir_ / "set" / "labels"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "is an input of this run")) << r.err;
+  r = run_tool_in_process(seg::tools::augment, {"--data", s(dir_ / "set" / "dataset.json"), "--case", "a", "-o",
+                                                s(dir_ / "set"), "-k", "1", "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  r = run_tool_in_process(seg::tools::evaluate, {s(dir_ / "set" / "labels"), "--data", s(dir_ / "set"), "--json",
+                                                 s(dir_ / "set" / "dataset.json"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  r = run_tool_in_process(seg::tools::weights, {"--data", s(dir_ / "set"), "--json", s(dir_ / "set" / "labels" / "a.png"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  r = run_tool_in_process(seg::tools::inspect, {s(dir_ / "set"), "--case", "a", "--overlay", s(dir_ / "set" / "images" / "a.png"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(snapshot(dir_ / "set"), before);
+  // A label map beside the scored ones, left out by the split, is no place for a report either.
+  fs::copy(dir_ / "set" / "labels", dir_ / "pred");
+  const auto predictions = snapshot(dir_ / "pred");
+  r = run_tool_in_process(seg::tools::evaluate, {s(dir_ / "pred"), "--data", s(dir_ / "set"), "--split", "train", "--csv",
+                                                 s(dir_ / "pred" / "d.png"), "--overwrite"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "is an input of this run")) << r.err;
+  EXPECT_EQ(snapshot(dir_ / "pred"), predictions);
+}
+
+// An existing output folder takes the files on its own file system (a mount point, here a
+// tmpfs), through a temporary folder inside it; a failed run leaves no folder it made.
+TEST_F(Contract, AFolderOutputIsStagedOnItsOwnFileSystemAndAFailureLeavesNoFolders) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  const fs::path mount = dir_ / "mount";
+  fs::create_directories(mount);
+  if (::mount("tmpfs", mount.c_str(), "tmpfs", 0, "size=4m") != 0) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const auto set = run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(mount)});
+  const bool set_written = fs::exists(mount / "dataset.json") && fs::exists(mount / "images" / "a.png");
+  fs::create_directories(mount / "films");
+  const auto files = run_tool_in_process(seg::tools::convert, {s(dir_ / "films"), "-o", s(mount / "films"), "--format", "nii.gz"});
+  const bool films_written = fs::exists(mount / "films" / "a.nii.gz");
+  const bool leftovers = has_temporaries(mount);
+  ::umount(mount.c_str());
+  EXPECT_EQ(set.code, 0) << set.err;
+  EXPECT_TRUE(set_written);
+  EXPECT_EQ(files.code, 0) << files.err;
+  EXPECT_TRUE(films_written);
+  EXPECT_FALSE(leftovers);
+  // A bad film among the inputs: nothing written, and the folders the run would have made are gone.
+  std::ofstream(dir_ / "cut.png") << "\x89PNG\r\n";
+  const auto r = run_tool_in_process(seg::tools::convert, {s(dir_ / "films" / "a.png"), s(dir_ / "cut.png"), "-o", s(dir_ / "deep" / "er" / "out")});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "deep"));
+}
+
+// Masks are named <case>_<class>: two films whose names meet so ("a" with class "x_b", "a_x"
+// with class "b") are refused before anything is written, not one mask lost in silence.
+TEST_F(Contract, OutputsThatWouldShareANameAreRefusedBeforeAnythingIsWritten) {
+  seg::Model model = seg::load_model(dir_ / "model.pth");
+  model.info.classes = {{{"background", 0}, {"x_b", 1}, {"b", 2}}};
+  seg::save_model(model, dir_ / "named.pth");
+  fs::create_directories(dir_ / "alike");
+  fs::copy_file(dir_ / "films" / "a.png", dir_ / "alike" / "a.png");
+  fs::copy_file(dir_ / "films" / "b.png", dir_ / "alike" / "a_x.png");
+  const auto r = run_tool_in_process(seg::tools::segment, {s(dir_ / "alike"), "-o", s(dir_ / "out"), "--masks", "--model",
+                                                           s(dir_ / "named.pth"), "--threads", "1"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "a_x_b.png: is the name of two outputs")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+// Outputs that cannot be written are found before the first film: a folder where qc.csv goes.
+TEST_F(Contract, AFolderWhereAnOutputFileGoesIsRefusedBeforeTheFirstFilm) {
+  fs::create_directories(dir_ / "out" / "qc.csv");
+  fs::create_directories(dir_ / "out2" / "masks" / "b_label_1.png");
+  const fs::path shipped = fs::path(SEG_SOURCE_DIR) / "share" / "models" / "jsrt-fast.pth";  // it carries an estimator
+  const auto qc = run_tool_in_process(seg::tools::segment, {s(dir_ / "films"), "-o", s(dir_ / "out"), "--qc", "--overwrite",
+                                                            "--model", s(shipped), "--threads", "1"});
+  EXPECT_EQ(qc.code, 1) << qc.err;
+  EXPECT_TRUE(contains(qc.err, "qc.csv: is a folder")) << qc.err;
+  EXPECT_EQ(list_files(dir_ / "out"), std::vector<std::string>{}) << "no film written";
+  const auto masks = segment({s(dir_ / "films"), "-o", s(dir_ / "out2"), "--masks", "--overwrite"});
+  EXPECT_EQ(masks.code, 1) << masks.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out2" / "a.png"));
+}
+
+// A FIFO among the films is refused at once (it waited for a writer for ever), a broken link
+// is refused (it was left out in silence), and a newline in a name stays one line.
+TEST_F(Contract, AFifoABrokenLinkOrANewlineInANameIsOneLineAndAnExit) {
+  fs::create_directories(dir_ / "odd");
+  ASSERT_EQ(::mkfifo((dir_ / "odd" / "pipe.png").c_str(), 0644), 0);
+  const pid_t child = seg::testing::spawn(kBin / "seg-convert", {s(dir_ / "odd" / "pipe.png"), "-o", s(dir_ / "pipe.nii.gz")},
+                                          dir_ / "fifo.log");
+  int status = 0;
+  for (int i = 0; i < 200 && ::waitpid(child, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (::waitpid(child, &status, WNOHANG) == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    ADD_FAILURE() << "seg-convert waited on a FIFO";
+  } else {
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << seg::testing::text_of(dir_ / "fifo.log");
+    EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
+  }
+  fs::remove(dir_ / "odd" / "pipe.png");
+  fs::copy_file(dir_ / "films" / "a.png", dir_ / "odd" / "a.png");
+  fs::create_symlink(dir_ / "nowhere.png", dir_ / "odd" / "gone.png");
+  auto r = segment({s(dir_ / "odd"), "-o", s(dir_ / "out")});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(contains(r.err, "gone.png")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "a.png"));
+  fs::remove(dir_ / "odd" / "gone.png");
+  r = run_tool_in_process(seg::tools::convert, {s(dir_ / "odd" / "a.png"), "-o", s(dir_ / "new\nline" / "a.png")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "new\\nline")) << r.err;
+}
 
 }  // namespace
 

@@ -173,6 +173,7 @@ struct BadFitOptions {
   const char* name;
   std::vector<std::string> args;  // after the model; {dir} stands for the scratch folder
 };
+void PrintTo(const BadFitOptions& c, std::ostream* os) { *os << c.name; }
 class QualityFitUsage : public ::testing::TestWithParam<BadFitOptions> {};
 
 TEST_P(QualityFitUsage, IsOneUsageLineAndWritesNothing) {

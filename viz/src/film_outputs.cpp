@@ -31,22 +31,38 @@ FilmOutputs plan_film_outputs(const OutputFolder& folder, const std::string& cas
 void write_film_outputs(const Segmenter& segmenter, const Segmentation& result, int64_t index, const Image& image,
                         const std::string& case_id, const FilmOutputs& planned, const FilmOutputRequest& request) {
   const ClassTable& classes = segmenter.classes();
-  if (request.masks) {
-    const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
-    const auto masks = segmenter.structure_masks(result, index);
-    for (size_t k = 0; k < masks.size(); ++k)
-      io::write_label_map(planned.masks[k], {(masks[k].second.to(torch::kByte) * mask_on).contiguous(), image.geometry, "uint8"});
+  // A film's outputs are a unit: when one cannot be written, those this call wrote are removed,
+  // so that the film is left undone rather than half done.
+  std::vector<std::filesystem::path> written;
+  try {
+    if (request.masks) {
+      const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
+      const auto masks = segmenter.structure_masks(result, index);
+      for (size_t k = 0; k < masks.size(); ++k) {
+        io::write_label_map(planned.masks[k], {(masks[k].second.to(torch::kByte) * mask_on).contiguous(), image.geometry, "uint8"});
+        written.push_back(planned.masks[k]);
+      }
+    }
+    if (request.probabilities)
+      for (int64_t k = 0; k < result.probabilities.size(1); ++k) {
+        const auto& file = planned.probabilities[static_cast<size_t>(k)];
+        io::write_image(file, {result.probabilities[index][k].contiguous(), image.geometry, "float32"});
+        written.push_back(file);
+      }
+    const Image label_map{result.labels[index].contiguous(), image.geometry, "uint8"};
+    if (request.overlay) {
+      write_png(planned.overlay, render_overlay(image, label_map.pixels, classes, 0.45, case_id));
+      written.push_back(planned.overlay);
+    }
+    if (request.format == "dcm")
+      io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
+    else
+      io::write_label_map(planned.label_map, label_map);
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& file : written) std::filesystem::remove(file, ec);
+    throw;
   }
-  if (request.probabilities)
-    for (int64_t k = 0; k < result.probabilities.size(1); ++k)
-      io::write_image(planned.probabilities[static_cast<size_t>(k)],
-                      {result.probabilities[index][k].contiguous(), image.geometry, "float32"});
-  const Image label_map{result.labels[index].contiguous(), image.geometry, "uint8"};
-  if (request.overlay) write_png(planned.overlay, render_overlay(image, label_map.pixels, classes, 0.45, case_id));
-  if (request.format == "dcm")
-    io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
-  else
-    io::write_label_map(planned.label_map, label_map);
 }
 
 std::vector<std::string> film_output_subfolders(const FilmOutputRequest& request) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace seg {
 
@@ -28,8 +29,8 @@ std::optional<Crop> structure_box(const at::Tensor& labels);
 
 // Each margin's median over the label maps (integer N x H x W) that hold any structure; the
 // median, as a few films framed far off (a shoulder cut, a whole abdomen) should not move it.
-// Throws seg::Error when no map holds a structure.
-Framing measure_framing(const at::Tensor& labels);
+// Throws seg::Error naming `source` (the data the maps came from) when no map holds a structure.
+Framing measure_framing(const at::Tensor& labels, const std::string& source);
 
 // The part of a height x width image that frames `box` as `framing` says, cut to the image
 // (an image framed tighter than the training images is not widened).

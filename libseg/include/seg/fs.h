@@ -51,13 +51,16 @@ void ensure_writable_dir(const std::filesystem::path& dir);
 // machine whose process no longer runs. Returns how many it removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
 
-// A folder written whole: everything goes into a hidden temporary folder beside `target`,
-// which commit() moves into place. When target does not exist it is one rename; when it
-// exists (the caller has checked that replacing is wanted), each file replaces its namesake
-// and nothing else in target is touched. Destroyed uncommitted, the temporary folder is removed.
+// A folder written whole: everything goes into a hidden temporary folder, which commit() moves
+// into place. When target does not exist the temporary folder is made beside it (its missing
+// parents created) and commit() is one rename. When it exists (the caller has checked that
+// replacing is wanted) the temporary folder is made inside it, on its own file system, and
+// commit() first checks every destination (no symbolic link followed, no file where a folder
+// goes or the reverse), then moves each file over its namesake; nothing else in target is
+// touched. Destroyed uncommitted, the temporary folder and the parents it created are removed.
 class StagedFolder {
  public:
-  explicit StagedFolder(const std::filesystem::path& target);
+  explicit StagedFolder(std::filesystem::path target);
   ~StagedFolder();
   StagedFolder(const StagedFolder&) = delete;
   StagedFolder& operator=(const StagedFolder&) = delete;
@@ -67,6 +70,9 @@ class StagedFolder {
 
  private:
   std::filesystem::path target_, staging_;
+  void remove_created_parents() const;
+  std::filesystem::path first_created_;  // the outermost parent folder the constructor made, if any
+  bool inside_target_ = false;
   bool committed_ = false;
 };
 

@@ -27,6 +27,10 @@ struct Normalization {
   double std = 1.0;
 };
 
+// The largest input side a model file may state: beyond it a damaged or edited file would make
+// seg-segment allocate gigabytes before any check of a film.
+inline constexpr int64_t kMaxInputSide = 16384;
+
 struct ModelInfo {
   NetworkSpec network;
   ClassTable classes;                 // channel k of the output is classes.entries[k]
@@ -79,8 +83,8 @@ Model load_model(const std::filesystem::path& path_or_run);
 // damaged file counts while its bytes still name our format, so that load_model says what is
 // wrong with it.
 bool is_model_file(const std::filesystem::path& path);
-// A model file, or a training run folder holding one (model.pth and no dataset.json): what
-// load_model reads.
+// A model file (any name: a .pth file, or another whose bytes begin as a zip archive's), or a
+// training run folder holding one (model.pth and no dataset.json): what load_model reads.
 bool is_model_path(const std::filesystem::path& path);
 
 // Loads a plain {name: tensor} dict (Python: torch.save(dict(model.state_dict()), f)) or the

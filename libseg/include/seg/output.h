@@ -64,8 +64,9 @@ class OutputFolder {
   std::filesystem::path file(std::string_view relative) const;
 
   // Checks the planned outputs before anything is written: throws naming the first that is an
-  // input, or the first that exists (and how many more do) when existing is refuse. Returns,
-  // for each output, whether it exists.
+  // input, that two outputs share (names made of case IDs and class names can meet), that is
+  // a folder, or the first that exists (and how many more do) when existing is refuse.
+  // Returns, for each output, whether it exists.
   std::vector<bool> check(const std::vector<std::filesystem::path>& outputs) const;
 
   // Creates root and the given subfolders (each a valid name), and removes the temporaries

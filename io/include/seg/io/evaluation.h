@@ -41,7 +41,7 @@ struct Pairing {
   std::optional<ClassTable> classes;            // the data set's class table
   std::string predictions, truth;               // the arguments as given (truth: or the data set)
   std::string split;
-  std::vector<std::filesystem::path> inputs;  // every file the evaluation reads
+  std::vector<std::filesystem::path> inputs;  // every file the evaluation reads, and the label maps beside them it leaves out
 
   int64_t missing() const { return static_cast<int64_t>(without_truth.size() + without_prediction.size()); }
 };

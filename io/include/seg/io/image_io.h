@@ -34,8 +34,9 @@ void write_label_map(const std::filesystem::path& path, const Image& labels);
 bool is_image_path(const std::filesystem::path& path);
 // "JPCLN001" for ".../JPCLN001.png" and for ".../JPCLN001.nii.gz".
 std::string case_id_of(const std::filesystem::path& path);
-// The image files in `folder` (not recursively), sorted: regular files with an extension this
-// module reads; hidden files (temporaries of a run in progress among them) are skipped.
+// The image files in `folder` (not recursively), sorted: every entry but a folder with an
+// extension this module reads (a broken link among them, for the reader to refuse); hidden
+// files (temporaries of a run in progress among them) are skipped.
 std::vector<std::filesystem::path> image_files_in(const std::filesystem::path& folder);
 
 // Resampling to H x W. Images: area averaging when shrinking, bilinear when enlarging

@@ -18,9 +18,11 @@
 
 namespace seg::io {
 
-// Running intensity statistics over many images.
+// Running intensity statistics over many images. The spread is kept as the sum of squared
+// deviations from the mean, merged image by image (Chan et al.): a sum of squares minus the
+// squared mean loses every digit on values like 1e9 and 1e9 + 1.
 struct IntensityStatistics {
-  double min = INFINITY, max = -INFINITY, sum = 0, sum_of_squares = 0;
+  double min = INFINITY, max = -INFINITY, running_mean = 0, squared_deviations = 0;
   int64_t count = 0;
   void add(const at::Tensor& pixels);
   double mean() const;

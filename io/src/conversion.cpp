@@ -34,6 +34,8 @@ const fs::path& checked_folder_output(const ConversionOutput& output) {
     throw Error(output.path.string(), "holds an input of this run (" + input.string() +
                                           "), and its contents would be replaced; write into another folder");
   std::error_code ec;
+  // What a killed conversion left there is not the user's: it neither fills the folder nor stays.
+  if (fs::is_directory(output.path, ec)) remove_stale_temporaries(output.path);
   if (fs::exists(output.path) && !fs::is_empty(output.path, ec) && output.existing != Existing::overwrite)
     throw Error(output.path.string(), "exists and is not empty; " + how_to_replace(output, "choose a new folder"));
   return output.path;

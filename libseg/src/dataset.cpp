@@ -89,7 +89,7 @@ std::string unknown_key_warning(const std::string& key) {
 }  // namespace
 
 DatasetSpec DatasetSpec::read(const fs::path& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_regular_file(path);
   // ordered_json: the splits keep the file's order, so the cases do too (train before test).
   nlohmann::ordered_json j;
   try {
@@ -398,7 +398,7 @@ void save_tensor_pack(const Dataset& data, const fs::path& path) {
 }
 
 Dataset load_tensor_pack(const fs::path& path) {
-  const std::string bytes = read_file(path);
+  const std::string bytes = read_regular_file(path);
   if (const auto problem = torch_archive_problem(bytes); !problem.empty())
     throw Error(path.string(), "not a readable tensor pack: " + problem);
   c10::IValue value;

@@ -250,6 +250,14 @@ std::string read_file(const fs::path& path) {
   return buffer.str();
 }
 
+std::string read_regular_file(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::exists(status) && !fs::is_regular_file(status) && !fs::is_directory(status))
+    throw Error(path.string(), "is not a regular file (a FIFO or a device); give a file");
+  return read_file(path);
+}
+
 void ensure_writable_dir(const fs::path& dir) {
   std::error_code ec;
   if (fs::exists(dir) && !fs::is_directory(dir))
@@ -296,6 +304,7 @@ StagedFolder::StagedFolder(fs::path target) : target_(std::move(target)) {
     remove_created_parents();
     throw;
   }
+  if (inside_target_) remove_stale_temporaries(parent);  // a killed run's staging folder
   staging_ = parent / temporary_beside(fs::path("folder")).filename();
   track(staging_, true);
   fs::create_directory(staging_, ec);
@@ -326,8 +335,18 @@ StagedFolder::~StagedFolder() {
 }
 
 namespace {
-// Throws, before anything moves, when a file of `from` cannot take its place under `to`.
+// Throws, before anything moves, when a file of `from` cannot take its place under `to`: a link
+// on the way, a file where a folder goes or the reverse, a folder that is not writable or on
+// another file system than the staged files (a mount point inside the output).
 void check_move(const fs::path& from, const fs::path& to, const fs::path& target) {
+  struct stat staged {}, destination_folder {};
+  if (::stat(from.c_str(), &staged) == 0 && ::stat(to.c_str(), &destination_folder) == 0) {
+    if (staged.st_dev != destination_folder.st_dev)
+      throw Error(to.string(), "is on another file system than the rest of " + target.string() +
+                                   " (a mount point inside it), so its files cannot be replaced whole; choose another output folder");
+    if (::access(to.c_str(), W_OK) != 0)
+      throw Error(to.string(), "is not writable, so its files cannot be replaced; make it writable or choose another output folder");
+  }
   for (const auto& entry : fs::directory_iterator(from)) {
     const fs::path destination = to / entry.path().filename();
     std::error_code ec;

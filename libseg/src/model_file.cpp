@@ -49,7 +49,7 @@ c10::IValue unpickle(const std::string& bytes, const fs::path& path) {
   }
 }
 
-c10::IValue read_pickle(const fs::path& path) { return unpickle(read_file(path), path); }
+c10::IValue read_pickle(const fs::path& path) { return unpickle(read_regular_file(path), path); }
 
 // Python's name of a dtype without "torch." ("float32", "float16", ...), as weights_sha256 hashes it.
 std::string dtype_name(at::ScalarType type) {

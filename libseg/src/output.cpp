@@ -47,19 +47,22 @@ void Inputs::add(const fs::path& path) {
   if (path.empty() || ::stat(path.c_str(), &info) != 0) return;
   entries_.push_back({resolved(path), static_cast<unsigned long long>(info.st_dev),
                       static_cast<unsigned long long>(info.st_ino)});
+  const Entry& e = entries_.back();
+  by_file_.emplace(std::make_pair(e.device, e.inode), entries_.size() - 1);
+  by_path_.emplace(e.path.string(), entries_.size() - 1);
 }
 
 fs::path Inputs::find(const fs::path& path) const {
   struct stat info {};
   const bool exists = ::stat(path.c_str(), &info) == 0;
-  const fs::path as_resolved = resolved(path);
-  for (const auto& e : entries_) {
-    if (exists && e.device == static_cast<unsigned long long>(info.st_dev) &&
-        e.inode == static_cast<unsigned long long>(info.st_ino))
-      return e.path;
-    if (e.path == as_resolved) return e.path;
+  size_t first = entries_.size();
+  if (exists) {
+    const auto same_file = by_file_.find({static_cast<unsigned long long>(info.st_dev), static_cast<unsigned long long>(info.st_ino)});
+    if (same_file != by_file_.end()) first = same_file->second;
   }
-  return {};
+  const auto same_path = by_path_.find(resolved(path).string());
+  if (same_path != by_path_.end()) first = std::min(first, same_path->second);
+  return first < entries_.size() ? entries_[first].path : fs::path();
 }
 
 fs::path Inputs::inside(const fs::path& folder) const {

@@ -258,6 +258,47 @@ INSTANTIATE_TEST_SUITE_P(Contract, FullDisk,
                                            DiskCase{"Overlay", {"--overlay"}, 3}),
                          [](const auto& info) { return std::string(info.param.label); });
 
+// A film's outputs, and seg-augment's samples with their montage and record, are each a unit:
+// the disk filling half way leaves none of the unit's files, not a film with some of its masks.
+TEST_F(Contract, AFilmOrAnAugmentedSetThatFailsHalfWayLeavesNoneOfItsFiles) {
+  seg::fail_write_for_testing(2);  // the first film's second mask
+  const auto film = segment({s(dir_ / "films"), "-o", s(dir_ / "out"), "--masks"});
+  seg::fail_write_for_testing(3);  // the second sample's image
+  const auto samples = run_tool_in_process(seg::tools::augment, {"--data", s(dir_ / "set"), "--case", "a", "-o",
+                                                                 s(dir_ / "samples"), "-k", "2"});
+  seg::fail_write_for_testing(0);
+  EXPECT_EQ(film.code, 1) << film.err;
+  EXPECT_TRUE(contains(film.err, "no space left on device")) << film.err;
+  EXPECT_TRUE(!fs::exists(dir_ / "out") || list_files(dir_ / "out").empty());
+  EXPECT_EQ(samples.code, 1) << samples.err;
+  EXPECT_TRUE(contains(samples.err, "no space left on device")) << samples.err;
+  EXPECT_TRUE(!fs::exists(dir_ / "samples") || list_files(dir_ / "samples").empty());
+}
+
+// A film that fails in an --overwrite run keeps the files an earlier run wrote for it.
+TEST_F(Contract, AFilmThatFailsInAnOverwriteRunKeepsItsEarlierFiles) {
+  ASSERT_EQ(segment({s(dir_ / "films"), "-o", s(dir_ / "out"), "--masks"}).code, 0);
+  const auto earlier = list_files(dir_ / "out");
+  seg::fail_write_for_testing(3);  // the first film's overlay, after its two masks
+  const auto r = segment({s(dir_ / "films"), "-o", s(dir_ / "out"), "--masks", "--overlay", "--overwrite"});
+  seg::fail_write_for_testing(0);
+  EXPECT_EQ(r.code, 1) << r.err;
+  for (const auto& name : earlier) EXPECT_TRUE(fs::exists(dir_ / "out" / name)) << name;
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "overlays" / "a.png"));
+}
+
+// What a killed conversion left in its output folder (a staging folder of a process that is
+// gone) neither makes the folder count as not empty nor stays.
+TEST_F(Contract, AKilledConversionsStagingFolderIsRemovedByTheNextOne) {
+  const fs::path stale = dir_ / "out" / ".segtmp.999999999.dead";
+  fs::create_directories(stale / "images");
+  std::ofstream(stale / "images" / "a.png") << "half a film";
+  const auto r = run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "out")});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "dataset.json"));
+}
+
 TEST_F(Contract, AFullDiskNeverReplacesAGoodFileWithAnEmptyOne) {
   ASSERT_EQ(run_tool_in_process(seg::tools::convert, {"--labels", s(dir_ / "set" / "labels" / "a.png"), "-o", s(dir_ / "good.png")}).code, 0);
   const std::string good = seg::read_file(dir_ / "good.png");
@@ -483,6 +524,15 @@ TEST_F(Contract, AFolderOutputIsStagedOnItsOwnFileSystemAndAFailureLeavesNoFolde
   const bool films_written = fs::exists(mount / "films" / "a.nii.gz");
   const bool leftovers = has_temporaries(mount);
   ::umount(mount.c_str());
+  // A mount point inside an existing output: refused before the first file moves.
+  ASSERT_EQ(run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "old")}).code, 0);
+  const auto old = snapshot(dir_ / "old");
+  ASSERT_EQ(::mount("tmpfs", (dir_ / "old" / "labels").c_str(), "tmpfs", 0, "size=1m"), 0);
+  const auto across = run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "old"), "--size", "8", "--overwrite"});
+  ::umount((dir_ / "old" / "labels").c_str());
+  EXPECT_EQ(across.code, 1) << across.err;
+  EXPECT_TRUE(contains(across.err, "labels: is on another file system")) << across.err;
+  EXPECT_EQ(snapshot(dir_ / "old"), old);
   EXPECT_EQ(set.code, 0) << set.err;
   EXPECT_TRUE(set_written);
   EXPECT_EQ(files.code, 0) << files.err;
@@ -543,6 +593,22 @@ TEST_F(Contract, AFifoABrokenLinkOrANewlineInANameIsOneLineAndAnExit) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << seg::testing::text_of(dir_ / "fifo.log");
     EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
   }
+  // A FIFO named as a model, with seg-inspect and seg-segment, likewise.
+  ASSERT_EQ(::mkfifo((dir_ / "odd" / "model.pth").c_str(), 0644), 0);
+  for (const auto& [tool, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"seg-inspect", {s(dir_ / "odd" / "model.pth")}},
+           {"seg-segment", {"--model", s(dir_ / "odd" / "model.pth"), s(dir_ / "films" / "a.png"), "-o", s(dir_ / "fifo-out")}}}) {
+    const pid_t reader = seg::testing::spawn(kBin / tool, args, dir_ / "fifo.log");
+    for (int i = 0; i < 200 && ::waitpid(reader, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (::waitpid(reader, &status, WNOHANG) == 0) {
+      ::kill(reader, SIGKILL);
+      ::waitpid(reader, &status, 0);
+      ADD_FAILURE() << tool << " waited on a FIFO given as a model";
+    } else {
+      EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
+    }
+  }
+  fs::remove(dir_ / "odd" / "model.pth");
   fs::remove(dir_ / "odd" / "pipe.png");
   fs::copy_file(dir_ / "films" / "a.png", dir_ / "odd" / "a.png");
   fs::create_symlink(dir_ / "nowhere.png", dir_ / "odd" / "gone.png");

@@ -43,6 +43,9 @@ void fail_write_for_testing(int nth);
 
 // Reads a whole file; throws seg::Error naming the file when it cannot.
 std::string read_file(const std::filesystem::path& path);
+// read_file for what must be a file on disk (a model, a dataset.json, a tensor pack): a FIFO or
+// a device is refused, named, where reading it would wait or run for ever.
+std::string read_regular_file(const std::filesystem::path& path);
 
 // Creates `dir` (and parents) if needed; throws seg::Error if it cannot be created or written.
 void ensure_writable_dir(const std::filesystem::path& dir);

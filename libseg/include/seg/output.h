@@ -3,6 +3,7 @@
 // outputs stay inside their folder; no tool writes over one of its inputs; an existing output
 // is replaced only when the user asks for it.
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,10 @@ class Inputs {
     unsigned long long device, inode;
   };
   std::vector<Entry> entries_;
+  // The first entry of each file and of each resolved path: find() is a lookup, not a scan, as
+  // a run checks every output of thousands of films against every file of their data set.
+  std::map<std::pair<unsigned long long, unsigned long long>, size_t> by_file_;
+  std::map<std::string, size_t> by_path_;
 };
 
 // An output file the user named (-o FILE, --csv FILE, --overlay FILE). Throws seg::Error when

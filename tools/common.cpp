@@ -54,7 +54,8 @@ int run_tool(const std::string& tool, std::ostream& err, const std::function<int
   } catch (const std::filesystem::filesystem_error& e) {
     // A path the file system refused where no reader had a word for it: the path and its reason.
     const std::string path = e.path1().empty() ? std::string() : e.path1().string() + ": ";
-    err << prefix << one_line(path + e.code().message() + "; check the path") << "\n";
+    const std::string advice = e.code() == std::errc::filename_too_long ? "; give a shorter name" : "; check the path";
+    err << prefix << one_line(path + e.code().message() + advice) << "\n";
     return kBadInput;
   } catch (const std::exception& e) {
     err << prefix << one_line(e.what()) << "\n";

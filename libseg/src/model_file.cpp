@@ -171,7 +171,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     info.network.in_channels = j.at("in_channels").get<int64_t>();
     // Whole numbers are read as such: nlohmann would turn 5.7 into 5 and 2^32 + 5 into 5.
     auto whole = [&](const json& value, const std::string& what) {
-      if (!value.is_number_integer()) throw Error(source, "model metadata: " + what + " must be a whole number");
+      if (!value.is_number_integer()) throw Error(source, "model metadata: " + what + " must be a whole number; the file is damaged");
       return value.get<int64_t>();
     };
     info.network.num_classes = whole(j.at("num_classes"), "num_classes");

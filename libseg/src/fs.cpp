@@ -51,13 +51,16 @@ std::mutex& in_flight_mutex() {
   static std::mutex mutex;
   return mutex;
 }
-std::map<std::string, bool>& in_flight() {  // path -> is a folder
-  static std::map<std::string, bool> paths;
+// A file, a folder (removed with what it holds), or a folder a run made on the way to its
+// output (removed only while empty).
+enum class InFlight { file, folder, made_folder };
+std::map<std::string, InFlight>& in_flight() {
+  static std::map<std::string, InFlight> paths;
   return paths;
 }
-void track(const fs::path& path, bool folder) {
+void track(const fs::path& path, InFlight kind) {
   const std::lock_guard<std::mutex> lock(in_flight_mutex());
-  in_flight()[path.string()] = folder;
+  in_flight()[path.string()] = kind;
 }
 void untrack(const fs::path& path) {
   const std::lock_guard<std::mutex> lock(in_flight_mutex());
@@ -185,7 +188,7 @@ void commit(const fs::path& tmp, const fs::path& target, const VerifyWritten& ve
 // Runs `body` with `tmp` tracked for the signal handler; on failure removes it and rethrows.
 template <typename Body>
 void with_temporary(const fs::path& tmp, Body&& body) {
-  track(tmp, false);
+  track(tmp, InFlight::file);
   try {
     body();
   } catch (...) {
@@ -298,15 +301,21 @@ StagedFolder::StagedFolder(fs::path target) : target_(std::move(target)) {
     parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
     for (fs::path p = parent; !p.empty() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) first_created_ = p;
   }
+  // Known before they are made, so that a signal removes them too.
+  if (!first_created_.empty())
+    for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
+      track(p, InFlight::made_folder);
+      if (p == first_created_) break;
+    }
   try {
     ensure_writable_dir(parent);
   } catch (const Error&) {
     remove_created_parents();
     throw;
   }
-  if (inside_target_) remove_stale_temporaries(parent);  // a killed run's staging folder
+  remove_stale_temporaries(parent);  // a killed run's staging folder, in it or beside it
   staging_ = parent / temporary_beside(fs::path("folder")).filename();
-  track(staging_, true);
+  track(staging_, InFlight::folder);
   fs::create_directory(staging_, ec);
   if (ec) {
     untrack(staging_);
@@ -320,8 +329,18 @@ void StagedFolder::remove_created_parents() const {
   const fs::path parent = target_.parent_path();
   std::error_code ec;
   // Innermost first, and only while empty: a folder someone else filled meanwhile stays.
+  bool removing = true;
   for (fs::path p = parent; !p.empty(); p = p.parent_path()) {
-    if (!fs::remove(p, ec) || ec) break;
+    removing = removing && fs::remove(p, ec) && !ec;
+    untrack(p);
+    if (p == first_created_) break;
+  }
+}
+
+void StagedFolder::keep_created_parents() const {
+  if (first_created_.empty()) return;
+  for (fs::path p = target_.parent_path(); !p.empty(); p = p.parent_path()) {
+    untrack(p);
     if (p == first_created_) break;
   }
 }
@@ -391,6 +410,7 @@ void StagedFolder::commit() {
   }
   committed_ = true;
   untrack(staging_);
+  keep_created_parents();
 }
 
 namespace {
@@ -468,9 +488,16 @@ void remove_temporaries_on_signals(const std::string& program) {
     int removed = 0;
     {
       const std::lock_guard<std::mutex> lock(in_flight_mutex());
-      for (const auto& [path, folder] : in_flight()) {
+      for (const auto& [path, kind] : in_flight()) {
         std::error_code ec;
-        removed += (folder ? fs::remove_all(path, ec) > 0 : fs::remove(path, ec)) ? 1 : 0;
+        if (kind == InFlight::folder) removed += fs::remove_all(path, ec) > 0 ? 1 : 0;
+        if (kind == InFlight::file) removed += fs::remove(path, ec) ? 1 : 0;
+      }
+      // Then the folders made on the way, innermost first (a path sorts after its parent), each
+      // only when empty.
+      for (auto it = in_flight().rbegin(); it != in_flight().rend(); ++it) {
+        std::error_code ec;
+        if (it->second == InFlight::made_folder) fs::remove(it->first, ec);
       }
     }
     const std::string line = program + ": interrupted by " + signal_name(byte) + (removed > 0 ? "; unfinished output removed" : "") +

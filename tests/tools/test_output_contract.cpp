@@ -297,6 +297,11 @@ TEST_F(Contract, AKilledConversionsStagingFolderIsRemovedByTheNextOne) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_TRUE(fs::exists(dir_ / "out" / "dataset.json"));
+  // One left beside a folder that did not exist yet goes when the next run stages there.
+  const fs::path beside = dir_ / ".segtmp.999999999.gone";
+  fs::create_directories(beside / "images");
+  EXPECT_EQ(run_tool_in_process(seg::tools::convert, {s(dir_ / "set"), "-o", s(dir_ / "fresh")}).code, 0);
+  EXPECT_FALSE(fs::exists(beside));
 }
 
 TEST_F(Contract, AFullDiskNeverReplacesAGoodFileWithAnEmptyOne) {
@@ -443,6 +448,24 @@ INSTANTIATE_TEST_SUITE_P(Contract, Signals,
                          ::testing::Values(SignalCase{"Interrupt", SIGINT, 130}, SignalCase{"Terminate", SIGTERM, 143},
                                            SignalCase{"HangUp", SIGHUP, 129}),
                          [](const auto& info) { return std::string(info.param.label); });
+
+// Interrupted, a conversion into a folder it had to create removes that folder's parents too.
+TEST_F(Contract, AnInterruptedConversionRemovesTheFoldersItMade) {
+  const pid_t pid = seg::testing::spawn(kBin / "seg-convert", {s(dir_ / "set"), "-o", s(dir_ / "deep" / "er" / "new")},
+                                        dir_ / "log.txt", {"SEG_TEST_STOP_BEFORE_RENAME=dataset.json"});
+  bool stopped = false;
+  for (int i = 0; i < 600 && !stopped; ++i) {
+    int status = 0;
+    stopped = ::waitpid(pid, &status, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(status);
+    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(stopped) << seg::testing::text_of(dir_ / "log.txt");
+  EXPECT_TRUE(fs::exists(dir_ / "deep" / "er"));
+  ::kill(pid, SIGINT);
+  ::kill(pid, SIGCONT);
+  EXPECT_EQ(seg::testing::wait_exit(pid), 130) << seg::testing::text_of(dir_ / "log.txt");
+  EXPECT_FALSE(fs::exists(dir_ / "deep")) << "the folders it made are removed";
+}
 
 // A data set folder written over an existing one (--overwrite) never follows a link in it:
 // the link's target, here the input's own images, stays as it was.

@@ -74,6 +74,7 @@ class StagedFolder {
  private:
   std::filesystem::path target_, staging_;
   void remove_created_parents() const;
+  void keep_created_parents() const;  // no longer removed at a signal: they hold the output
   std::filesystem::path first_created_;  // the outermost parent folder the constructor made, if any
   bool inside_target_ = false;
   bool committed_ = false;

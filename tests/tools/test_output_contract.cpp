@@ -52,6 +52,28 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return files;
 }
 
+// Whether the child stops itself (the SEG_TEST_STOP_BEFORE_RENAME hook) within 30 s.
+bool stops_itself(pid_t pid) {
+  for (int i = 0; i < 600; ++i) {
+    int status = 0;
+    if (::waitpid(pid, &status, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(status)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// The child's exit code, or -1 when it has not ended within 20 s (it is killed then).
+int exit_within_20s(pid_t pid) {
+  int status = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -1;
+}
+
 bool has_temporaries(const fs::path& dir) {
   for (const auto& name : list_files(dir))
     if (fs::path(name).filename().string().rfind(".segtmp.", 0) == 0) return true;
@@ -426,13 +448,7 @@ TEST_P(Signals, RemoveTheFileInFlightAndExitWithTheSignalsCode) {
                                         {"--model", s(dir_ / "model.pth"), s(dir_ / "films"), "-o", s(dir_ / "out"), "--batch", "1"},
                                         dir_ / "log.txt", {"SEG_TEST_STOP_BEFORE_RENAME=b.png"});
   // Wait until it has stopped itself before renaming b.png.
-  bool stopped = false;
-  for (int i = 0; i < 600 && !stopped; ++i) {
-    int status = 0;
-    stopped = ::waitpid(pid, &status, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(status);
-    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(stopped) << seg::testing::text_of(dir_ / "log.txt");
+  ASSERT_TRUE(stops_itself(pid)) << seg::testing::text_of(dir_ / "log.txt");
   EXPECT_TRUE(has_temporaries(dir_ / "out"));
   ::kill(pid, GetParam().signal_number);
   ::kill(pid, SIGCONT);
@@ -453,13 +469,7 @@ INSTANTIATE_TEST_SUITE_P(Contract, Signals,
 TEST_F(Contract, AnInterruptedConversionRemovesTheFoldersItMade) {
   const pid_t pid = seg::testing::spawn(kBin / "seg-convert", {s(dir_ / "set"), "-o", s(dir_ / "deep" / "er" / "new")},
                                         dir_ / "log.txt", {"SEG_TEST_STOP_BEFORE_RENAME=dataset.json"});
-  bool stopped = false;
-  for (int i = 0; i < 600 && !stopped; ++i) {
-    int status = 0;
-    stopped = ::waitpid(pid, &status, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(status);
-    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(stopped) << seg::testing::text_of(dir_ / "log.txt");
+  ASSERT_TRUE(stops_itself(pid)) << seg::testing::text_of(dir_ / "log.txt");
   EXPECT_TRUE(fs::exists(dir_ / "deep" / "er"));
   ::kill(pid, SIGINT);
   ::kill(pid, SIGCONT);
@@ -606,30 +616,16 @@ TEST_F(Contract, AFifoABrokenLinkOrANewlineInANameIsOneLineAndAnExit) {
   ASSERT_EQ(::mkfifo((dir_ / "odd" / "pipe.png").c_str(), 0644), 0);
   const pid_t child = seg::testing::spawn(kBin / "seg-convert", {s(dir_ / "odd" / "pipe.png"), "-o", s(dir_ / "pipe.nii.gz")},
                                           dir_ / "fifo.log");
-  int status = 0;
-  for (int i = 0; i < 200 && ::waitpid(child, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  if (::waitpid(child, &status, WNOHANG) == 0) {
-    ::kill(child, SIGKILL);
-    ::waitpid(child, &status, 0);
-    ADD_FAILURE() << "seg-convert waited on a FIFO";
-  } else {
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << seg::testing::text_of(dir_ / "fifo.log");
-    EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
-  }
+  EXPECT_EQ(exit_within_20s(child), 1) << "-1: seg-convert waited on a FIFO; " << seg::testing::text_of(dir_ / "fifo.log");
+  EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
   // A FIFO named as a model, with seg-inspect and seg-segment, likewise.
   ASSERT_EQ(::mkfifo((dir_ / "odd" / "model.pth").c_str(), 0644), 0);
   for (const auto& [tool, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"seg-inspect", {s(dir_ / "odd" / "model.pth")}},
            {"seg-segment", {"--model", s(dir_ / "odd" / "model.pth"), s(dir_ / "films" / "a.png"), "-o", s(dir_ / "fifo-out")}}}) {
     const pid_t reader = seg::testing::spawn(kBin / tool, args, dir_ / "fifo.log");
-    for (int i = 0; i < 200 && ::waitpid(reader, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (::waitpid(reader, &status, WNOHANG) == 0) {
-      ::kill(reader, SIGKILL);
-      ::waitpid(reader, &status, 0);
-      ADD_FAILURE() << tool << " waited on a FIFO given as a model";
-    } else {
-      EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
-    }
+    EXPECT_EQ(exit_within_20s(reader), 1) << "-1: " << tool << " waited on a FIFO given as a model";
+    EXPECT_TRUE(contains(seg::testing::text_of(dir_ / "fifo.log"), "is not a regular file")) << seg::testing::text_of(dir_ / "fifo.log");
   }
   fs::remove(dir_ / "odd" / "model.pth");
   fs::remove(dir_ / "odd" / "pipe.png");

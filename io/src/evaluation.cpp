@@ -311,6 +311,10 @@ Evaluation evaluate_cases(const Pairing& pairing, const EvaluationOptions& optio
                        [v](const Structure& s) { return s.values[0] == v; }))
         throw UsageError("--merge " + group.name + ": label " + std::to_string(v) +
                          " is not one of the scored labels; name values the label maps use");
+    // Reports name each row once: a group may not take a scored label's name.
+    if (std::any_of(e.structures.begin(), e.structures.begin() + static_cast<std::ptrdiff_t>(e.label_count),
+                    [&group](const Structure& s) { return s.name == group.name; }))
+      throw UsageError("--merge " + group.name + "=...: a scored label is named " + group.name + "; give the group another name");
     e.structures.push_back({group.name, group.values});
   }
 

@@ -193,7 +193,13 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
                              f.at("right").get<double>()};
     }
     if (j.contains("overlaps"))
-      for (const auto& o : j.at("overlaps")) info.overlaps.push_back({o.at("under").get<int>(), o.at("over").get<int>()});
+      for (const auto& o : j.at("overlaps")) {
+        const int64_t under = whole(o.at("under"), "an overlap's class"), over = whole(o.at("over"), "an overlap's class");
+        // Beyond 0..255 no class has the value; said before it would wrap into one that has.
+        if (under < 0 || under > 255 || over < 0 || over > 255)
+          throw Error(source, "model metadata has an overlap of a class value outside 0..255; the file is damaged");
+        info.overlaps.push_back({static_cast<int>(under), static_cast<int>(over)});
+      }
     if (j.contains("training_intensity"))
       info.training_intensity = IntensityRange{j.at("training_intensity").at("low").get<double>(),
                                                j.at("training_intensity").at("high").get<double>()};

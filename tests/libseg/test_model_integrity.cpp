@@ -214,6 +214,11 @@ INSTANTIATE_TEST_SUITE_P(
                "class value outside 0..255"},
         Damage{"class_value_not_whole", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["classes"][1]["value"] = 1.5; }); },
                "a class value must be a whole number"},
+        Damage{"overlap_past_32_bits",
+               [](const fs::path& p) {
+                 edit_model_metadata(p, [](auto& m) { m["overlaps"] = {{{"under", (int64_t{1} << 32) + 1}, {"over", 2}}}; });
+               },
+               "overlap of a class value outside 0..255"},
         // A size no film is segmented at, that would allocate gigabytes first.
         Damage{"input_size_huge", [](const fs::path& p) { edit_model_metadata(p, [](auto& m) { m["input_size"] = {100000, 100000}; }); },
                "no valid input_size"}),

@@ -399,6 +399,7 @@ const std::vector<BadEvaluation> kBadEvaluations = {
     {"FolderAgainstOneFile", {"IN/pred", "IN/truth/a.png"}, 2, {"PRED is a folder"}},
     {"MergeOfAnUnscoredLabel", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,2"}, 2, {"--merge both", "label 2"}},
     {"MergeNamesALabelTwice", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,1"}, 2, {"--merge both=1,1", "twice"}},
+    {"MergeTakesALabelsName", {"IN/three.png", "IN/truth/a.png", "--merge", "label_1=1,3"}, 2, {"--merge label_1=...", "another name"}},
     {"MergeEndsInAComma", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "both=1,2,"}, 2, {"--merge both=1,2,", "NAME=V1,V2"}},
     {"MergeGroupNamedTwice", {"IN/pred/a.png", "IN/truth/a.png", "--merge", "g=1,2", "--merge", "g=1,3"}, 2,
      {"--merge g=1,3", "named g is given twice"}},

@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <iomanip>
 #include <random>
 #include <sstream>
@@ -207,37 +206,25 @@ int augment(const Args& args, std::ostream& out, std::ostream& err) {
                              {"augmentation", nlohmann::json::parse(recipe_to_json(shown))["augmentation"]},
                              {"padding", kPaddings[static_cast<size_t>(draws.padding)]}, {"count", count},
                              {"samples", nlohmann::json::array()}};
-    // The samples, the montage and the record are one set: when a file of it cannot be written,
-    // those this run added are removed, and the folders it made go with them (files that were
-    // there before, replaced by --overwrite, stay: each is whole).
-    std::vector<fs::path> written;
-    const auto write = [&written](const fs::path& file, const std::function<void()>& body) {
-      std::error_code ec;
-      const bool existed = fs::exists(fs::symlink_status(file, ec));
-      body();
-      if (!existed) written.push_back(file);
-    };
-    try {
-      for (int64_t k = 0; k < count; ++k) {
-        const auto i = static_cast<size_t>(k);
-        Image image = sample.image, label_map = sample.labels;
-        image.pixels = to_pixel_type(images[k], pixel_dtype).contiguous();
-        label_map.pixels = labels[k].contiguous();
-        write(planned[2 + 2 * i], [&] { io::write_image(planned[2 + 2 * i], image); });
-        write(planned[3 + 2 * i], [&] { io::write_label_map(planned[3 + 2 * i], label_map); });
-        tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, names[i]));
-        const auto t = theta[k];
-        record["samples"].push_back({{"name", names[i]}, {"image", planned[2 + 2 * i].string()}, {"labels", planned[3 + 2 * i].string()},
-                                     {"theta", {{t[0][0].item<double>(), t[0][1].item<double>(), t[0][2].item<double>()},
-                                                {t[1][0].item<double>(), t[1][1].item<double>(), t[1][2].item<double>()}}}});
-      }
-      write(planned[0], [&] { viz::write_png(planned[0], viz::montage(tiles, columns)); });
-      write_file_atomically(planned[1], record.dump(2) + "\n");
-    } catch (...) {
-      std::error_code ec;
-      for (const auto& file : written) fs::remove(file, ec);
-      throw;
+    // The samples, the montage and the record are one set (seg::FileSet): a file of it that
+    // cannot be written takes the others this run added with it, and the folders it made go too.
+    FileSet files;
+    for (int64_t k = 0; k < count; ++k) {
+      const auto i = static_cast<size_t>(k);
+      Image image = sample.image, label_map = sample.labels;
+      image.pixels = to_pixel_type(images[k], pixel_dtype).contiguous();
+      label_map.pixels = labels[k].contiguous();
+      files.write(planned[2 + 2 * i], [&] { io::write_image(planned[2 + 2 * i], image); });
+      files.write(planned[3 + 2 * i], [&] { io::write_label_map(planned[3 + 2 * i], label_map); });
+      tiles.push_back(viz::render_overlay(image, label_map.pixels, sample.classes, 0.45, names[i]));
+      const auto t = theta[k];
+      record["samples"].push_back({{"name", names[i]}, {"image", planned[2 + 2 * i].string()}, {"labels", planned[3 + 2 * i].string()},
+                                   {"theta", {{t[0][0].item<double>(), t[0][1].item<double>(), t[0][2].item<double>()},
+                                              {t[1][0].item<double>(), t[1][1].item<double>(), t[1][2].item<double>()}}}});
     }
+    files.write(planned[0], [&] { viz::write_png(planned[0], viz::montage(tiles, columns)); });
+    files.write(planned[1], [&] { write_file_atomically(planned[1], record.dump(2) + "\n"); });
+    files.commit();
     out << "seed " << seed << ", augmentation " << strengths_text(strengths) << ", device " << device.str() << ": " << count
         << " augmented sample(s) of " << case_id << " in " << out_dir << " (images/, labels/, montage.png, augment.json)\n";
     return kOk;

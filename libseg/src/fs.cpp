@@ -292,6 +292,18 @@ int remove_stale_temporaries(const fs::path& dir) {
   return removed;
 }
 
+void FileSet::write(const fs::path& file, const std::function<void()>& writer) {
+  std::error_code ec;
+  const bool existed = fs::exists(fs::symlink_status(file, ec));
+  writer();
+  if (!existed) added_.push_back(file);
+}
+
+FileSet::~FileSet() {
+  std::error_code ec;
+  for (const auto& file : added_) fs::remove(file, ec);
+}
+
 StagedFolder::StagedFolder(fs::path target) : target_(std::move(target)) {
   if (!target_.has_filename()) target_ = target_.parent_path();  // "out/"
   std::error_code ec;

@@ -1,3 +1,4 @@
+#include <seg/fs.h>
 #include <seg/io/image_io.h>
 #include <seg/viz/film_outputs.h>
 #include <seg/viz/overlay.h>
@@ -31,49 +32,30 @@ FilmOutputs plan_film_outputs(const OutputFolder& folder, const std::string& cas
 void write_film_outputs(const Segmenter& segmenter, const Segmentation& result, int64_t index, const Image& image,
                         const std::string& case_id, const FilmOutputs& planned, const FilmOutputRequest& request) {
   const ClassTable& classes = segmenter.classes();
-  // A film's outputs are a unit: when one cannot be written, those this call added are removed,
-  // so that a new film is left undone rather than half done. Files that were there before (an
-  // --overwrite run) stay: each is whole, and removing them would lose what the user had.
-  std::vector<std::filesystem::path> written;
-  const auto add_written = [&written](const std::filesystem::path& file, bool existed) {
-    if (!existed) written.push_back(file);
-  };
-  const auto existed = [](const std::filesystem::path& file) {
-    std::error_code ec;
-    return std::filesystem::exists(std::filesystem::symlink_status(file, ec));
-  };
-  try {
-    if (request.masks) {
-      const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
-      const auto masks = segmenter.structure_masks(result, index);
-      for (size_t k = 0; k < masks.size(); ++k) {
-        const bool was = existed(planned.masks[k]);
+  // A film's outputs are a unit: one that cannot be written leaves a new film undone rather
+  // than half done (seg::FileSet).
+  FileSet outputs;
+  if (request.masks) {
+    const int mask_on = request.format == "png" ? 255 : 1;  // visible in a PNG viewer; a label in NIfTI
+    const auto masks = segmenter.structure_masks(result, index);
+    for (size_t k = 0; k < masks.size(); ++k)
+      outputs.write(planned.masks[k], [&] {
         io::write_label_map(planned.masks[k], {(masks[k].second.to(torch::kByte) * mask_on).contiguous(), image.geometry, "uint8"});
-        add_written(planned.masks[k], was);
-      }
-    }
-    if (request.probabilities)
-      for (int64_t k = 0; k < result.probabilities.size(1); ++k) {
-        const auto& file = planned.probabilities[static_cast<size_t>(k)];
-        const bool was = existed(file);
-        io::write_image(file, {result.probabilities[index][k].contiguous(), image.geometry, "float32"});
-        add_written(file, was);
-      }
-    const Image label_map{result.labels[index].contiguous(), image.geometry, "uint8"};
-    if (request.overlay) {
-      const bool was = existed(planned.overlay);
-      write_png(planned.overlay, render_overlay(image, label_map.pixels, classes, 0.45, case_id));
-      add_written(planned.overlay, was);
-    }
-    if (request.format == "dcm")
-      io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
-    else
-      io::write_label_map(planned.label_map, label_map);
-  } catch (...) {
-    std::error_code ec;
-    for (const auto& file : written) std::filesystem::remove(file, ec);
-    throw;
+      });
   }
+  if (request.probabilities)
+    for (int64_t k = 0; k < result.probabilities.size(1); ++k) {
+      const auto& file = planned.probabilities[static_cast<size_t>(k)];
+      outputs.write(file, [&] { io::write_image(file, {result.probabilities[index][k].contiguous(), image.geometry, "float32"}); });
+    }
+  const Image label_map{result.labels[index].contiguous(), image.geometry, "uint8"};
+  if (request.overlay)
+    outputs.write(planned.overlay, [&] { write_png(planned.overlay, render_overlay(image, label_map.pixels, classes, 0.45, case_id)); });
+  if (request.format == "dcm")
+    io::write_dicom_segmentation(planned.label_map, label_map, planned.film, classes, request.algorithm);
+  else
+    io::write_label_map(planned.label_map, label_map);
+  outputs.commit();
 }
 
 std::vector<std::string> film_output_subfolders(const FilmOutputRequest& request) {

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace seg {
 
@@ -53,6 +54,24 @@ void ensure_writable_dir(const std::filesystem::path& dir);
 // Removes the temporaries that killed processes left in `dir` (not recursively): those of this
 // machine whose process no longer runs. Returns how many it removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
+
+// Files written as one set (a film's outputs, augmented samples with their montage): write()
+// runs a writer for one file of it. Destroyed before commit(), as when a writer throws, the
+// set removes the files it added; files that were there before stay (each write replaced
+// them whole, and removing them would lose what the user had).
+class FileSet {
+ public:
+  FileSet() = default;
+  ~FileSet();
+  FileSet(const FileSet&) = delete;
+  FileSet& operator=(const FileSet&) = delete;
+
+  void write(const std::filesystem::path& file, const std::function<void()>& writer);
+  void commit() { added_.clear(); }
+
+ private:
+  std::vector<std::filesystem::path> added_;
+};
 
 // A folder written whole: everything goes into a hidden temporary folder, which commit() moves
 // into place. When target does not exist the temporary folder is made beside it (its missing

@@ -133,7 +133,7 @@ DatasetSpec DatasetSpec::read(const fs::path& path) {
     for (auto it = j["classes"].begin(); it != j["classes"].end(); ++it) {
       if (!it.value().is_number_integer()) fail("class \"" + it.key() + "\" must have an integer value");
       const int64_t wide = it.value().get<int64_t>();  // get<int> would wrap 2^32 + 3 to 3
-      if (wide < 0 || wide > 255) fail("class \"" + it.key() + "\" has value " + std::to_string(wide) + " outside 0..255");
+      if (!is_label_value(wide)) fail("class \"" + it.key() + "\" has value " + std::to_string(wide) + " outside 0..255");
       const int v = static_cast<int>(wide);
       if (!values.insert(v).second) fail("two classes share the value " + std::to_string(v));
       spec.classes.entries.emplace_back(it.key(), v);

@@ -177,7 +177,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
     info.network.num_classes = whole(j.at("num_classes"), "num_classes");
     for (const auto& c : j.at("classes")) {
       const int64_t value = whole(c.at("value"), "a class value");
-      if (value < 0 || value > 255)
+      if (!is_label_value(value))
         throw Error(source, "model metadata has a class value outside 0..255 (" + std::to_string(value) + "); the file is damaged");
       info.classes.entries.emplace_back(c.at("name").get<std::string>(), static_cast<int>(value));
     }
@@ -196,7 +196,7 @@ ModelInfo model_info_from_json(const std::string& text, const std::string& sourc
       for (const auto& o : j.at("overlaps")) {
         const int64_t under = whole(o.at("under"), "an overlap's class"), over = whole(o.at("over"), "an overlap's class");
         // Beyond 0..255 no class has the value; said before it would wrap into one that has.
-        if (under < 0 || under > 255 || over < 0 || over > 255)
+        if (!is_label_value(under) || !is_label_value(over))
           throw Error(source, "model metadata has an overlap of a class value outside 0..255; the file is damaged");
         info.overlaps.push_back({static_cast<int>(under), static_cast<int>(over)});
       }

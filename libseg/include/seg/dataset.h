@@ -13,6 +13,10 @@
 
 namespace seg {
 
+// Whether a number read from a file (int64, before any narrowing) can be a label value: label
+// maps are 8-bit, 0..255.
+inline bool is_label_value(int64_t value) { return value >= 0 && value <= 255; }
+
 // Class names with their label values, in ascending value order ("background" = 0 first).
 struct ClassTable {
   std::vector<std::pair<std::string, int>> entries;
